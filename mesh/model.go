@@ -1,0 +1,149 @@
+// Package mesh loads meshtls bundles (Istio and Kubernetes YAML plus our own
+// Workload and Check kinds), validates them, and answers the questions the
+// translator asks. It knows nothing of Envoy or Docker.
+package mesh
+
+import (
+	"fmt"
+	"net/netip"
+
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	security "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+const (
+	// RootNamespace holds mesh-wide policy, as Istio's default meshConfig.rootNamespace.
+	RootNamespace = "istio-system"
+	// TrustDomain is Istio's default trust domain.
+	TrustDomain = "cluster.local"
+	// DomainSuffix is the cluster DNS suffix for service hostnames.
+	DomainSuffix = "svc.cluster.local"
+	// OurAPIVersion is the apiVersion of the Workload and Check kinds.
+	OurAPIVersion = "meshtls.dev/v1alpha1"
+)
+
+// Source says where a document came from, for error messages.
+type Source struct {
+	File  string // path as given
+	Index int    // 0-based document index within the file
+}
+
+func (s Source) String() string { return fmt.Sprintf("%s (document %d)", s.File, s.Index+1) }
+
+// Mesh is one loaded bundle. Istio resources of every served version are
+// normalised to the v1 client-go types (their specs are the same protos).
+type Mesh struct {
+	Workloads           []*Workload
+	Services            []*Service
+	Checks              []*Check
+	PeerAuthentications []*security.PeerAuthentication
+	DestinationRules    []*networking.DestinationRule
+	Gateways            []*networking.Gateway
+	VirtualServices     []*networking.VirtualService
+	ServiceEntries      []*networking.ServiceEntry
+	Secrets             []*corev1.Secret
+
+	// Sources maps "Kind/namespace/name" to where the document came from.
+	Sources map[string]Source
+}
+
+// Workload is a pod (app with or without sidecar), a standalone gateway, or
+// an external server outside the mesh registry.
+type Workload struct {
+	Name           string
+	Namespace      string
+	Labels         map[string]string
+	Sidecar        bool // default true; false for a plain pod outside the mesh
+	Gateway        bool // a standalone Envoy, no app
+	ServiceAccount string
+	Hostnames      []string
+	External       bool
+	Ports          []WorkloadPort
+	Source         Source
+}
+
+// WorkloadPort is a port the app listens on.
+type WorkloadPort struct {
+	Name        string
+	Port        uint32
+	AppProtocol string
+	TLS         bool // the app terminates TLS itself (certificate from the app CA)
+}
+
+// ID is "namespace/name".
+func (w *Workload) ID() string { return w.Namespace + "/" + w.Name }
+
+// Identity is the workload's SPIFFE ID.
+func (w *Workload) Identity() string { return SPIFFE(w.Namespace, w.ServiceAccount) }
+
+// HasProxy reports whether an Envoy runs for this workload (sidecar or gateway).
+func (w *Workload) HasProxy() bool { return (w.Sidecar || w.Gateway) && !w.External }
+
+// SPIFFE returns spiffe://cluster.local/ns/NS/sa/SA.
+func SPIFFE(ns, sa string) string {
+	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", TrustDomain, ns, sa)
+}
+
+// Service is a Kubernetes Service, given in the bundle or implied by a
+// Workload (same name, namespace, ports; selector = the workload's labels).
+type Service struct {
+	Name      string
+	Namespace string
+	Selector  map[string]string
+	Ports     []ServicePort
+	Implied   bool
+	Source    Source
+}
+
+// ServicePort is one port of a Service; TargetPort is resolved to a number.
+type ServicePort struct {
+	Name        string
+	Port        uint32
+	TargetPort  uint32
+	AppProtocol string
+}
+
+// Hostname is the service FQDN, name.namespace.svc.cluster.local.
+func (s *Service) Hostname() string { return s.Name + "." + s.Namespace + "." + DomainSuffix }
+
+// Check is a call from a workload and what must happen.
+type Check struct {
+	Name      string
+	Namespace string
+	From      string // workload ref: name, or namespace/name
+	To        string // URL: http, https, tcp, tls
+	Via       string // optional gateway workload ref to dial instead
+	TLS       *CheckTLS
+	Expect    *Expect
+	Source    Source
+}
+
+// CheckTLS are client TLS settings for https and tls URLs.
+type CheckTLS struct {
+	SNI        *string  // nil: the URL host; "": no SNI
+	CA         []string // CA names the client trusts; default [ingress, app]
+	ClientCert string   // "", client, untrusted
+}
+
+// Expect is what must be observed. Empty fields are not compared.
+type Expect struct {
+	Result string   // ok | http-NNN | reset | refused | timeout | tls-error
+	Wire   []string // per network hop: plaintext, tls, mtls, tls+tls, mtls+tls, none
+	Peer   string   // SPIFFE ID verified by the receiver on the last hop, or "none"
+	Reason string   // substring of Envoy's failure reason or response flags
+}
+
+// AddressPlan gives every workload a fixed address in prefix, in load order
+// (first usable host is .2; .1 is the bridge gateway). The harness creates
+// its network with this prefix so translation can happen before any
+// container starts.
+func (m *Mesh) AddressPlan(prefix netip.Prefix) map[string]netip.Addr {
+	out := make(map[string]netip.Addr, len(m.Workloads))
+	a := prefix.Masked().Addr().Next().Next()
+	for _, w := range m.Workloads {
+		out[w.ID()] = a
+		a = a.Next()
+	}
+	return out
+}
