@@ -1,0 +1,14 @@
+// Package docker holds the Dockerfiles of the images the harness builds.
+package docker
+
+import _ "embed"
+
+// EnvoyDockerfile builds the Envoy image from a prepared rootfs/.
+//
+//go:embed envoy/Dockerfile
+var EnvoyDockerfile []byte
+
+// PodDockerfile builds the in-pod image from the static meshtls-pod binary.
+//
+//go:embed pod/Dockerfile
+var PodDockerfile []byte

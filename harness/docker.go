@@ -1,0 +1,121 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// Labels on everything a run creates, so cleanup finds it by label, and a
+// later run can remove what a dead run left behind.
+const (
+	labelRun   = "dev.meshtls.run"  // run id
+	labelPID   = "dev.meshtls.pid"  // pid of the process that owns the run
+	labelHost  = "dev.meshtls.host" // hostname of that process
+	labelRole  = "dev.meshtls.role" // agent, init, envoy, network
+	labelPod   = "dev.meshtls.pod"  // workload id
+	labelImage = "dev.meshtls.image"
+)
+
+// dockerClient connects to the engine the Docker client finds (DOCKER_HOST,
+// contexts), failing with the fix when none answers.
+func dockerClient(ctx context.Context) (*client.Client, error) {
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err == nil {
+		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no Docker engine answers (%v): run `make setup` (installs and starts Debian's docker.io when needed), start Docker Desktop, or set DOCKER_HOST", err)
+	}
+	return cli.Client, nil
+}
+
+func runLabels(runID string) map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{
+		labelRun:  runID,
+		labelPID:  strconv.Itoa(os.Getpid()),
+		labelHost: host,
+	}
+}
+
+// removeRun force-removes every container, then every network, of a run.
+func removeRun(ctx context.Context, cli *client.Client, runID string) error {
+	f := client.Filters{}.Add("label", labelRun+"="+runID)
+	var errs []error
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return err
+	}
+	for _, c := range cs.Items {
+		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
+		}
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, n := range ns.Items {
+		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweepDeadRuns removes what runs of dead processes on this host left behind.
+func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ...any)) error {
+	host, _ := os.Hostname()
+	dead := map[string]bool{}
+	consider := func(labels map[string]string) {
+		run := labels[labelRun]
+		if run == "" || labels[labelHost] != host || dead[run] {
+			return
+		}
+		pid, err := strconv.Atoi(labels[labelPID])
+		if err != nil || !processAlive(pid) {
+			dead[run] = true
+		}
+	}
+	f := client.Filters{}.Add("label", labelRun)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return err
+	}
+	for _, c := range cs.Items {
+		consider(c.Labels)
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return err
+	}
+	for _, n := range ns.Items {
+		consider(n.Labels)
+	}
+	var errs []error
+	for run := range dead {
+		logf("removing leftovers of dead run %s", run)
+		errs = append(errs, removeRun(ctx, cli, run))
+	}
+	return errors.Join(errs...)
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func isNotFound(err error) bool {
+	return cerrdefs.IsNotFound(err)
+}

@@ -1,0 +1,328 @@
+package harness
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/client"
+
+	"github.com/meshtls/meshtls/docker"
+)
+
+// Images names the two images a run uses.
+type Images struct {
+	Pod   string // the in-pod programs (agent, init)
+	Envoy string // sidecars and gateways
+}
+
+// file is one entry of an image build context.
+type file struct {
+	name string // path inside the context
+	src  string // host path, or "" when data is set
+	data []byte
+	mode int64
+}
+
+var (
+	imagesOnce sync.Mutex
+	imagesDone = map[string]Images{}
+)
+
+// ensureImages builds (once per content) the pod and Envoy images, or uses
+// ENVOY_IMAGE for Envoy. Tags are content hashes, so a second run reuses them.
+func ensureImages(ctx context.Context, cli *client.Client, logf func(string, ...any)) (Images, error) {
+	imagesOnce.Lock()
+	defer imagesOnce.Unlock()
+	key := os.Getenv("ENVOY_IMAGE") + "|" + os.Getenv("ENVOY_BINARY") + "|" + os.Getenv("MESHTLS_POD_BINARY")
+	if im, ok := imagesDone[key]; ok {
+		return im, nil
+	}
+	podBin, err := podBinary(ctx)
+	if err != nil {
+		return Images{}, err
+	}
+	var im Images
+	im.Pod, err = buildImage(ctx, cli, "meshtls/pod", []file{
+		{name: "Dockerfile", data: docker.PodDockerfile, mode: 0o644},
+		{name: "meshtls-pod", src: podBin, mode: 0o755},
+	}, logf)
+	if err != nil {
+		return Images{}, fmt.Errorf("building the pod image: %w", err)
+	}
+	if im.Envoy = os.Getenv("ENVOY_IMAGE"); im.Envoy != "" {
+		if _, err := cli.ImageInspect(ctx, im.Envoy); err != nil {
+			return Images{}, fmt.Errorf("ENVOY_IMAGE=%s is not in the local Docker engine (meshtls never pulls): docker pull it first, or unset ENVOY_IMAGE to build one from bin/envoy: %w", im.Envoy, err)
+		}
+	} else {
+		bin, err := envoyBinary()
+		if err != nil {
+			return Images{}, err
+		}
+		files, err := envoyRootfs(bin)
+		if err != nil {
+			return Images{}, err
+		}
+		files = append(files, file{name: "Dockerfile", data: docker.EnvoyDockerfile, mode: 0o644})
+		if im.Envoy, err = buildImage(ctx, cli, "meshtls/envoy", files, logf); err != nil {
+			return Images{}, fmt.Errorf("building the Envoy image from %s: %w", bin, err)
+		}
+	}
+	imagesDone[key] = im
+	return im, nil
+}
+
+// repoRoot finds the meshtls source tree from the working directory, if any.
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/meshtls/meshtls\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return ""
+}
+
+func exeDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(exe)
+}
+
+// podBinary returns a static meshtls-pod: MESHTLS_POD_BINARY, else a fresh
+// build from the source tree (go caches it), else the one beside our binary.
+func podBinary(ctx context.Context) (string, error) {
+	if p := os.Getenv("MESHTLS_POD_BINARY"); p != "" {
+		return p, nil
+	}
+	if root := repoRoot(); root != "" {
+		out := filepath.Join(cacheDir(), "meshtls-pod")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/meshtls-pod")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building cmd/meshtls-pod: %v\n%s", err, b)
+		}
+		return out, nil
+	}
+	if d := exeDir(); d != "" {
+		if p := filepath.Join(d, "meshtls-pod"); fileExists(p) {
+			return p, nil
+		}
+	}
+	return "", errors.New("no meshtls-pod binary: run from the meshtls source tree, put meshtls-pod beside meshtls (make setup builds bin/meshtls-pod), or set MESHTLS_POD_BINARY")
+}
+
+func cacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	d = filepath.Join(d, "meshtls")
+	_ = os.MkdirAll(d, 0o755)
+	return d
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// envoyBinary finds the Envoy binary: ENVOY_BINARY, bin/envoy of the source
+// tree, envoy beside our binary, envoy on PATH.
+func envoyBinary() (string, error) {
+	if p := os.Getenv("ENVOY_BINARY"); p != "" {
+		if !fileExists(p) {
+			return "", fmt.Errorf("ENVOY_BINARY=%s does not exist", p)
+		}
+		return p, nil
+	}
+	var cands []string
+	if root := repoRoot(); root != "" {
+		cands = append(cands, filepath.Join(root, "bin", "envoy"))
+	}
+	if d := exeDir(); d != "" {
+		cands = append(cands, filepath.Join(d, "envoy"))
+	}
+	for _, c := range cands {
+		if fileExists(c) {
+			return c, nil
+		}
+	}
+	if p, err := exec.LookPath("envoy"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no Envoy binary found: run `make setup` (installs Envoy 1.40.0 into bin/envoy), or set ENVOY_BINARY to an envoy binary, or ENVOY_IMAGE to a local Envoy image")
+}
+
+// envoyRootfs lists the binary, its ELF interpreter and the shared libraries
+// it needs (resolved like the dynamic loader's default paths), and the
+// system CA bundle that SIMPLE origination without a CA trusts.
+func envoyRootfs(bin string) ([]file, error) {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", bin, err)
+	}
+	defer f.Close()
+	files := []file{{name: "rootfs/usr/local/bin/envoy", src: bin, mode: 0o755}}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				return nil, err
+			}
+			interp := strings.TrimRight(string(b), "\x00")
+			files = append(files, file{name: "rootfs" + interp, src: interp, mode: 0o755})
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+	for _, lib := range libs {
+		found := ""
+		for _, d := range dirs {
+			if p := filepath.Join(d, lib); fileExists(p) {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("%s needs %s, which is not on this machine", bin, lib)
+		}
+		files = append(files, file{name: "rootfs" + found, src: found, mode: 0o755})
+	}
+	for _, ca := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"} {
+		if fileExists(ca) {
+			files = append(files, file{name: "rootfs/etc/ssl/certs/ca-certificates.crt", src: ca, mode: 0o644})
+			break
+		}
+	}
+	return files, nil
+}
+
+// buildImage builds repo:<content hash> from files unless it exists.
+func buildImage(ctx context.Context, cli *client.Client, repo string, files []file, logf func(string, ...any)) (string, error) {
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	h := sha256.New()
+	for _, fl := range files {
+		fmt.Fprintf(h, "%s %o\n", fl.name, fl.mode)
+		if err := hashInto(h, fl); err != nil {
+			return "", err
+		}
+	}
+	tag := repo + ":" + hex.EncodeToString(h.Sum(nil))[:16]
+	if _, err := cli.ImageInspect(ctx, tag); err == nil {
+		return tag, nil
+	}
+	logf("building image %s", tag)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeTar(pw, files)) }()
+	res, err := cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
+		Tags: []string{tag}, Remove: true, ForceRemove: true,
+		Labels: map[string]string{labelImage: "true"},
+	})
+	if err != nil {
+		pr.CloseWithError(err)
+		return "", err
+	}
+	defer res.Body.Close()
+	dec := json.NewDecoder(res.Body)
+	var out strings.Builder
+	for {
+		var msg struct {
+			Stream string `json:"stream"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("reading build output: %w", err)
+		}
+		out.WriteString(msg.Stream)
+		if msg.Error != "" {
+			return "", fmt.Errorf("%s\n%s", msg.Error, out.String())
+		}
+	}
+	if _, err := cli.ImageInspect(ctx, tag); err != nil {
+		return "", fmt.Errorf("image %s missing after build:\n%s", tag, out.String())
+	}
+	return tag, nil
+}
+
+func hashInto(w io.Writer, fl file) error {
+	if fl.src == "" {
+		_, err := w.Write(fl.data)
+		return err
+	}
+	f, err := os.Open(fl.src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func writeTar(w io.Writer, files []file) error {
+	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
+	for _, fl := range files {
+		// Parent directories first, so the image has them with sane modes.
+		parts := strings.Split(filepath.Dir(fl.name), "/")
+		for i := range parts {
+			d := strings.Join(parts[:i+1], "/")
+			if d == "." || dirs[d] {
+				continue
+			}
+			dirs[d] = true
+			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+				return err
+			}
+		}
+		var r io.Reader
+		size := int64(len(fl.data))
+		if fl.src != "" {
+			f, err := os.Open(fl.src)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			size, r = st.Size(), f
+		} else {
+			r = bytes.NewReader(fl.data)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: fl.name, Mode: fl.mode, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, r); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}

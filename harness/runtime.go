@@ -1,0 +1,551 @@
+// Package harness is the runtime: it builds images, creates an internal
+// network, starts pods (app agent + Envoy sidecar sharing a network
+// namespace, traffic captured like istio-init), gateways and plain or
+// external workloads, pushes each proxy its config over ADS, runs checks and
+// collects evidence, and removes everything it made on every exit path.
+// Istio semantics live in mesh and xds, not here.
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tcnetwork "github.com/testcontainers/testcontainers-go/network"
+	"golang.org/x/sync/errgroup"
+
+	dnetwork "github.com/moby/moby/api/types/network"
+
+	"github.com/meshtls/meshtls/certs"
+	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/pod"
+	"github.com/meshtls/meshtls/xds"
+)
+
+// Ports and ids the capture and the proxies agree on (as Istio's defaults).
+const (
+	proxyUID     = 1337
+	outboundPort = 15001
+	inboundPort  = 15006
+)
+
+// Option configures a Runtime.
+type Option func(*options)
+
+type options struct {
+	logf      func(string, ...any)
+	artifacts string
+	startWait time.Duration
+}
+
+// WithLogf sends progress lines to f (default: discarded).
+func WithLogf(f func(string, ...any)) Option { return func(o *options) { o.logf = f } }
+
+// WithArtifacts keeps evidence of failed checks under dir.
+func WithArtifacts(dir string) Option { return func(o *options) { o.artifacts = dir } }
+
+// WithStartTimeout bounds how long pods may take to be ready (default 90s).
+func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startWait = d } }
+
+// Runtime is one running mesh.
+type Runtime struct {
+	opts   options
+	cli    *client.Client
+	RunID  string
+	Dir    string // host run directory (sockets, bootstraps, CA files)
+	images Images
+	certs  *certs.Store
+	xds    *xds.Server
+	netw   *testcontainers.DockerNetwork
+	prefix netip.Prefix
+
+	mu    sync.Mutex
+	mesh  *mesh.Mesh
+	addrs map[string]netip.Addr
+	pods  map[string]*Pod // by workload id
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Pod is one running workload.
+type Pod struct {
+	W      *mesh.Workload
+	IP     netip.Addr
+	Dir    string // host dir mounted at pod.RunDir
+	agent  testcontainers.Container
+	envoy  testcontainers.Container
+	Agent  *AgentClient
+	Admin  *xds.Admin // nil without a proxy
+	Logs   *LogBuffer // Envoy stdout (access log) lines; nil without a proxy
+	EnvLog *LogBuffer // Envoy stderr
+}
+
+// Start brings a mesh up: nothing is left behind if it fails.
+func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err error) {
+	o := options{logf: func(string, ...any) {}, startWait: 90 * time.Second}
+	for _, f := range opt {
+		f(&o)
+	}
+	r := &Runtime{opts: o, pods: map[string]*Pod{}}
+	defer func() {
+		if err != nil {
+			_ = r.Close()
+		}
+	}()
+	if r.cli, err = dockerClient(ctx); err != nil {
+		return nil, err
+	}
+	if err := sweepDeadRuns(ctx, r.cli, o.logf); err != nil {
+		o.logf("warning: removing leftovers of dead runs: %v", err)
+	}
+	if r.images, err = ensureImages(ctx, r.cli, o.logf); err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	r.RunID = hex.EncodeToString(b[:])
+	if r.Dir, err = os.MkdirTemp("", "meshtls-"+r.RunID+"-"); err != nil {
+		return nil, err
+	}
+	// Proxies run as uid 1337 and must traverse the run dir.
+	if err := os.Chmod(r.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	set, err := certs.NewSet()
+	if err != nil {
+		return nil, err
+	}
+	r.certs = certs.NewStore(set)
+	if err := certs.WriteCAs(filepath.Join(r.Dir, "ca"), set); err != nil {
+		return nil, err
+	}
+	if err := r.startXDS(); err != nil {
+		return nil, err
+	}
+	if err := r.createNetwork(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startPods(ctx, m); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Runtime) startXDS() error {
+	dir := filepath.Join(r.Dir, "xds")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	lis, err := xds.ListenUnix(filepath.Join(dir, "xds.sock"))
+	if err != nil {
+		return err
+	}
+	r.xds = xds.NewServer()
+	go func() { _ = r.xds.Serve(lis) }()
+	return nil
+}
+
+// createNetwork makes the run's internal network on a free /24, so that
+// every workload's address is known before any container starts.
+func (r *Runtime) createNetwork(ctx context.Context) error {
+	var lastErr error
+	for i := 0; i < 32; i++ {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		prefix := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 30 + b[0]%2, b[1], 0}), 24)
+		nw, err := tcnetwork.New(ctx,
+			tcnetwork.WithInternal(),
+			tcnetwork.WithLabels(r.labels("network", "")),
+			tcnetwork.WithIPAM(&dnetwork.IPAM{Driver: "default", Config: []dnetwork.IPAMConfig{{
+				Subnet: prefix, Gateway: prefix.Addr().Next(),
+			}}}),
+		)
+		if err == nil {
+			r.netw, r.prefix = nw, prefix
+			return nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "overlap") {
+			break
+		}
+	}
+	return fmt.Errorf("creating the internal network: %w", lastErr)
+}
+
+func (r *Runtime) labels(role, podID string) map[string]string {
+	l := runLabels(r.RunID)
+	l[labelRole] = role
+	if podID != "" {
+		l[labelPod] = podID
+	}
+	return l
+}
+
+// startPods starts every workload concurrently and waits until each proxy
+// has ACKed its config and has no warming listener.
+func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.startWait)
+	defer cancel()
+	r.mesh = m
+	r.addrs = m.AddressPlan(r.prefix)
+	versions := map[string]string{}
+	for _, w := range m.Workloads {
+		p := &Pod{W: w, IP: r.addrs[w.ID()]}
+		r.pods[w.ID()] = p
+		if w.HasProxy() {
+			v, err := r.push(w)
+			if err != nil {
+				return err
+			}
+			versions[w.ID()] = v
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range r.pods {
+		g.Go(func() error { return r.startPod(gctx, p) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return r.waitProxies(ctx, versions)
+}
+
+// push translates one proxy's config and hands it to the xDS server.
+func (r *Runtime) push(w *mesh.Workload) (string, error) {
+	res, err := xds.Translate(r.mesh, w, &xds.Env{Addrs: r.addrs, Certs: r.certs})
+	if err != nil {
+		return "", fmt.Errorf("translating config for %s: %w", w.ID(), err)
+	}
+	return r.xds.Set(w.ID(), res)
+}
+
+func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for id, v := range versions {
+		p := r.pods[id]
+		g.Go(func() error {
+			if err := r.xds.Wait(gctx, id, v); err != nil {
+				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
+			}
+			if err := p.Admin.WaitNoWarming(gctx); err != nil {
+				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (p *Pod) envoyTail() string {
+	if p.EnvLog == nil {
+		return ""
+	}
+	lines := p.EnvLog.Lines()
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nEnvoy said:\n  " + strings.Join(lines, "\n  ")
+}
+
+func (r *Runtime) aliases(w *mesh.Workload) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range r.mesh.Services {
+		for _, e := range r.mesh.Endpoints(s) {
+			if e == w {
+				add(s.Hostname())
+			}
+		}
+	}
+	for _, h := range w.Hostnames {
+		add(h)
+	}
+	// The pod's own name, so that gateways and workloads can be dialled by id.
+	add(w.Name + "." + w.Namespace + ".pod.cluster.local")
+	sort.Strings(out)
+	return out
+}
+
+// startPod starts the agent (owner of the network namespace), the capture
+// init for sidecar pods, and the Envoy container for proxies.
+func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
+	w := p.W
+	p.Dir = filepath.Join(r.Dir, "pods", w.Namespace+"."+w.Name)
+	if err := r.writePodFiles(p); err != nil {
+		return err
+	}
+	base := "meshtls-" + r.RunID + "-" + w.Namespace + "-" + w.Name
+	mounts := []string{
+		p.Dir + ":" + pod.RunDir,
+		filepath.Join(r.Dir, "ca") + ":" + pod.CADir + ":ro",
+	}
+	netName := r.netw.Name
+	ip := p.IP
+	agent, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		Started: true,
+		ContainerRequest: testcontainers.ContainerRequest{
+			Name:           base + "-agent",
+			Image:          r.images.Pod,
+			Cmd:            []string{"agent", "--config", pod.ConfigFile},
+			Labels:         r.labels("agent", w.ID()),
+			Networks:       []string{netName},
+			NetworkAliases: map[string][]string{netName: r.aliases(w)},
+			WaitingFor:     waitLog(pod.ReadyLine),
+			HostConfigModifier: func(hc *hostConfig) {
+				hc.Binds = mounts
+				hc.DNSSearch = []string{w.Namespace + ".svc.cluster.local", "svc.cluster.local", "cluster.local"}
+				hc.DNSOptions = []string{"ndots:5"}
+				// Gateways bind 80/443 as uid 1337, as Istio's gateways do with this sysctl.
+				hc.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+			},
+			EndpointSettingsModifier: func(es map[string]*dnetwork.EndpointSettings) {
+				if s := es[netName]; s != nil {
+					s.IPAMConfig = &dnetwork.EndpointIPAMConfig{IPv4Address: ip}
+				}
+			},
+		},
+	})
+	p.agent = agent
+	if err != nil {
+		return fmt.Errorf("starting pod %s: %w", w.ID(), err)
+	}
+	p.Agent = newAgentClient(filepath.Join(p.Dir, "agent.sock"))
+	if !w.HasProxy() {
+		return nil
+	}
+	netns := "container:" + agent.GetContainerID()
+	if w.Sidecar && !w.Gateway {
+		if err := r.runInit(ctx, p, base, netns); err != nil {
+			return err
+		}
+	}
+	p.Logs, p.EnvLog = newLogBuffer(), newLogBuffer()
+	args, err := xds.CommandLine(xds.BootstrapOptions{}, pod.RunDir+"/envoy.json")
+	if err != nil {
+		return err
+	}
+	envoy, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		Started: true,
+		ContainerRequest: testcontainers.ContainerRequest{
+			Name:   base + "-envoy",
+			Image:  r.images.Envoy,
+			Cmd:    args,
+			Labels: r.labels("envoy", w.ID()),
+			LogConsumerCfg: &testcontainers.LogConsumerConfig{
+				Consumers: []testcontainers.LogConsumer{splitLogs{out: p.Logs, err: p.EnvLog}},
+			},
+			HostConfigModifier: func(hc *hostConfig) {
+				hc.NetworkMode = containerNetworkMode(netns)
+				hc.Binds = append(mounts, filepath.Join(r.Dir, "xds")+":"+pod.RunDir+"/xds")
+			},
+		},
+	})
+	p.envoy = envoy
+	if err != nil {
+		return fmt.Errorf("starting the proxy of %s: %w", w.ID(), err)
+	}
+	p.Admin = xds.NewAdmin(filepath.Join(p.Dir, "admin.sock"))
+	return nil
+}
+
+// runInit programs the pod's traffic capture as istio-init does, in a
+// short-lived container that alone holds NET_ADMIN.
+func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string) error {
+	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		Started: true,
+		ContainerRequest: testcontainers.ContainerRequest{
+			Name:  base + "-init",
+			Image: r.images.Pod,
+			Cmd: []string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
+				"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)},
+			Labels:     r.labels("init", p.W.ID()),
+			WaitingFor: waitExit(),
+			HostConfigModifier: func(hc *hostConfig) {
+				hc.NetworkMode = containerNetworkMode(netns)
+				hc.CapAdd = []string{"NET_ADMIN"}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("capture init of %s: %w", p.W.ID(), err)
+	}
+	defer func() { _ = c.Terminate(context.WithoutCancel(ctx)) }()
+	st, err := c.State(ctx)
+	if err != nil {
+		return err
+	}
+	if st.ExitCode != 0 {
+		out := containerLogs(ctx, c)
+		return fmt.Errorf("capture init of %s failed (exit %d): %s", p.W.ID(), st.ExitCode, out)
+	}
+	return nil
+}
+
+// writePodFiles lays out the pod dir: agent config, app and client
+// certificates (keys 0600), Envoy bootstrap.
+func (r *Runtime) writePodFiles(p *Pod) error {
+	w := p.W
+	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
+		return err
+	}
+	if w.HasProxy() {
+		// Envoy (uid 1337) creates its admin socket here.
+		if err := chownOrOpen(p.Dir, proxyUID); err != nil {
+			return err
+		}
+	}
+	cfg := pod.Config{Name: w.Name, Namespace: w.Namespace, Capture: true}
+	var tlsNames []string
+	for _, pt := range w.Ports {
+		cfg.Ports = append(cfg.Ports, pod.Port{Name: pt.Name, Port: pt.Port, TLS: pt.TLS})
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(p.Dir, "pod.json"), b, 0o644); err != nil {
+		return err
+	}
+	certDir := filepath.Join(p.Dir, "certs")
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return err
+	}
+	tlsNames = append(tlsNames, r.appNames(w)...)
+	app, err := r.certs.AppServer(w.ID(), tlsNames)
+	if err != nil {
+		return err
+	}
+	if err := certs.WriteKeyPair(certDir, "app", app); err != nil {
+		return err
+	}
+	for _, ca := range []string{"client", "untrusted"} {
+		kp, err := r.certs.Client(ca)
+		if err != nil {
+			return err
+		}
+		if err := certs.WriteKeyPair(certDir, ca, kp); err != nil {
+			return err
+		}
+	}
+	if !w.HasProxy() {
+		return nil
+	}
+	boot, err := xds.Bootstrap(xds.BootstrapOptions{NodeID: w.ID(), Cluster: w.Name + "." + w.Namespace})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(p.Dir, "envoy.json"), boot, 0o644)
+}
+
+// appNames are the DNS names an app's own certificate carries: its service
+// names (every short form) and its hostnames.
+func (r *Runtime) appNames(w *mesh.Workload) []string {
+	var out []string
+	for _, s := range r.mesh.Services {
+		for _, e := range r.mesh.Endpoints(s) {
+			if e == w {
+				out = append(out, s.Name, s.Name+"."+s.Namespace, s.Name+"."+s.Namespace+".svc", s.Hostname())
+			}
+		}
+	}
+	out = append(out, w.Hostnames...)
+	if len(out) == 0 {
+		out = append(out, w.Name)
+	}
+	return out
+}
+
+// Apply pushes new Istio config for the same workloads and returns when
+// every proxy has ACKed it; a NACK fails at once with Envoy's message.
+func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := sameWorkloads(r.mesh, m); err != nil {
+		return err
+	}
+	// Keep our workload objects: pods are keyed by them.
+	m.Workloads = r.mesh.Workloads
+	r.mesh = m
+	versions := map[string]string{}
+	for _, w := range m.Workloads {
+		if !w.HasProxy() {
+			continue
+		}
+		v, err := r.push(w)
+		if err != nil {
+			return err
+		}
+		versions[w.ID()] = v
+	}
+	return r.waitProxies(ctx, versions)
+}
+
+func sameWorkloads(a, b *mesh.Mesh) error {
+	key := func(m *mesh.Mesh) string {
+		var ids []string
+		for _, w := range m.Workloads {
+			ids = append(ids, fmt.Sprintf("%s sidecar=%v gateway=%v external=%v ports=%v sa=%s", w.ID(), w.Sidecar, w.Gateway, w.External, w.Ports, w.ServiceAccount))
+		}
+		sort.Strings(ids)
+		return strings.Join(ids, "\n")
+	}
+	if key(a) != key(b) {
+		return errors.New("the new config declares other workloads than the running mesh: start a new mesh for it")
+	}
+	return nil
+}
+
+// Pod returns a running workload by ref ("name" or "ns/name").
+func (r *Runtime) Pod(ref string) (*Pod, bool) {
+	w, ok := r.mesh.Workload(ref)
+	if !ok {
+		return nil, false
+	}
+	p, ok := r.pods[w.ID()]
+	return p, ok
+}
+
+// Certs is the run's certificate store.
+func (r *Runtime) Certs() *certs.Store { return r.certs }
+
+// Close removes every container and network of the run and the run dir.
+func (r *Runtime) Close() error {
+	r.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var errs []error
+		if r.cli != nil && r.RunID != "" {
+			errs = append(errs, removeRun(ctx, r.cli, r.RunID))
+		}
+		if r.xds != nil {
+			r.xds.Stop()
+		}
+		if r.Dir != "" {
+			errs = append(errs, os.RemoveAll(r.Dir))
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
