@@ -1,0 +1,543 @@
+package mesh
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	security "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// Load reads bundle files; a directory contributes its *.yaml and *.yml
+// files in name order. All documents form one Mesh, validated as a whole.
+func Load(paths ...string) (*Mesh, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("mesh: no bundle files given")
+	}
+	l := newLoader()
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: read bundle: %w", err)
+		}
+		files := []string{p}
+		if st.IsDir() {
+			files = nil
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return nil, fmt.Errorf("mesh: read bundle directory: %w", err)
+			}
+			for _, e := range ents {
+				if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+					files = append(files, filepath.Join(p, e.Name()))
+				}
+			}
+			slices.Sort(files)
+			if len(files) == 0 {
+				return nil, fmt.Errorf("mesh: directory %s has no *.yaml or *.yml files", p)
+			}
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("mesh: read bundle: %w", err)
+			}
+			l.parseFile(f, data)
+		}
+	}
+	return l.finish()
+}
+
+// Parse loads one file's content; file names it in errors.
+func Parse(file string, data []byte) (*Mesh, error) {
+	l := newLoader()
+	l.parseFile(file, data)
+	return l.finish()
+}
+
+// Problem is one thing wrong with the input.
+type Problem struct {
+	Source  Source
+	Kind    string
+	Name    string // namespace/name
+	Field   string // JSON path, e.g. spec.trafficPolicy.tls.mode
+	Message string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Source.File != "" {
+		b.WriteString(p.Source.String())
+	}
+	if p.Kind != "" {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.Kind)
+		if p.Name != "" {
+			b.WriteString(" " + p.Name)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError lists every problem found in a bundle.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+type loader struct {
+	m     *Mesh
+	probs []Problem
+	// targets keeps each given Service's targetPorts until workloads are known.
+	targets map[*Service][]intstr.IntOrString
+}
+
+func newLoader() *loader {
+	return &loader{m: &Mesh{Sources: map[string]Source{}}, targets: map[*Service][]intstr.IntOrString{}}
+}
+
+func (l *loader) add(src Source, kind, name, field, msg string) {
+	l.probs = append(l.probs, Problem{Source: src, Kind: kind, Name: name, Field: field, Message: msg})
+}
+
+var docSep = regexp.MustCompile(`^---(\s.*)?$`)
+
+// splitDocs splits on "---" lines. Documents with only whitespace and
+// comments are dropped; the rest are numbered from 0 in order.
+func splitDocs(data []byte) [][]byte {
+	var docs [][]byte
+	var cur bytes.Buffer
+	flush := func() {
+		if !isBlankYAML(cur.Bytes()) {
+			docs = append(docs, slices.Clone(cur.Bytes()))
+		}
+		cur.Reset()
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1024*1024), 64*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if docSep.MatchString(strings.TrimRight(line, "\r")) {
+			flush()
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	flush()
+	return docs
+}
+
+func isBlankYAML(b []byte) bool {
+	for _, line := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(line)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			return false
+		}
+	}
+	return true
+}
+
+// Kinds we read, by apiVersion.
+var knownKinds = map[string][]string{
+	"networking.istio.io/v1":       {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
+	"networking.istio.io/v1beta1":  {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
+	"networking.istio.io/v1alpha3": {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
+	"security.istio.io/v1":         {"PeerAuthentication"},
+	"security.istio.io/v1beta1":    {"PeerAuthentication"},
+	"v1":                           {"Secret", "Service"},
+	OurAPIVersion:                  {"Check", "Workload"},
+}
+
+func (l *loader) parseFile(file string, data []byte) {
+	for i, d := range splitDocs(data) {
+		l.parseDoc(Source{File: file, Index: i}, d)
+	}
+}
+
+func (l *loader) parseDoc(src Source, y []byte) {
+	js, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		l.add(src, "", "", "", fmt.Sprintf("invalid YAML: %v", err))
+		return
+	}
+	var tree any
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
+		l.add(src, "", "", "", fmt.Sprintf("invalid document: %v", err))
+		return
+	}
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		if tree != nil {
+			l.add(src, "", "", "", fmt.Sprintf("a document must be an object with apiVersion and kind, got %s", jsonTypeName(tree)))
+		}
+		return
+	}
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if apiVersion == "" || kind == "" {
+		l.add(src, kind, "", "", "apiVersion and kind are required")
+		return
+	}
+	kinds, ok := knownKinds[apiVersion]
+	if !ok {
+		l.add(src, kind, "", "apiVersion", fmt.Sprintf("unknown apiVersion %q (allowed: %s)", apiVersion, strings.Join(sortedKeys(knownKinds), ", ")))
+		return
+	}
+	if !slices.Contains(kinds, kind) {
+		l.add(src, kind, "", "kind", fmt.Sprintf("unknown kind %q for apiVersion %s (allowed: %s)", kind, apiVersion, strings.Join(kinds, ", ")))
+		return
+	}
+
+	// Metadata first, so every later problem can name the object.
+	var meta metav1.ObjectMeta
+	metaRaw, _ := json.Marshal(obj["metadata"])
+	if obj["metadata"] != nil {
+		if err := json.Unmarshal(metaRaw, &meta); err != nil {
+			l.add(src, kind, "", "metadata", typeErr(err))
+			return
+		}
+	}
+	if meta.Namespace == "" {
+		meta.Namespace = "default"
+	}
+	name := meta.Namespace + "/" + meta.Name
+	nprobs := len(l.probs)
+	rep := func(field, msg string) { l.add(src, kind, name, field, msg) }
+	if meta.Name == "" {
+		rep("metadata.name", "required")
+	}
+	checkGo("metadata", reflect.TypeFor[metav1.ObjectMeta](), obj["metadata"], rep)
+
+	top := []string{"apiVersion", "kind", "metadata", "spec", "status"}
+	switch kind {
+	case "Secret":
+		top = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}
+	case "Workload", "Check":
+		top = []string{"apiVersion", "kind", "metadata", "spec"}
+	}
+	for _, k := range sortedKeys(obj) {
+		if !slices.Contains(top, k) {
+			rep(k, fmt.Sprintf("unknown field %q (allowed: %s)", k, strings.Join(top, ", ")))
+		}
+	}
+
+	key := kind + "/" + name
+	if prev, dup := l.m.Sources[key]; dup {
+		rep("metadata.name", fmt.Sprintf("duplicate %s %s (first defined in %s)", kind, name, prev))
+		return
+	}
+	l.m.Sources[key] = src
+
+	spec := obj["spec"]
+	specJSON, _ := json.Marshal(spec)
+	switch kind {
+	case "DestinationRule", "Gateway", "VirtualService", "ServiceEntry", "PeerAuthentication":
+		var msg proto.Message
+		switch kind {
+		case "DestinationRule":
+			dr := &networking.DestinationRule{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
+			l.m.DestinationRules = append(l.m.DestinationRules, dr)
+			msg = &dr.Spec
+		case "Gateway":
+			g := &networking.Gateway{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
+			l.m.Gateways = append(l.m.Gateways, g)
+			msg = &g.Spec
+		case "VirtualService":
+			vs := &networking.VirtualService{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
+			l.m.VirtualServices = append(l.m.VirtualServices, vs)
+			msg = &vs.Spec
+		case "ServiceEntry":
+			se := &networking.ServiceEntry{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
+			l.m.ServiceEntries = append(l.m.ServiceEntries, se)
+			msg = &se.Spec
+		case "PeerAuthentication":
+			pa := &security.PeerAuthentication{TypeMeta: istioType("security", kind), ObjectMeta: meta}
+			l.m.PeerAuthentications = append(l.m.PeerAuthentications, pa)
+			msg = &pa.Spec
+		}
+		checkProto("spec", msg.ProtoReflect().Descriptor(), spec, rep)
+		if len(l.probs) == nprobs && spec != nil {
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(specJSON, msg); err != nil {
+				rep("spec", err.Error())
+			}
+		}
+	case "Service":
+		checkGo("", reflect.TypeFor[corev1.Service](), obj, rep)
+		var s corev1.Service
+		if err := json.Unmarshal(js, &s); err != nil {
+			rep("", typeErr(err))
+			return
+		}
+		l.addService(src, meta, &s, rep)
+	case "Secret":
+		checkGo("", reflect.TypeFor[corev1.Secret](), obj, rep)
+		var s corev1.Secret
+		if err := json.Unmarshal(js, &s); err != nil {
+			rep("", typeErr(err))
+			return
+		}
+		s.ObjectMeta = meta
+		s.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		for k, v := range s.StringData {
+			s.Data[k] = []byte(v)
+		}
+		s.StringData = nil
+		l.m.Secrets = append(l.m.Secrets, &s)
+	case "Workload":
+		var doc struct {
+			Spec workloadSpec `json:"spec"`
+		}
+		if !l.decodeOurs(obj, js, &doc, rep) {
+			return
+		}
+		l.addWorkload(src, meta, &doc.Spec)
+	case "Check":
+		var doc struct {
+			Spec checkSpec `json:"spec"`
+		}
+		if !l.decodeOurs(obj, js, &doc, rep) {
+			return
+		}
+		l.addCheck(src, meta, &doc.Spec)
+	}
+}
+
+// istioType is the v1 TypeMeta every served version is normalised to.
+func istioType(group, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: group + ".istio.io/v1", Kind: kind}
+}
+
+// decodeOurs checks and decodes one of our kinds strictly.
+func (l *loader) decodeOurs(obj map[string]any, js []byte, into any, rep report) bool {
+	checkGo("spec", reflect.TypeOf(into).Elem().Field(0).Type, obj["spec"], rep)
+	// apiVersion, kind and metadata are read separately; decode spec only.
+	var only struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(js, &only); err != nil {
+		rep("spec", typeErr(err))
+		return false
+	}
+	if len(only.Spec) == 0 || string(only.Spec) == "null" {
+		return true
+	}
+	d := json.NewDecoder(bytes.NewReader([]byte(`{"spec":` + string(only.Spec) + `}`)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(into); err != nil {
+		var ue *json.UnmarshalTypeError
+		if errors.As(err, &ue) {
+			rep(ue.Field, typeErr(err))
+		} else if !strings.Contains(err.Error(), "unknown field") { // already reported with its path
+			rep("spec", typeErr(err))
+		}
+		return false
+	}
+	return true
+}
+
+// typeErr words encoding/json's type errors for people.
+func typeErr(err error) string {
+	var ue *json.UnmarshalTypeError
+	if errors.As(err, &ue) {
+		return fmt.Sprintf("expected %s, got %s", ue.Type, ue.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+type workloadSpec struct {
+	Sidecar        *bool              `json:"sidecar,omitempty"`
+	Gateway        bool               `json:"gateway,omitempty"`
+	ServiceAccount string             `json:"serviceAccount,omitempty"`
+	Hostnames      []string           `json:"hostnames,omitempty"`
+	External       bool               `json:"external,omitempty"`
+	Ports          []workloadPortSpec `json:"ports,omitempty"`
+}
+
+type workloadPortSpec struct {
+	Name        string `json:"name,omitempty"`
+	Port        uint32 `json:"port,omitempty"`
+	AppProtocol string `json:"appProtocol,omitempty"`
+	TLS         bool   `json:"tls,omitempty"`
+}
+
+type checkSpec struct {
+	From   string        `json:"from,omitempty"`
+	To     string        `json:"to,omitempty"`
+	Via    string        `json:"via,omitempty"`
+	TLS    *checkTLSSpec `json:"tls,omitempty"`
+	Expect *expectSpec   `json:"expect,omitempty"`
+}
+
+type checkTLSSpec struct {
+	SNI        *string  `json:"sni,omitempty"` // nil: omitted; "": no SNI
+	CA         []string `json:"ca,omitempty"`
+	ClientCert string   `json:"clientCert,omitempty"`
+}
+
+type expectSpec struct {
+	Result string   `json:"result,omitempty"`
+	Wire   []string `json:"wire,omitempty"`
+	Peer   string   `json:"peer,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// DefaultCheckCAs are the CAs a check's client trusts unless told otherwise.
+var DefaultCheckCAs = []string{"ingress", "app"}
+
+func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec) {
+	w := &Workload{
+		Name:           meta.Name,
+		Namespace:      meta.Namespace,
+		Labels:         meta.Labels,
+		Sidecar:        s.Sidecar == nil || *s.Sidecar,
+		Gateway:        s.Gateway,
+		ServiceAccount: s.ServiceAccount,
+		Hostnames:      s.Hostnames,
+		External:       s.External,
+		Source:         src,
+	}
+	if w.ServiceAccount == "" {
+		w.ServiceAccount = w.Name
+	}
+	if len(w.Labels) == 0 {
+		// Something must select it: the implied Service's selector.
+		w.Labels = map[string]string{"app": w.Name}
+	}
+	for _, p := range s.Ports {
+		w.Ports = append(w.Ports, WorkloadPort(p))
+	}
+	l.m.Workloads = append(l.m.Workloads, w)
+}
+
+func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
+	c := &Check{Name: meta.Name, Namespace: meta.Namespace, From: s.From, To: s.To, Via: s.Via, Source: src}
+	if s.TLS != nil {
+		c.TLS = &CheckTLS{SNI: s.TLS.SNI, CA: s.TLS.CA, ClientCert: s.TLS.ClientCert}
+		if len(c.TLS.CA) == 0 {
+			c.TLS.CA = slices.Clone(DefaultCheckCAs)
+		}
+	}
+	if s.Expect != nil {
+		c.Expect = &Expect{Result: s.Expect.Result, Wire: s.Expect.Wire, Peer: s.Expect.Peer, Reason: s.Expect.Reason}
+	}
+	l.m.Checks = append(l.m.Checks, c)
+}
+
+func (l *loader) addService(src Source, meta metav1.ObjectMeta, s *corev1.Service, rep report) {
+	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: src}
+	var targets []intstr.IntOrString
+	for i, p := range s.Spec.Ports {
+		if p.Port <= 0 || p.Port > 65535 {
+			rep(fmt.Sprintf("spec.ports[%d].port", i), fmt.Sprintf("must be 1-65535, got %d", p.Port))
+		}
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			rep(fmt.Sprintf("spec.ports[%d].protocol", i), fmt.Sprintf("unsupported value %q (allowed: TCP)", p.Protocol))
+		}
+		sp := ServicePort{Name: p.Name, Port: uint32(p.Port)}
+		if p.AppProtocol != nil {
+			sp.AppProtocol = *p.AppProtocol
+		}
+		svc.Ports = append(svc.Ports, sp)
+		targets = append(targets, p.TargetPort)
+	}
+	l.targets[svc] = targets
+	l.m.Services = append(l.m.Services, svc)
+}
+
+// finish adds implied Services, resolves target ports, validates, and
+// returns the Mesh or every problem found.
+func (l *loader) finish() (*Mesh, error) {
+	m := l.m
+	for _, w := range m.Workloads {
+		if w.Gateway || w.External {
+			continue // gateways and external servers get no implied Service
+		}
+		if _, given := m.Sources["Service/"+w.ID()]; given {
+			continue
+		}
+		s := &Service{Name: w.Name, Namespace: w.Namespace, Selector: w.Labels, Implied: true, Source: w.Source}
+		for _, p := range w.Ports {
+			s.Ports = append(s.Ports, ServicePort{Name: p.Name, Port: p.Port, TargetPort: p.Port, AppProtocol: p.AppProtocol})
+		}
+		m.Services = append(m.Services, s)
+		m.Sources["Service/"+w.ID()] = w.Source
+	}
+	for _, s := range m.Services {
+		targets, ok := l.targets[s]
+		if !ok {
+			continue
+		}
+		for i := range s.Ports {
+			l.resolveTarget(s, i, targets[i])
+		}
+	}
+	l.validate()
+	if len(l.probs) > 0 {
+		return nil, &ValidationError{Problems: l.probs}
+	}
+	return m, nil
+}
+
+// resolveTarget sets a Service port's numeric target: omitted means the
+// port itself, a name is looked up among the selected workloads' ports.
+func (l *loader) resolveTarget(s *Service, i int, t intstr.IntOrString) {
+	p := &s.Ports[i]
+	switch {
+	case t.Type == intstr.Int && t.IntVal == 0:
+		p.TargetPort = p.Port
+	case t.Type == intstr.Int:
+		if t.IntVal < 0 || t.IntVal > 65535 {
+			l.add(s.Source, "Service", s.Namespace+"/"+s.Name, fmt.Sprintf("spec.ports[%d].targetPort", i), fmt.Sprintf("must be 1-65535, got %d", t.IntVal))
+			return
+		}
+		p.TargetPort = uint32(t.IntVal)
+	default:
+		for _, w := range l.m.Endpoints(s) {
+			for _, wp := range w.Ports {
+				if wp.Name == t.StrVal {
+					p.TargetPort = wp.Port
+					return
+				}
+			}
+		}
+		l.add(s.Source, "Service", s.Namespace+"/"+s.Name, fmt.Sprintf("spec.ports[%d].targetPort", i),
+			fmt.Sprintf("named port %q is not a port name of any workload the service selects", t.StrVal))
+	}
+}
