@@ -1,0 +1,276 @@
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// Server serves each proxy (xDS node ID = workload ID "namespace/name") the
+// exact Resources last Set for it over ADS, and tracks what every proxy has
+// ACKed or NACKed so callers can wait until a proxy really runs a version.
+//
+// It is go-control-plane's snapshot cache (ADS mode) plus its
+// state-of-the-world and delta ADS servers; the tracking is done in server
+// callbacks (track.go).
+type Server struct {
+	cache   cachev3.SnapshotCache
+	xds     serverv3.Server
+	grpc    *grpc.Server
+	tracker *tracker
+	cancel  context.CancelFunc
+
+	mu    sync.Mutex
+	nodes map[string]*nodeSnapshot
+}
+
+// nodeSnapshot is what Set last gave one node.
+type nodeSnapshot struct {
+	mu      sync.Mutex // serialises Set per node
+	seq     uint64
+	hash    string
+	version string
+}
+
+type config struct {
+	callbacks   Callbacks
+	grpcOptions []grpc.ServerOption
+}
+
+// Option configures a Server.
+type Option func(*config)
+
+// WithCallbacks registers optional event hooks (connect, ACK, NACK...).
+func WithCallbacks(c Callbacks) Option { return func(cfg *config) { cfg.callbacks = c } }
+
+// WithGRPCOptions passes options to the underlying grpc.Server.
+func WithGRPCOptions(opts ...grpc.ServerOption) Option {
+	return func(cfg *config) { cfg.grpcOptions = append(cfg.grpcOptions, opts...) }
+}
+
+// NewServer returns a Server with no snapshots; call Serve to accept proxies.
+func NewServer(opts ...Option) *Server {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		// ADS=true: the cache only answers once a request names every
+		// resource of that type in the snapshot, which keeps Envoy's view
+		// consistent (see cachev3.NewSnapshotCache).
+		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		tracker: newTracker(cfg.callbacks),
+		cancel:  cancel,
+		nodes:   map[string]*nodeSnapshot{},
+	}
+	s.xds = serverv3.NewServer(ctx, s.cache, s.tracker.callbacks())
+	s.grpc = grpc.NewServer(cfg.grpcOptions...)
+	// The ADS service carries both StreamAggregatedResources (state of the
+	// world) and DeltaAggregatedResources (incremental).
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, s.xds)
+	return s
+}
+
+// Serve accepts ADS streams on lis until Stop is called.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Stop closes every stream and listener at once. Proxies keep running their
+// last configuration (Envoy keeps it when the control plane goes away).
+func (s *Server) Stop() {
+	s.cancel()
+	s.grpc.Stop()
+}
+
+// ListenUnix listens on a Unix socket at path, removing a stale socket left by
+// an earlier run and making it connectable by any uid: Envoy runs as uid 1337
+// in its container while the test process usually runs as root or the user.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("xds: create socket directory for %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("xds: %s exists and is not a socket; remove it or choose another path", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("xds: remove stale socket %s: %w", path, err)
+		}
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("xds: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("xds: chmod %s so Envoy (uid 1337) can connect: %w", path, err)
+	}
+	return lis, nil
+}
+
+// typeOrder fixes the order in which types are hashed and reported.
+var typeOrder = []string{
+	resource.ListenerType, resource.ClusterType, resource.RouteType,
+	resource.EndpointType, resource.SecretType,
+}
+
+// Set makes res the complete configuration of node and returns its version.
+// Setting the same content again returns the current version and sends
+// nothing. The snapshot must be consistent: every route and endpoint set
+// referenced by a listener or cluster is present, and nothing else.
+func (s *Server) Set(node string, res *Resources) (string, error) {
+	if node == "" {
+		return "", errors.New("xds: Set needs a node ID (workload ID namespace/name)")
+	}
+	if res == nil {
+		res = &Resources{}
+	}
+	byType := map[string][]types.Resource{
+		resource.ListenerType: toResources(res.Listeners),
+		resource.ClusterType:  toResources(res.Clusters),
+		resource.RouteType:    toResources(res.Routes),
+		resource.EndpointType: toResources(res.Endpoints),
+		resource.SecretType:   toResources(res.Secrets),
+	}
+	typeHashes, total, err := hashResources(byType)
+	if err != nil {
+		return "", fmt.Errorf("xds: node %s: %w", node, err)
+	}
+	// Envoy always subscribes to LDS and CDS (wildcard) and ACKs even an
+	// empty answer; RDS/EDS/SDS are requested only for names it references,
+	// so they are only expected when non-empty.
+	required := map[string]string{}
+	for _, t := range typeOrder {
+		if t == resource.ListenerType || t == resource.ClusterType || len(byType[t]) > 0 {
+			required[t] = typeHashes[t]
+		}
+	}
+
+	s.mu.Lock()
+	ns := s.nodes[node]
+	if ns == nil {
+		ns = &nodeSnapshot{}
+		s.nodes[node] = ns
+	}
+	s.mu.Unlock()
+
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.version != "" && ns.hash == total {
+		return ns.version, nil
+	}
+	version := strconv.FormatUint(ns.seq+1, 10)
+	snap, err := cachev3.NewSnapshot(version, byType)
+	if err != nil {
+		return "", fmt.Errorf("xds: node %s: build snapshot: %w", node, err)
+	}
+	if err := snap.Consistent(); err != nil {
+		return "", fmt.Errorf("xds: node %s: inconsistent resources (a listener or cluster references a route/endpoint set that is missing, or one is unreferenced): %w", node, err)
+	}
+	// Register the version before the cache can send it, so the tracker
+	// knows what to expect when the response and its ACK come back.
+	s.tracker.expect(node, version, ns.seq+1, required)
+	if err := s.cache.SetSnapshot(context.Background(), node, snap); err != nil {
+		return "", fmt.Errorf("xds: node %s: set snapshot: %w", node, err)
+	}
+	ns.seq++
+	ns.version = version
+	ns.hash = total
+	return version, nil
+}
+
+// Wait blocks until node has ACKed version (or a later one) for every type
+// in that version's snapshot. It fails at once when node NACKs the version,
+// with Envoy's message, and at ctx's deadline with what node last ACKed.
+func (s *Server) Wait(ctx context.Context, node, version string) error {
+	return s.tracker.wait(ctx, node, version)
+}
+
+// Push sets the resources of every node and waits until every node runs
+// them. Errors of all nodes are joined, in node order.
+func (s *Server) Push(ctx context.Context, byNode map[string]*Resources) error {
+	nodes := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	versions := make([]string, len(nodes))
+	for i, n := range nodes {
+		v, err := s.Set(n, byNode[n])
+		if err != nil {
+			return err
+		}
+		versions[i] = v
+	}
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() { errs[i] = s.Wait(ctx, nodes[i], versions[i]) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// LastACKed reports, per xDS type (LDS, CDS, RDS, EDS, SDS), the version node
+// last ACKed. Types never ACKed are absent; nil if the node is unknown.
+func (s *Server) LastACKed(node string) map[string]string {
+	return s.tracker.lastACKed(node)
+}
+
+func toResources[T types.Resource](in []T) []types.Resource {
+	out := make([]types.Resource, 0, len(in))
+	for _, r := range in {
+		out = append(out, r)
+	}
+	return out
+}
+
+// hashResources returns a content hash per type and over all types. Resource
+// order does not matter: Envoy sees a set of named resources.
+func hashResources(byType map[string][]types.Resource) (map[string]string, string, error) {
+	opts := proto.MarshalOptions{Deterministic: true}
+	all := sha256.New()
+	per := map[string]string{}
+	for _, t := range typeOrder {
+		var items []string
+		for _, r := range byType[t] {
+			b, err := opts.Marshal(r)
+			if err != nil {
+				return nil, "", fmt.Errorf("marshal %s %q: %w", shortType(t), cachev3.GetResourceName(r), err)
+			}
+			sum := sha256.Sum256(b)
+			items = append(items, cachev3.GetResourceName(r)+"\x00"+hex.EncodeToString(sum[:]))
+		}
+		sort.Strings(items)
+		h := sha256.New()
+		for _, it := range items {
+			h.Write([]byte(it))
+			h.Write([]byte{0})
+		}
+		per[t] = hex.EncodeToString(h.Sum(nil))
+		all.Write([]byte(t + "=" + per[t] + "\n"))
+	}
+	return per, hex.EncodeToString(all.Sum(nil)), nil
+}

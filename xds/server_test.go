@@ -1,0 +1,432 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	status "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// testServer starts a Server on a temp Unix socket and returns it with the
+// socket path. Events from callbacks are delivered on the returned channel.
+func testServer(t testing.TB) (*Server, string, chan string) {
+	t.Helper()
+	events := make(chan string, 1024)
+	send := func(s string) {
+		select {
+		case events <- s:
+		default:
+		}
+	}
+	s := NewServer(WithCallbacks(Callbacks{
+		Connected:    func(node string, _ int64) { send("connected " + node) },
+		Disconnected: func(node string, _ int64) { send("disconnected " + node) },
+		ACKed: func(node, typeURL, version string) {
+			send("ack " + node + " " + shortType(typeURL) + " " + version)
+		},
+		NACKed: func(node, typeURL, version, msg string) {
+			send("nack " + node + " " + shortType(typeURL) + " " + version)
+		},
+	}))
+	sock := filepath.Join(t.TempDir(), "xds.sock")
+	lis, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	return s, sock, events
+}
+
+// waitEvent reads events until want arrives.
+func waitEvent(t testing.TB, events chan string, want string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("event %q did not happen within 5s", want)
+		}
+	}
+}
+
+// fakeEnvoy is an in-process ADS client speaking state-of-the-world like
+// Envoy: it requests, receives and ACKs/NACKs explicitly.
+type fakeEnvoy struct {
+	t       testing.TB
+	node    string
+	stream  discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	cancel  context.CancelFunc
+	resps   chan *discovery.DiscoveryResponse
+	pending map[string][]*discovery.DiscoveryResponse
+	first   bool
+}
+
+func dialFake(t testing.TB, sock, node string) *fakeEnvoy {
+	t.Helper()
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	f := &fakeEnvoy{t: t, node: node, stream: stream, cancel: cancel,
+		resps: make(chan *discovery.DiscoveryResponse, 64), pending: map[string][]*discovery.DiscoveryResponse{}, first: true}
+	t.Cleanup(cancel)
+	go func() {
+		defer close(f.resps)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			f.resps <- r
+		}
+	}()
+	return f
+}
+
+// request sends a DiscoveryRequest; nack != "" makes it a NACK.
+func (f *fakeEnvoy) request(typeURL, version, nonce string, names []string, nack string) {
+	f.t.Helper()
+	req := &discovery.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
+	if f.first {
+		req.Node = &core.Node{Id: f.node, Cluster: "test"}
+		f.first = false
+	}
+	if nack != "" {
+		req.ErrorDetail = &status.Status{Code: 3, Message: nack}
+	}
+	if err := f.stream.Send(req); err != nil {
+		f.t.Fatalf("send %s: %v", shortType(typeURL), err)
+	}
+}
+
+// ack accepts resp.
+func (f *fakeEnvoy) ack(resp *discovery.DiscoveryResponse) {
+	f.request(resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), nil, "")
+}
+
+// recv returns the next response of typeURL.
+func (f *fakeEnvoy) recv(typeURL string) *discovery.DiscoveryResponse {
+	f.t.Helper()
+	if q := f.pending[typeURL]; len(q) > 0 {
+		f.pending[typeURL] = q[1:]
+		return q[0]
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case r, ok := <-f.resps:
+			if !ok {
+				f.t.Fatalf("stream closed while waiting for %s", shortType(typeURL))
+			}
+			if r.GetTypeUrl() == typeURL {
+				return r
+			}
+			f.pending[r.GetTypeUrl()] = append(f.pending[r.GetTypeUrl()], r)
+		case <-deadline:
+			f.t.Fatalf("no %s response within 5s", shortType(typeURL))
+		}
+	}
+}
+
+// subscribe sends the initial wildcard LDS and CDS requests, like Envoy does.
+func (f *fakeEnvoy) subscribe(version string) {
+	f.request(resource.ClusterType, version, "", nil, "")
+	f.request(resource.ListenerType, version, "", nil, "")
+}
+
+// syncAll receives one LDS and one CDS response, checks their version and ACKs.
+func (f *fakeEnvoy) syncAll(version string) {
+	f.t.Helper()
+	for _, typ := range []string{resource.ClusterType, resource.ListenerType} {
+		r := f.recv(typ)
+		if r.GetVersionInfo() != version {
+			f.t.Fatalf("%s version = %q, want %q", shortType(typ), r.GetVersionInfo(), version)
+		}
+		f.ack(r)
+	}
+}
+
+func simpleResources(listeners ...string) *Resources {
+	r := &Resources{Clusters: []*cluster.Cluster{{Name: "c1"}}}
+	for _, l := range listeners {
+		r.Listeners = append(r.Listeners, &listener.Listener{Name: l})
+	}
+	return r
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestServerACK(t *testing.T) {
+	s, sock, _ := testServer(t)
+	const node = "ns/a"
+	v1, err := s.Set(node, simpleResources("l1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same content: same version, nothing new to send.
+	if again, err := s.Set(node, simpleResources("l1")); err != nil || again != v1 {
+		t.Fatalf("Set(same) = %q, %v; want %q", again, err, v1)
+	}
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.syncAll(v1)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v1); err != nil {
+		t.Fatal(err)
+	}
+	got := s.LastACKed(node)
+	if got["LDS"] != v1 || got["CDS"] != v1 {
+		t.Fatalf("LastACKed = %v, want LDS and CDS at %s", got, v1)
+	}
+	// Push of identical content returns at once.
+	if err := s.Push(ctxTimeout(t, 5*time.Second), map[string]*Resources{node: simpleResources("l1")}); err != nil {
+		t.Fatal(err)
+	}
+	// A new version is pushed to the open stream and ACKed.
+	v2, err := s.Set(node, simpleResources("l1", "l2"))
+	if err != nil || v2 == v1 {
+		t.Fatalf("Set(new) = %q, %v", v2, err)
+	}
+	f.syncAll(v2)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerPushManyNodes(t *testing.T) {
+	s, sock, _ := testServer(t)
+	nodes := []string{"ns/a", "ns/b", "other/c"}
+	fakes := map[string]*fakeEnvoy{}
+	for _, n := range nodes {
+		fakes[n] = dialFake(t, sock, n)
+		fakes[n].subscribe("")
+	}
+	push := map[string]*Resources{}
+	for _, n := range nodes {
+		push[n] = simpleResources("l-" + n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Push(ctxTimeout(t, 10*time.Second), push) }()
+	for _, n := range nodes {
+		fakes[n].syncAll("1")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerNACK(t *testing.T) {
+	s, sock, events := testServer(t)
+	const node = "ns/a"
+	v1, _ := s.Set(node, simpleResources("l1"))
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.syncAll(v1)
+
+	v2, err := s.Set(node, simpleResources("bad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ack(f.recv(resource.ClusterType))
+	lds := f.recv(resource.ListenerType)
+	if lds.GetVersionInfo() != v2 {
+		t.Fatalf("LDS version %q, want %q", lds.GetVersionInfo(), v2)
+	}
+	const envoyMsg = "Error adding/updating listener(s) bad: unknown filter"
+	// Like Envoy: a NACK carries the last accepted version and the rejected nonce.
+	f.request(resource.ListenerType, v1, lds.GetNonce(), nil, envoyMsg)
+
+	err = s.Wait(ctxTimeout(t, 5*time.Second), node, v2)
+	if err == nil {
+		t.Fatal("Wait succeeded for a NACKed version")
+	}
+	for _, want := range []string{node, "LDS", envoyMsg, "NACK"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Wait error %q lacks %q", err, want)
+		}
+	}
+	waitEvent(t, events, "nack "+node+" LDS "+v2)
+	if got := s.LastACKed(node); got["LDS"] != v1 || got["CDS"] != v2 {
+		t.Fatalf("LastACKed = %v, want LDS=%s CDS=%s", got, v1, v2)
+	}
+
+	// No resend loop: after the NACK the cache must park a watch for LDS
+	// rather than answer it with the rejected version again. Both the CDS and
+	// the LDS watch are then open.
+	waitWatches(t, s, node, 2)
+	// The next LDS response is the next version, not the rejected one again.
+	v3, _ := s.Set(node, simpleResources("good"))
+	f.ack(f.recv(resource.ClusterType))
+	if r := f.recv(resource.ListenerType); r.GetVersionInfo() != v3 {
+		t.Fatalf("after NACK got LDS version %q, want %q (rejected version resent?)", r.GetVersionInfo(), v3)
+	} else {
+		f.ack(r)
+	}
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v3); err != nil {
+		t.Fatal(err)
+	}
+	// The NACKed version stays failed even though a later one is running.
+	if err := s.Wait(ctxTimeout(t, time.Second), node, v2); err == nil || !strings.Contains(err.Error(), envoyMsg) {
+		t.Fatalf("Wait(v2) after v3 = %v, want the NACK", err)
+	}
+}
+
+// waitWatches waits until the cache holds n open watches for node: the fact
+// that it parked the requests instead of answering them.
+func waitWatches(t testing.TB, s *Server, node string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.cache.GetStatusInfo(node).GetNumWatches() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache has %d watches for %s, want %d: a request was answered instead of parked", s.cache.GetStatusInfo(node).GetNumWatches(), node, n)
+		}
+		<-tick.C
+	}
+}
+
+func TestServerStaleNonce(t *testing.T) {
+	s, sock, events := testServer(t)
+	const node = "ns/a"
+	v1, _ := s.Set(node, simpleResources("l1"))
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.ack(f.recv(resource.ClusterType))
+	old := f.recv(resource.ListenerType)
+	f.ack(old)
+	waitEvent(t, events, "ack "+node+" LDS "+v1)
+
+	v2, _ := s.Set(node, simpleResources("l1", "l2"))
+	cds := f.recv(resource.ClusterType)
+	lds := f.recv(resource.ListenerType)
+	if lds.GetNonce() == old.GetNonce() {
+		t.Fatal("nonces must differ")
+	}
+	// Requests carrying the superseded nonce, even claiming v2 or carrying an
+	// error, neither ACK nor NACK v2.
+	f.request(resource.ListenerType, v2, old.GetNonce(), nil, "")
+	f.request(resource.ListenerType, v1, old.GetNonce(), nil, "stale complaint")
+	// A later request on the same stream is a barrier: callbacks run in order.
+	f.ack(cds)
+	waitEvent(t, events, "ack "+node+" CDS "+v2)
+	if got := s.LastACKed(node)["LDS"]; got != v1 {
+		t.Fatalf("stale nonce changed LDS ACK state: LDS=%q, want %q", got, v1)
+	}
+	err := s.Wait(ctxTimeout(t, 200*time.Millisecond), node, v2)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait(v2) after stale requests = %v, want a deadline error", err)
+	}
+	f.ack(lds)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+	// v2 running implies v1 is superseded: waiting for v1 is satisfied.
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerReconnect(t *testing.T) {
+	s, sock, events := testServer(t)
+	const node = "ns/a"
+	v1, _ := s.Set(node, simpleResources("l1"))
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.syncAll(v1)
+	f.cancel()
+	waitEvent(t, events, "disconnected "+node)
+
+	// Changed while the proxy was away; the caller does nothing else.
+	v2, _ := s.Set(node, simpleResources("l1", "l2"))
+	// Envoy reconnects announcing the version it runs.
+	f2 := dialFake(t, sock, node)
+	f2.subscribe(v1)
+	f2.syncAll(v2)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+	// A restarted Envoy (no version) gets the current snapshot too.
+	f3 := dialFake(t, sock, node)
+	f3.subscribe("")
+	f3.syncAll(v2)
+}
+
+func TestServerWaitDeadline(t *testing.T) {
+	s, sock, events := testServer(t)
+	v1, _ := s.Set("ns/ghost", simpleResources("l1"))
+	err := s.Wait(ctxTimeout(t, 100*time.Millisecond), "ns/ghost", v1)
+	if err == nil || !strings.Contains(err.Error(), "never connected") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v, want never connected + deadline", err)
+	}
+
+	const node = "ns/slow"
+	v, _ := s.Set(node, simpleResources("l1"))
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.ack(f.recv(resource.ClusterType))
+	waitEvent(t, events, "ack "+node+" CDS "+v)
+	err = s.Wait(ctxTimeout(t, 100*time.Millisecond), node, v)
+	for _, want := range []string{node, "LDS missing", "connected", "CDS=1", "LDS=nothing"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Wait = %v, want it to mention %q", err, want)
+		}
+	}
+	if err := s.Wait(ctxTimeout(t, time.Second), node, "99"); err == nil || !strings.Contains(err.Error(), "no version") {
+		t.Errorf("Wait(unknown version) = %v", err)
+	}
+}
+
+func TestServerSetInconsistent(t *testing.T) {
+	s := NewServer()
+	defer s.Stop()
+	// A listener whose HTTP connection manager uses RDS route "missing".
+	h, err := anypb.New(&hcm.HttpConnectionManager{
+		StatPrefix: "in",
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			RouteConfigName: "missing",
+			ConfigSource:    &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener.Listener{Name: "l1", FilterChains: []*listener.FilterChain{{
+		Filters: []*listener.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: h}}},
+	}}}
+	_, err = s.Set("ns/a", &Resources{Listeners: []*listener.Listener{l}})
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Set = %v, want an inconsistency error naming the route", err)
+	}
+	if _, err := s.Set("", nil); err == nil {
+		t.Fatal("Set with empty node succeeded")
+	}
+}
