@@ -1,0 +1,154 @@
+package trace
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// Predicate is one expectation about a Result: nil when it holds, else an
+// error saying what was expected and what was observed. Predicates compose
+// (All), in the manner of Istio's echo checks
+// (istio/istio pkg/test/framework/components/echo/check).
+type Predicate func(*Result) error
+
+// All holds when every predicate holds; its error lists every failure.
+func All(ps ...Predicate) Predicate {
+	return func(r *Result) error {
+		var msgs []string
+		for _, p := range ps {
+			if err := p(r); err != nil {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		if len(msgs) > 0 {
+			return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+		}
+		return nil
+	}
+}
+
+// ResultIs compares the outcome exactly; for http-NNN it compares the HTTP
+// status, so http-200 holds for an ok answer with status 200.
+func ResultIs(want string) Predicate {
+	return func(r *Result) error {
+		if code, ok := strings.CutPrefix(want, "http-"); ok {
+			if n, err := strconv.Atoi(code); err == nil {
+				if r.Status == n {
+					return nil
+				}
+				return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
+			}
+		}
+		if r.Result == want {
+			return nil
+		}
+		return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
+	}
+}
+
+// WireIs compares the per-hop wire forms element by element; the number of
+// hops must match.
+func WireIs(want []string) Predicate {
+	return func(r *Result) error {
+		if len(want) != len(r.Wire) {
+			return fmt.Errorf("wire: expected %d hop(s) %v, observed %d hop(s) %v", len(want), want, len(r.Wire), r.Wire)
+		}
+		var diffs []string
+		for i := range want {
+			if want[i] != r.Wire[i] {
+				diffs = append(diffs, fmt.Sprintf("hop %d expected %s, observed %s", i+1, want[i], r.Wire[i]))
+			}
+		}
+		if len(diffs) > 0 {
+			return fmt.Errorf("wire: %s (expected %v, observed %v)", strings.Join(diffs, "; "), want, r.Wire)
+		}
+		return nil
+	}
+}
+
+// PeerIs compares the identity verified on the last hop; "none" and ""
+// both mean no client certificate was verified.
+func PeerIs(want string) Predicate {
+	return func(r *Result) error {
+		if normPeer(want) == normPeer(r.Peer) {
+			return nil
+		}
+		return fmt.Errorf("peer: expected %s, observed %s", normPeer(want), normPeer(r.Peer))
+	}
+}
+
+// ReasonContains holds when the observed reason contains sub.
+func ReasonContains(sub string) Predicate {
+	return func(r *Result) error {
+		if strings.Contains(r.Reason, sub) {
+			return nil
+		}
+		obs := r.Reason
+		if obs == "" {
+			obs = "(none)"
+		}
+		return fmt.Errorf("reason: expected to contain %q, observed %q", sub, obs)
+	}
+}
+
+// FromExpect turns a check's expectation into predicates; empty fields are
+// not compared.
+func FromExpect(exp *mesh.Expect) []Predicate {
+	if exp == nil {
+		return nil
+	}
+	var ps []Predicate
+	if exp.Result != "" {
+		ps = append(ps, ResultIs(exp.Result))
+	}
+	if len(exp.Wire) > 0 {
+		ps = append(ps, WireIs(exp.Wire))
+	}
+	if exp.Peer != "" {
+		ps = append(ps, PeerIs(exp.Peer))
+	}
+	if exp.Reason != "" {
+		ps = append(ps, ReasonContains(exp.Reason))
+	}
+	return ps
+}
+
+// Evaluate compares res with exp and sets Expected, Verdict and Mismatches:
+// "report" without an expectation, else "pass" or "fail".
+func Evaluate(res *Result, exp *mesh.Expect) {
+	res.Mismatches = nil
+	if exp == nil {
+		res.Expected, res.Verdict = nil, VerdictReport
+		return
+	}
+	res.Expected = &Expected{Result: exp.Result, Wire: exp.Wire, Peer: exp.Peer, Reason: exp.Reason}
+	for _, p := range FromExpect(exp) {
+		if err := p(res); err != nil {
+			res.Mismatches = append(res.Mismatches, err.Error())
+		}
+	}
+	res.Verdict = VerdictPass
+	if len(res.Mismatches) > 0 {
+		res.Verdict = VerdictFail
+	}
+}
+
+// Passed reports whether the result met its expectation (or had none).
+func (r *Result) Passed() bool { return r.Verdict != VerdictFail }
+
+func normPeer(p string) string {
+	if p == "" {
+		return PeerNone
+	}
+	return p
+}
+
+func observedResult(r *Result) string {
+	if r.Status != 0 && !strings.HasPrefix(r.Result, "http-") {
+		return fmt.Sprintf("%s (status %d)", r.Result, r.Status)
+	}
+	return r.Result
+}
