@@ -1,0 +1,244 @@
+package xds
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
+)
+
+// Default in-container paths (see DESIGN.md: the host directories holding
+// these sockets are mounted into each pod).
+const (
+	DefaultXDSSocket   = "/var/run/meshtls/xds/xds.sock"
+	DefaultAdminSocket = "/var/run/meshtls/admin.sock"
+	DefaultAdminTCP    = "127.0.0.1:15000"
+	// XDSClusterName is the static cluster Envoy reaches the xDS server through.
+	XDSClusterName = "xds"
+)
+
+// BootstrapOptions describes one proxy's bootstrap.
+type BootstrapOptions struct {
+	// NodeID is the xDS node ID: the workload ID "namespace/name". Required.
+	NodeID string
+	// Cluster is the node cluster, "name.namespace". Required.
+	Cluster string
+	// Metadata is copied into node.metadata as strings.
+	Metadata map[string]string
+
+	// XDSSocket is the xDS server's Unix socket (default DefaultXDSSocket).
+	XDSSocket string
+	// XDSAddress, "host:port", reaches the xDS server over TCP instead.
+	XDSAddress string
+
+	// AdminSocket is the admin API's Unix socket (default DefaultAdminSocket),
+	// created with mode 0660.
+	AdminSocket string
+	// AdminTCP serves the admin API on DefaultAdminTCP instead of a socket.
+	AdminTCP bool
+
+	// YAML makes Bootstrap return YAML instead of JSON.
+	YAML bool
+
+	// ConfigPath is where the bootstrap file is for CommandLine (required there).
+	ConfigPath string
+	// LogLevel for CommandLine (default "warning").
+	LogLevel string
+}
+
+// Bootstrap returns the Envoy bootstrap for opts as JSON (or YAML): the node,
+// ADS over gRPC to the "xds" static cluster, and the admin API. Everything
+// else (listeners, clusters, secrets) comes over ADS.
+func Bootstrap(opts BootstrapOptions) ([]byte, error) {
+	b, err := BootstrapProto(opts)
+	if err != nil {
+		return nil, err
+	}
+	js, err := protojson.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("xds: marshal bootstrap: %w", err)
+	}
+	if opts.YAML {
+		return yaml.JSONToYAML(js)
+	}
+	// protojson varies its whitespace on purpose; re-indent for stable files.
+	var out bytes.Buffer
+	if err := json.Indent(&out, js, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// BootstrapProto is Bootstrap before marshalling, validated.
+func BootstrapProto(opts BootstrapOptions) (*bootstrap.Bootstrap, error) {
+	if opts.NodeID == "" || opts.Cluster == "" {
+		return nil, errors.New("xds: bootstrap needs NodeID (namespace/name) and Cluster (name.namespace)")
+	}
+	if opts.XDSSocket != "" && opts.XDSAddress != "" {
+		return nil, errors.New("xds: bootstrap: set XDSSocket or XDSAddress, not both")
+	}
+	if opts.AdminSocket != "" && opts.AdminTCP {
+		return nil, errors.New("xds: bootstrap: set AdminSocket or AdminTCP, not both")
+	}
+
+	node := &core.Node{Id: opts.NodeID, Cluster: opts.Cluster}
+	if len(opts.Metadata) > 0 {
+		m := make(map[string]any, len(opts.Metadata))
+		for k, v := range opts.Metadata {
+			m[k] = v
+		}
+		md, err := structpb.NewStruct(m)
+		if err != nil {
+			return nil, fmt.Errorf("xds: bootstrap metadata: %w", err)
+		}
+		node.Metadata = md
+	}
+
+	xdsCluster, err := xdsCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+
+	var adminAddr *core.Address
+	if opts.AdminTCP {
+		adminAddr, err = socketAddress(DefaultAdminTCP)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		path := opts.AdminSocket
+		if path == "" {
+			path = DefaultAdminSocket
+		}
+		adminAddr = &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: path, Mode: 0o660}}}
+	}
+
+	ads := &core.ConfigSource{
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+		ResourceApiVersion:    core.ApiVersion_V3,
+	}
+	b := &bootstrap.Bootstrap{
+		Node: node,
+		DynamicResources: &bootstrap.Bootstrap_DynamicResources{
+			AdsConfig: &core.ApiConfigSource{
+				ApiType:             core.ApiConfigSource_GRPC,
+				TransportApiVersion: core.ApiVersion_V3,
+				GrpcServices: []*core.GrpcService{{
+					TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName}},
+				}},
+				// Identity is sent once per stream; later requests stay small.
+				SetNodeOnFirstMessageOnly: true,
+			},
+			LdsConfig: ads,
+			CdsConfig: ads,
+		},
+		StaticResources: &bootstrap.Bootstrap_StaticResources{Clusters: []*cluster.Cluster{xdsCluster}},
+		// No access log on admin: nothing to configure.
+		Admin: &bootstrap.Admin{Address: adminAddr},
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("xds: bootstrap for %s is invalid: %w", opts.NodeID, err)
+	}
+	return b, nil
+}
+
+func xdsCluster(opts BootstrapOptions) (*cluster.Cluster, error) {
+	discovery := cluster.Cluster_STATIC
+	var addr *core.Address
+	if opts.XDSAddress != "" {
+		host, _, err := net.SplitHostPort(opts.XDSAddress)
+		if err != nil {
+			return nil, fmt.Errorf("xds: bootstrap XDSAddress %q: want host:port: %w", opts.XDSAddress, err)
+		}
+		if net.ParseIP(host) == nil {
+			discovery = cluster.Cluster_STRICT_DNS // STATIC needs an IP
+		}
+		if addr, err = socketAddress(opts.XDSAddress); err != nil {
+			return nil, err
+		}
+	} else {
+		path := opts.XDSSocket
+		if path == "" {
+			path = DefaultXDSSocket
+		}
+		addr = &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: path}}}
+	}
+	// gRPC needs HTTP/2 to the xDS server.
+	h2, err := anypb.New(&upstreamhttp.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &core.Http2ProtocolOptions{},
+				},
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &cluster.Cluster{
+		Name:                 XDSClusterName,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: discovery},
+		ConnectTimeout:       durationpb.New(time.Second),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2,
+		},
+		LoadAssignment: &endpoint.ClusterLoadAssignment{
+			ClusterName: XDSClusterName,
+			Endpoints: []*endpoint.LocalityLbEndpoints{{
+				LbEndpoints: []*endpoint.LbEndpoint{{
+					HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: addr}},
+				}},
+			}},
+		},
+	}, nil
+}
+
+func socketAddress(hostport string) (*core.Address, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("xds: address %q: want host:port: %w", hostport, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("xds: address %q: bad port: %w", hostport, err)
+	}
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address:       host,
+		PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(p)},
+	}}}, nil
+}
+
+// CommandLine returns Envoy's arguments (without the program name) for a
+// bootstrap at opts.ConfigPath: one worker thread, fast drain and shutdown
+// (test proxies hold no long-lived traffic), and a dynamic base ID so many
+// Envoys can share a host or a shared-memory namespace.
+func CommandLine(opts BootstrapOptions) []string {
+	level := opts.LogLevel
+	if level == "" {
+		level = "warning"
+	}
+	return []string{
+		"-c", opts.ConfigPath,
+		"--concurrency", "1",
+		"--drain-time-s", "1",
+		"--parent-shutdown-time-s", "2",
+		"--use-dynamic-base-id",
+		"--log-level", level,
+	}
+}
