@@ -1,0 +1,148 @@
+package trace
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+func sample() *Result {
+	return &Result{
+		Scenario: "s", Name: "a-to-b", From: "a", To: "http://b:8080/",
+		Result: "http-503", Status: 503, Wire: []string{"plaintext"}, Peer: PeerNone, Reason: "UF; connection reset",
+		Hops: []Hop{{From: idA, To: idB, Src: ipA + ":1", Dst: ipB + ":8080", Wire: "plaintext",
+			Layers: []Layer{{Kind: KindPlaintext}}, Sources: []string{"capture:" + idA}, Flags: "UF", FailureReason: "UF"}},
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	tests := []struct {
+		name       string
+		exp        *mesh.Expect
+		verdict    string
+		mismatches []string // substrings, one per expected mismatch
+	}{
+		{name: "no expectation reports", exp: nil, verdict: VerdictReport},
+		{name: "empty expectation passes", exp: &mesh.Expect{}, verdict: VerdictPass},
+		{name: "all hold", exp: &mesh.Expect{Result: "http-503", Wire: []string{"plaintext"}, Peer: "none", Reason: "UF"}, verdict: VerdictPass},
+		{name: "result differs", exp: &mesh.Expect{Result: "ok"}, verdict: VerdictFail,
+			mismatches: []string{"result: expected ok, observed http-503"}},
+		{name: "status differs", exp: &mesh.Expect{Result: "http-404"}, verdict: VerdictFail,
+			mismatches: []string{"result: expected http-404, observed http-503"}},
+		{name: "wire element differs", exp: &mesh.Expect{Wire: []string{"mtls"}}, verdict: VerdictFail,
+			mismatches: []string{"hop 1 expected mtls, observed plaintext"}},
+		{name: "wire length differs", exp: &mesh.Expect{Wire: []string{"tls", "mtls"}}, verdict: VerdictFail,
+			mismatches: []string{"expected 2 hop(s)"}},
+		{name: "peer differs", exp: &mesh.Expect{Peer: spiffeA}, verdict: VerdictFail,
+			mismatches: []string{"peer: expected " + spiffeA + ", observed none"}},
+		{name: "reason missing", exp: &mesh.Expect{Reason: "CERTIFICATE_VERIFY_FAILED"}, verdict: VerdictFail,
+			mismatches: []string{`reason: expected to contain "CERTIFICATE_VERIFY_FAILED"`}},
+		{name: "several mismatches", exp: &mesh.Expect{Result: "ok", Wire: []string{"mtls"}, Peer: spiffeA}, verdict: VerdictFail,
+			mismatches: []string{"result:", "wire:", "peer:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sample()
+			Evaluate(r, tt.exp)
+			if r.Verdict != tt.verdict {
+				t.Errorf("verdict = %q, want %q", r.Verdict, tt.verdict)
+			}
+			if len(r.Mismatches) != len(tt.mismatches) {
+				t.Fatalf("mismatches = %q, want %d", r.Mismatches, len(tt.mismatches))
+			}
+			for i, want := range tt.mismatches {
+				if !strings.Contains(r.Mismatches[i], want) {
+					t.Errorf("mismatch %d = %q, want it to contain %q", i, r.Mismatches[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestPredicates(t *testing.T) {
+	ok := &Result{Result: "ok", Status: 200, Wire: []string{"mtls"}, Peer: ""}
+	tests := []struct {
+		name string
+		p    Predicate
+		r    *Result
+		hold bool
+	}{
+		{"http-200 compares status", ResultIs("http-200"), ok, true},
+		{"ok is exact", ResultIs("ok"), ok, true},
+		{"reset is not ok", ResultIs("reset"), ok, false},
+		{"empty peer is none", PeerIs("none"), ok, true},
+		{"none expected, one observed", PeerIs("none"), &Result{Peer: spiffeA}, false},
+		{"wire exact", WireIs([]string{"mtls"}), ok, true},
+		{"wire none vs empty", WireIs([]string{"none"}), &Result{}, false},
+		{"all holds", All(ResultIs("ok"), WireIs([]string{"mtls"})), ok, true},
+		{"all fails on one", All(ResultIs("ok"), PeerIs(spiffeB)), ok, false},
+		{"reason substring", ReasonContains("VERIFY"), &Result{Reason: "UF; CERTIFICATE_VERIFY_FAILED"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.p(tt.r); (err == nil) != tt.hold {
+				t.Errorf("holds = %v (err %v), want %v", err == nil, err, tt.hold)
+			}
+		})
+	}
+}
+
+func TestExplainAndTable(t *testing.T) {
+	r := sample()
+	Evaluate(r, &mesh.Expect{Result: "ok", Wire: []string{"mtls"}, Peer: spiffeA})
+	out := r.Explain()
+	for _, want := range []string{
+		"check a-to-b (scenario s): FAIL",
+		"expected", "observed",
+		"[mtls]", "[plaintext]",
+		"mismatches:",
+		"1. default/a (10.0.0.2:1) -> default/b (10.0.0.3:8080)  plaintext",
+		"flags: UF",
+		"evidence: capture:default/a",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Explain lacks %q:\n%s", want, out)
+		}
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("line %d has trailing spaces: %q", i+1, line)
+		}
+	}
+
+	other := sample()
+	other.Name = "b-report"
+	Evaluate(other, nil)
+	tab := Table([]Result{*r, *other})
+	lines := strings.Split(strings.TrimRight(tab, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SCENARIO") {
+		t.Fatalf("table:\n%s", tab)
+	}
+	if !strings.Contains(lines[1], "ok [mtls] peer="+spiffeA) || !strings.HasSuffix(lines[1], "fail") {
+		t.Errorf("row 1 = %q", lines[1])
+	}
+	if !strings.Contains(lines[2], " - ") || !strings.HasSuffix(lines[2], "report") {
+		t.Errorf("row 2 = %q", lines[2])
+	}
+}
+
+// The -o json contract (DESIGN.md): these keys must be present.
+func TestResultJSONKeys(t *testing.T) {
+	r := sample()
+	Evaluate(r, nil)
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"scenario", "name", "from", "to", "result", "status", "wire", "peer", "reason", "verdict", "hops"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, b)
+		}
+	}
+}
