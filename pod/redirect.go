@@ -1,0 +1,126 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// RedirectTable is the nftables table (family ip) that Redirect owns.
+const RedirectTable = "meshtls"
+
+// RedirectConfig is what istio-init is told: the proxy's identity and ports.
+type RedirectConfig struct {
+	UID, GID     uint32 // proxy's uid/gid, never redirected (Istio: 1337)
+	OutboundPort uint16 // Istio: 15001
+	InboundPort  uint16 // Istio: 15006
+	Iface        string // inbound redirection applies to TCP arriving here (default eth0)
+}
+
+// Redirect programs, in the current network namespace, the capture Istio's
+// init container sets up with iptables (tools/istio-iptables/pkg/capture/run.go
+// in istio/istio; istio-nftables does the same with nftables):
+//
+//	nat OUTPUT:     skip sockets of the proxy uid and gid (ISTIO_OUTPUT
+//	                "-m owner --uid-owner/--gid-owner -j RETURN"), skip
+//	                127.0.0.0/8 ("-d 127.0.0.1/32 -j RETURN"), redirect other
+//	                TCP to OutboundPort (ISTIO_REDIRECT).
+//	nat PREROUTING: TCP arriving on Iface goes to InboundPort (ISTIO_INBOUND
+//	                -> ISTIO_IN_REDIRECT).
+//
+// Not reproduced: Istio's exclusion of its own inbound ports (15008, 15020,
+// 15021, 15090), the lo/127.0.0.6 rules for a proxy calling its own pod IP,
+// IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
+// one netlink transaction. Needs CAP_NET_ADMIN.
+func Redirect(cfg RedirectConfig) error {
+	if cfg.Iface == "" {
+		cfg.Iface = "eth0"
+	}
+	if len(cfg.Iface) >= unix.IFNAMSIZ {
+		return fmt.Errorf("interface name %q is longer than %d bytes", cfg.Iface, unix.IFNAMSIZ-1)
+	}
+	if cfg.OutboundPort == 0 || cfg.InboundPort == 0 {
+		return errors.New("outbound and inbound ports must be set (Istio uses 15001 and 15006)")
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("open netlink for nftables: %w", err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return netAdminHint("list nftables tables", err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: RedirectTable}
+	for _, x := range tables {
+		if x.Name == RedirectTable {
+			c.DelTable(t)
+		}
+	}
+	t = c.AddTable(t)
+	out := c.AddChain(&nftables.Chain{
+		Name: "output", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
+	})
+	pre := c.AddChain(&nftables.Chain{
+		Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
+	})
+	ret := &expr.Verdict{Kind: expr.VerdictReturn}
+	add := func(ch *nftables.Chain, e ...expr.Any) {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+	}
+	// meta skuid UID return; meta skgid GID return
+	add(out, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.UID)}, ret)
+	add(out, &expr.Meta{Key: expr.MetaKeySKGID, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.GID)}, ret)
+	// ip daddr 127.0.0.0/8 return
+	add(out,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127, 0, 0, 0}}, ret)
+	// meta l4proto tcp redirect to :OutboundPort
+	add(out, append(isTCP(), redirectTo(cfg.OutboundPort)...)...)
+	// iifname IFACE meta l4proto tcp redirect to :InboundPort
+	add(pre, append(append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Iface)},
+	}, isTCP()...), redirectTo(cfg.InboundPort)...)...)
+	if err := c.Flush(); err != nil {
+		return netAdminHint("program nftables table ip "+RedirectTable, err)
+	}
+	return nil
+}
+
+func isTCP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+func redirectTo(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+		&expr.Redir{RegisterProtoMin: 1},
+	}
+}
+
+// ifname pads a name as the kernel stores it (IFNAMSIZ, NUL-filled).
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
+}
+
+func netAdminHint(what string, err error) error {
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%s: %w (the init container needs CAP_NET_ADMIN)", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
