@@ -227,7 +227,7 @@ func (l *loader) parseDoc(src Source, y []byte) {
 	metaRaw, _ := json.Marshal(obj["metadata"])
 	if obj["metadata"] != nil {
 		if err := json.Unmarshal(metaRaw, &meta); err != nil {
-			l.add(src, kind, "", "metadata", typeErr(err))
+			l.add(src, kind, "", joinPath("metadata", typeField(err)), typeErr(err))
 			return
 		}
 	}
@@ -299,7 +299,7 @@ func (l *loader) parseDoc(src Source, y []byte) {
 		checkGo("", reflect.TypeFor[corev1.Service](), obj, rep)
 		var s corev1.Service
 		if err := json.Unmarshal(js, &s); err != nil {
-			rep("", typeErr(err))
+			rep(typeField(err), typeErr(err))
 			return
 		}
 		l.addService(src, meta, &s, rep)
@@ -307,7 +307,7 @@ func (l *loader) parseDoc(src Source, y []byte) {
 		checkGo("", reflect.TypeFor[corev1.Secret](), obj, rep)
 		var s corev1.Secret
 		if err := json.Unmarshal(js, &s); err != nil {
-			rep("", typeErr(err))
+			rep(typeField(err), typeErr(err))
 			return
 		}
 		s.ObjectMeta = meta
@@ -376,9 +376,22 @@ func (l *loader) decodeOurs(obj map[string]any, js []byte, into any, rep report)
 func typeErr(err error) string {
 	var ue *json.UnmarshalTypeError
 	if errors.As(err, &ue) {
-		return fmt.Sprintf("expected %s, got %s", ue.Type, ue.Value)
+		msg := fmt.Sprintf("expected %s, got %s", ue.Type, ue.Value)
+		if ue.Value == "bool" && ue.Type.Kind() == reflect.String {
+			msg += " (quote it: YAML reads y, n, yes, no, on, off, true, false as booleans)"
+		}
+		return msg
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// typeField is the JSON path encoding/json gives for a type error.
+func typeField(err error) string {
+	var ue *json.UnmarshalTypeError
+	if errors.As(err, &ue) {
+		return ue.Field
+	}
+	return ""
 }
 
 type workloadSpec struct {
