@@ -144,14 +144,24 @@ func (b *builder) hop(senderPod PodInfo, sender *LogEntry, src, dst string, in [
 	h := &d.hop
 	h.Src, h.Dst = src, dst
 
-	// The same connection seen from both ends' captures.
-	fs := b.findFlow(senderPod.ID, src, dst)
-	if fs != nil && src == "" {
-		src, h.Src = fs.Src, fs.Src
-	}
-	fr := b.findFlow(d.recvPod.ID, src, dst)
-	if fr != nil && src == "" {
-		src, h.Src = fr.Src, fr.Src
+	// The same connection seen from both ends' captures. Without a source
+	// address, guess by destination only when a connection may exist that
+	// nobody logged the source of: a proxy picked an upstream host (a failed
+	// handshake logs no upstream local address) or left no line at all.
+	// A client app that got no local address never connected, and a proxy
+	// line without an upstream host never chose one.
+	var fs, fr *pod.Flow
+	guess := senderIsProxy && (sender == nil || sender.UpstreamHost != "")
+	if src != "" || guess {
+		from := b.idIP[senderPod.ID]
+		fs = b.findFlow(senderPod.ID, from, src, dst)
+		if fs != nil && src == "" {
+			src, h.Src = fs.Src, fs.Src
+		}
+		fr = b.findFlow(d.recvPod.ID, from, src, dst)
+		if fr != nil && src == "" {
+			src, h.Src = fr.Src, fr.Src
+		}
 	}
 	if fs != nil {
 		h.Sources = append(h.Sources, "capture:"+senderPod.ID)
@@ -394,23 +404,22 @@ func (b *builder) receiverLine(id, src string) *LogEntry {
 }
 
 // findFlow finds the connection src→dst in a pod's capture. With src
-// unknown (Envoy logs no upstream local address for a failed connect or
-// handshake) it takes the latest flow from this pod's IP to dst.
-func (b *builder) findFlow(id, src, dst string) *pod.Flow {
+// unknown it takes the latest flow from the sender's IP to dst (seen at or
+// after Observations.Since).
+func (b *builder) findFlow(id string, from netip.Addr, src, dst string) *pod.Flow {
 	flows := b.obs.Flows[id]
 	if dst == "" {
 		return nil
 	}
-	for i := len(flows) - 1; i >= 0; i-- {
-		if f := &flows[i]; src != "" && f.Src == src && f.Dst == dst {
-			return f
-		}
-	}
 	if src != "" {
+		for i := len(flows) - 1; i >= 0; i-- {
+			if f := &flows[i]; f.Src == src && f.Dst == dst {
+				return f
+			}
+		}
 		return nil
 	}
-	ip, ok := b.idIP[id]
-	if !ok {
+	if !from.IsValid() {
 		return nil
 	}
 	since := int64(0)
@@ -418,7 +427,7 @@ func (b *builder) findFlow(id, src, dst string) *pod.Flow {
 		since = b.obs.Since.UnixMilli()
 	}
 	for i := len(flows) - 1; i >= 0; i-- {
-		if f := &flows[i]; f.Dst == dst && addrOf(f.Src) == ip && f.TimeUnixMS >= since {
+		if f := &flows[i]; f.Dst == dst && addrOf(f.Src) == from && f.TimeUnixMS >= since {
 			return f
 		}
 	}

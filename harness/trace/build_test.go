@@ -277,6 +277,39 @@ func TestBuild(t *testing.T) {
 			wantPath:   []string{idA + ">" + idB},
 		},
 		{
+			name: "no route at the client sidecar ignores an older flow to the same address",
+			obs: obs(mesh.Check{Name: "a-to-b-nr", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
+				pod.CallResult{Result: "http-404", Status: 404, LocalAddr: ipA + ":50050", RemoteAddr: ipB + ":8080"},
+				map[string][]pod.Flow{idA: {{Src: ipA + ":49999", Dst: ipB + ":8080", Kind: "tls"}}},
+				map[string][]LogEntry{idA: {{Direction: "outbound", Method: "GET", ResponseCode: "404", ResponseFlags: "NR",
+					DownstreamRemoteAddress: ipA + ":50050", ResponseCodeDetails: "route_not_found", FilterChainName: "0.0.0.0_8080"}}}),
+			wantResult: "http-404", wantWire: []string{"none"}, wantPeer: "none",
+			wantReason: []string{"NR", "route_not_found"},
+		},
+		{
+			name: "failed handshake seen only in the receiver's capture",
+			obs: obs(mesh.Check{Name: "a-to-b-strict", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
+				pod.CallResult{Result: "http-503", Status: 503, LocalAddr: ipA + ":50060", RemoteAddr: ipB + ":8080"},
+				map[string][]pod.Flow{
+					idB: {
+						{Src: ipN + ":1234", Dst: ipB + ":8080", Kind: "tls"}, // someone else's connection
+						{Src: ipA + ":50061", Dst: ipB + ":8080", Kind: "plaintext", Preview: "GET / HTTP/1.1"},
+					},
+				},
+				map[string][]LogEntry{
+					idA: {{Direction: "outbound", Method: "GET", ResponseCode: "503", ResponseFlags: "UF", DownstreamRemoteAddress: ipA + ":50060",
+						UpstreamHost: ipB + ":8080", ResponseCodeDetails: "upstream_reset_before_response_started{connection_termination}"}},
+					idB: {{Direction: "inbound", ResponseFlags: "NR", DownstreamRemoteAddress: ipA + ":50061"}},
+				}),
+			wantResult: "http-503", wantWire: []string{"plaintext"}, wantPeer: "none",
+			wantReason: []string{"UF", "NR", "filter_chain_not_found"},
+			check: func(t *testing.T, r *Result) {
+				if h := r.Hops[0]; h.Src != ipA+":50061" || !slices.Contains(h.Sources, "accesslog:"+idB) {
+					t.Errorf("hop = %+v, want the source from b's capture and b's log matched by it", h)
+				}
+			},
+		},
+		{
 			name: "connection refused with no sidecar",
 			obs: obs(mesh.Check{Name: "refused", From: "naked", To: "tcp://ext.default.svc.cluster.local:9999"},
 				pod.CallResult{Result: "refused", RemoteAddr: "ext.default.svc.cluster.local:9999", Error: "connect: connection refused"},
