@@ -121,10 +121,12 @@ type loader struct {
 	probs []Problem
 	// targets keeps each given Service's targetPorts until workloads are known.
 	targets map[*Service][]intstr.IntOrString
+	// broken holds "Kind/ns/name" of objects that failed to decode.
+	broken map[string]bool
 }
 
 func newLoader() *loader {
-	return &loader{m: &Mesh{Sources: map[string]Source{}}, targets: map[*Service][]intstr.IntOrString{}}
+	return &loader{m: &Mesh{Sources: map[string]Source{}}, targets: map[*Service][]intstr.IntOrString{}, broken: map[string]bool{}}
 }
 
 func (l *loader) add(src Source, kind, name, field, msg string) {
@@ -261,6 +263,14 @@ func (l *loader) parseDoc(src Source, y []byte) {
 		return
 	}
 	l.m.Sources[key] = src
+
+	// Objects with parse problems are not validated further: their spec
+	// is incomplete and would only produce follow-on noise.
+	defer func() {
+		if len(l.probs) > nprobs {
+			l.broken[key] = true
+		}
+	}()
 
 	spec := obj["spec"]
 	specJSON, _ := json.Marshal(spec)

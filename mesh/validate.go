@@ -29,7 +29,11 @@ var (
 func (l *loader) validate() {
 	m := l.m
 	at := func(kind, ns, name string) func(field, msg string) {
-		src := m.Sources[kind+"/"+ns+"/"+name]
+		key := kind + "/" + ns + "/" + name
+		src := m.Sources[key]
+		if l.broken[key] {
+			return func(string, string) {} // already reported; spec is incomplete
+		}
 		return func(field, msg string) { l.add(src, kind, ns+"/"+name, field, msg) }
 	}
 	for _, w := range m.Workloads {

@@ -1,0 +1,198 @@
+package mesh
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadGood(t *testing.T) {
+	m, err := Load("testdata")
+	if err != nil {
+		t.Fatalf("Load(testdata): %v", err)
+	}
+	if got := len(m.Workloads); got != 4 {
+		t.Errorf("workloads = %d, want 4", got)
+	}
+	// Every served Istio version is normalised to v1.
+	if dr := m.DestinationRules[0]; dr.APIVersion != "networking.istio.io/v1" || dr.Kind != "DestinationRule" {
+		t.Errorf("DR TypeMeta = %+v", dr.TypeMeta)
+	}
+	if pa := m.PeerAuthentications[0]; pa.APIVersion != "security.istio.io/v1" {
+		t.Errorf("PA TypeMeta = %+v", pa.TypeMeta)
+	}
+	if src := m.Sources["Gateway/istio-system/gw"]; src.Index != 7 || !strings.HasSuffix(src.File, "basic.yaml") {
+		t.Errorf("Sources[Gateway] = %v", src)
+	}
+	c := m.Checks[1]
+	if c.TLS == nil || c.TLS.SNI == nil || *c.TLS.SNI != "" {
+		t.Errorf("sni: \"\" must be a non-nil empty string, got %+v", c.TLS)
+	}
+	if strings.Join(c.TLS.CA, ",") != "ingress,app" {
+		t.Errorf("default CAs = %v", c.TLS.CA)
+	}
+	if m.Checks[0].TLS != nil {
+		t.Errorf("omitted tls should stay nil")
+	}
+	omitted := mustParse(t, "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\n---\n"+
+		"apiVersion: meshtls.dev/v1alpha1\nkind: Check\nmetadata: {name: c}\nspec: {from: a, to: 'https://a:8443/', tls: {ca: [app]}}\n")
+	if omitted.Checks[0].TLS.SNI != nil {
+		t.Errorf("omitted sni must be nil")
+	}
+}
+
+func TestLoadDirectoryAndEmptyDocs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("b.yml", "---\n# only a comment\n---\napiVersion: meshtls.dev/v1alpha1\nkind: Check\nmetadata: {name: c}\nspec: {from: a, to: 'tcp://a:9000'}\n")
+	write("a.yaml", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\n---\n\n")
+	write("ignored.txt", "not yaml: [")
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(m.Checks) != 1 || m.Checks[0].Source.Index != 0 {
+		t.Errorf("checks = %+v", m.Checks)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Errorf("missing file loaded")
+	}
+}
+
+// Each bad bundle must fail with a message naming the document, the
+// object and the field.
+func TestValidationErrors(t *testing.T) {
+	const a = "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 8080}]}\n---\n"
+	const gwW = "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: igw, namespace: istio-system, labels: {istio: ingressgateway}}\nspec: {gateway: true}\n---\n"
+	gw := func(server string) string {
+		return a + "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - " + server + "\n"
+	}
+	check := func(spec string) string {
+		return a + gwW + "apiVersion: meshtls.dev/v1alpha1\nkind: Check\nmetadata: {name: c}\nspec: " + spec + "\n"
+	}
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // substrings of one problem line
+	}{
+		{"unknown apiVersion", "apiVersion: foo/v1\nkind: X\nmetadata: {name: x}\n",
+			[]string{"(document 1) X", "apiVersion", `unknown apiVersion "foo/v1"`}},
+		{"unknown kind", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: x}\n",
+			[]string{"(document 1) Sidecar", "kind", "allowed: DestinationRule, Gateway"}},
+		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"(document 1)", "apiVersion and kind are required"}},
+		{"DR tls mode typo", a + drDoc("reviews", "default", "{host: reviews, trafficPolicy: {tls: {mode: STRICTT}}}"),
+			[]string{"test.yaml (document 2) DestinationRule default/reviews: spec.trafficPolicy.tls.mode: unknown value \"STRICTT\" (allowed: DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)"}},
+		{"DR unknown field", a + drDoc("r", "default", "{host: r, trafficPolicy: {tls: {mode: SIMPLE, sniHost: x}}}"),
+			[]string{"(document 2) DestinationRule default/r", "spec.trafficPolicy.tls.sniHost", `unknown field "sniHost"`}},
+		{"DR snake_case accepted", a + drDoc("r", "default", "{host: r, traffic_policy: {tls: {mode: SIMPLE}}}"), nil},
+		{"DR MUTUAL without cert", a + drDoc("r", "default", "{host: r, subsets: [{name: v1, trafficPolicy: {tls: {mode: MUTUAL}}}]}"),
+			[]string{"(document 2) DestinationRule default/r", "spec.subsets[0].trafficPolicy.tls.clientCertificate", "MUTUAL"}},
+		{"DR credentialName with files", a + drDoc("r", "default", "{host: r, trafficPolicy: {portLevelSettings: [{port: {number: 80}, tls: {mode: SIMPLE, credentialName: c, caCertificates: /x}}]}}"),
+			[]string{"spec.trafficPolicy.portLevelSettings[0].tls", "credentialName is set"}},
+		{"DR missing host", a + drDoc("r", "default", "{trafficPolicy: {}}"), []string{"DestinationRule default/r", "spec.host", "required"}},
+		{"DR duplicate subset", a + drDoc("r", "default", "{host: r, subsets: [{name: v1}, {name: v1}]}"), []string{"spec.subsets[1].name", "duplicate subset"}},
+		{"duplicate name", a + drDoc("r", "default", "{host: r}") + drDoc("r", "default", "{host: s}"),
+			[]string{"(document 3) DestinationRule default/r", "metadata.name", "first defined in test.yaml (document 2)"}},
+		{"PA port level without selector", a + "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {portLevelMtls: {8080: {mode: DISABLE}}}\n",
+			[]string{"(document 2) PeerAuthentication default/p", "spec.portLevelMtls", "selector"}},
+		{"PA mode typo", a + "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: strict}}\n",
+			[]string{"spec.mtls.mode", `unknown value "strict" (allowed: UNSET, DISABLE, PERMISSIVE, STRICT)`}},
+		{"metadata unknown field", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a, labes: {app: a}}\n",
+			[]string{"Workload default/a", "metadata.labes", `unknown field "labes"`}},
+		{"top-level unknown field", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspex: {host: a}\n",
+			[]string{"DestinationRule default/a", "spex", "unknown field"}},
+		{"workload unknown field", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 80, protocol: TCP}]}\n",
+			[]string{"Workload default/a", "spec.ports[0].protocol", `unknown field "protocol" (allowed: appProtocol, name, port, tls)`}},
+		{"workload bad type", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {sidecar: maybe}\n",
+			[]string{"Workload default/a", "spec.sidecar", "expected bool"}},
+		{"workload duplicate port", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {ports: [{port: 80}, {port: 80}]}\n",
+			[]string{"spec.ports[1].port", "duplicate port 80"}},
+		{"service unknown field", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80, targetport: 8080}]}\n",
+			[]string{"Service default/s", "spec.ports[0].targetport", "unknown field"}},
+		{"service named targetPort missing", a + "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: a}, ports: [{port: 80, targetPort: web}]}\n",
+			[]string{"(document 2) Service default/s", "spec.ports[0].targetPort", `named port "web"`}},
+		{"secret wrong type", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\nstringData: {tls.crt: x}\n",
+			[]string{"Secret default/s", "type", "kubernetes.io/tls"}},
+		{"secret missing key", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\nstringData: {tls.crt: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}\n",
+			[]string{"Secret default/s", "data", "tls.key is required"}},
+		{"gateway https without tls", gw("{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*']}"),
+			[]string{"(document 2) Gateway default/g", "spec.servers[0].tls", "required for protocol HTTPS"}},
+		{"gateway ISTIO_MUTUAL with credentialName", gw("{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: ISTIO_MUTUAL, credentialName: c}}"),
+			[]string{"Gateway default/g", "spec.servers[0].tls.credentialName", "ISTIO_MUTUAL"}},
+		{"gateway MUTUAL without certs", gw("{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: MUTUAL}}"),
+			[]string{"spec.servers[0].tls.caCertificates", "required for mode MUTUAL"}},
+		{"gateway http with tls", gw("{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*'], tls: {mode: SIMPLE, credentialName: c}}"),
+			[]string{"spec.servers[0].tls", "plain-text HTTP"}},
+		{"gateway http with redirect ok", gw("{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*'], tls: {httpsRedirect: true}}"), nil},
+		{"gateway bad protocol", gw("{port: {number: 80, name: http, protocol: HTTPX}, hosts: ['*']}"),
+			[]string{"spec.servers[0].port.protocol", `unknown value "HTTPX"`}},
+		{"gateway server mode typo", gw("{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: PASSTRHOUGH}}"),
+			[]string{"spec.servers[0].tls.mode", "allowed: PASSTHROUGH, SIMPLE"}},
+		{"VS missing gateway", a + "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: [a], gateways: [nope, mesh]}\n",
+			[]string{"(document 2) VirtualService default/v", "spec.gateways[0]", "Gateway default/nope not found"}},
+		{"VS missing subset", a + drDoc("a", "default", "{host: a, subsets: [{name: v1}]}") + "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: [a], http: [{route: [{destination: {host: a, subset: v2}}]}]}\n",
+			[]string{"(document 3) VirtualService default/v", "spec.http[0].route[0].destination.subset", `subset "v2"`}},
+		{"VS subset ok", a + drDoc("a", "default", "{host: a, subsets: [{name: v1}]}") + "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: [a], tcp: [{route: [{destination: {host: a, subset: v1}}]}]}\n", nil},
+		{"VS tls route without sniHosts", a + "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: [a], tls: [{match: [{port: 443}], route: [{destination: {host: a}}]}]}\n",
+			[]string{"spec.tls[0].match[0].sniHosts", "required"}},
+		{"check missing workload", check("{from: nobody, to: 'http://a:8080/'}"), []string{"(document 3) Check default/c", "spec.from", `"nobody" not found`}},
+		{"check via not gateway", check("{from: a, via: a, to: 'http://a:8080/'}"), []string{"spec.via", "not a gateway"}},
+		{"check via ok", check("{from: a, via: istio-system/igw, to: 'https://a.example.com/'}"), nil},
+		{"check bad scheme", check("{from: a, to: 'ftp://a/'}"), []string{"spec.to", `unsupported scheme "ftp" (allowed: http, https, tcp, tls)`}},
+		{"check unparsable URL", check("{from: a, to: 'http://a:80:80/%'}"), []string{"spec.to", "not a URL"}},
+		{"check tcp without port", check("{from: a, to: 'tcp://a'}"), []string{"spec.to", "needs a port"}},
+		{"check unknown CA", check("{from: a, to: 'https://a/', tls: {ca: [mesh, evil]}}"), []string{"spec.tls.ca[1]", `unknown CA "evil"`}},
+		{"check bad clientCert", check("{from: a, to: 'https://a/', tls: {clientCert: mesh}}"), []string{"spec.tls.clientCert", "allowed: client, untrusted"}},
+		{"check tls on http", check("{from: a, to: 'http://a/', tls: {sni: x}}"), []string{"spec.tls", "only to https and tls"}},
+		{"check bad result", check("{from: a, to: 'http://a/', expect: {result: http-99}}"), []string{"spec.expect.result", `"http-99"`}},
+		{"check bad wire", check("{from: a, to: 'http://a/', expect: {wire: [mtls, ssl]}}"), []string{"spec.expect.wire[1]", `unknown value "ssl"`}},
+		{"check bad peer", check("{from: a, to: 'http://a/', expect: {peer: default/a}}"), []string{"spec.expect.peer", "SPIFFE"}},
+		{"check unknown field", check("{from: a, to: 'http://a/', expect: {status: 200}}"), []string{"spec.expect.status", `unknown field "status"`}},
+		{"check good", check("{from: a, to: 'tls://a:8443', tls: {sni: '', ca: [app], clientCert: client}, expect: {result: http-503, wire: [mtls+tls], peer: none, reason: UF}}"), nil},
+		{"invalid yaml", "apiVersion: v1\nkind: [\n", []string{"(document 1)", "invalid YAML"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("test.yaml", []byte(tc.yaml))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("unexpected error:\n%v", err)
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("want *ValidationError, got %v", err)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				ok := true
+				for _, w := range tc.want {
+					ok = ok && strings.Contains(line, w)
+				}
+				if ok {
+					return
+				}
+			}
+			t.Errorf("no problem line contains all of %q; got:\n%v", tc.want, err)
+		})
+	}
+}
+
+// All problems are collected, not just the first.
+func TestValidationCollectsAll(t *testing.T) {
+	y := drDoc("a", "default", "{host: a, trafficPolicy: {tls: {mode: BAD}}}") +
+		drDoc("b", "default", "{host: b, bogus: 1}") +
+		"---\napiVersion: meshtls.dev/v1alpha1\nkind: Check\nmetadata: {name: c}\nspec: {from: x, to: 'gopher://x'}\n"
+	_, err := Parse("many.yaml", []byte(y))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) < 4 {
+		t.Fatalf("want at least 4 problems, got %v", err)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != len(ve.Problems) {
+		t.Errorf("Error() has %d lines for %d problems", n, len(ve.Problems))
+	}
+}
