@@ -1,0 +1,469 @@
+package xds
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	rawbuffer "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	networkingapi "istio.io/api/networking/v1alpha3"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+const (
+	connectTimeout = 10 * time.Second // Istio's default meshConfig.connectTimeout
+	// systemRoots is where Istio points SIMPLE/MUTUAL origination without a
+	// CA (pilot/pkg/networking/core/cluster_tls.go, VERIFY_CERTIFICATE_AT_CLIENT:
+	// "/etc/ssl/certs/ca-certificates.crt", security.DefaultRootCertFilePath).
+	systemRoots = "/etc/ssl/certs/ca-certificates.crt"
+	httpOptsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+)
+
+// Client ALPN Istio sends with ISTIO_MUTUAL. TCP: util.ALPNInMeshWithMxc
+// (pilot/pkg/networking/util/util.go). For HTTP, Istio's own istio.alpn HTTP
+// filter (pilot/pkg/xds/filters/filters.go, Alpn) overrides the list per
+// request with istio-http/1.0, istio-http/1.1 or istio-h2; upstream Envoy has
+// no such filter, so the cluster carries the value Istio would put on the
+// wire for the cluster's protocol (derived; confirm on live Envoy).
+var (
+	alpnIstioTCP   = []string{"istio-peer-exchange", "istio"}
+	alpnIstioHTTP1 = []string{"istio-http/1.1"}
+	alpnIstioH2    = []string{"istio-h2"}
+)
+
+// buildTargetClusters emits outbound|port||host and one cluster per subset
+// of the DestinationRule that applies to the host (pilot/pkg/networking/core/cluster.go
+// buildOutboundClusters, cluster_builder.go applyDestinationRule).
+func (b *builder) buildTargetClusters(t *target) {
+	dr := b.m.DestinationRuleFor(t.host, b.proxy.Namespace)
+	if dr != nil {
+		b.checkDestinationRule(dr)
+	}
+	b.addCluster(b.targetCluster(t, "", nil))
+	if dr == nil {
+		return
+	}
+	for _, ss := range dr.Spec.GetSubsets() {
+		b.addCluster(b.targetCluster(t, ss.GetName(), ss.GetLabels()))
+	}
+}
+
+func drName(dr *networking.DestinationRule) string {
+	return fmt.Sprintf("DestinationRule %s/%s", dr.Namespace, dr.Name)
+}
+
+// checkDestinationRule rejects the parts of a DestinationRule meshtls does
+// not translate; the TLS settings are read through mesh.ClientTLS.
+func (b *builder) checkDestinationRule(dr *networking.DestinationRule) {
+	res := drName(dr)
+	check := func(path string, tp *networkingapi.TrafficPolicy) {
+		if tp == nil {
+			return
+		}
+		if tp.GetLoadBalancer() != nil {
+			b.unsupported(res, path+".loadBalancer")
+		}
+		if tp.GetConnectionPool() != nil {
+			b.unsupported(res, path+".connectionPool")
+		}
+		if tp.GetOutlierDetection() != nil {
+			b.unsupported(res, path+".outlierDetection")
+		}
+		if tp.GetTunnel() != nil {
+			b.unsupported(res, path+".tunnel")
+		}
+		if tp.GetProxyProtocol() != nil {
+			b.unsupported(res, path+".proxyProtocol")
+		}
+		if tp.GetRetryBudget() != nil {
+			b.unsupported(res, path+".retryBudget")
+		}
+		b.checkClientTLS(res, path+".tls", tp.GetTls())
+		for i, pl := range tp.GetPortLevelSettings() {
+			p := fmt.Sprintf("%s.portLevelSettings[%d]", path, i)
+			if pl.GetLoadBalancer() != nil {
+				b.unsupported(res, p+".loadBalancer")
+			}
+			if pl.GetConnectionPool() != nil {
+				b.unsupported(res, p+".connectionPool")
+			}
+			if pl.GetOutlierDetection() != nil {
+				b.unsupported(res, p+".outlierDetection")
+			}
+			b.checkClientTLS(res, p+".tls", pl.GetTls())
+		}
+	}
+	check("spec.trafficPolicy", dr.Spec.GetTrafficPolicy())
+	for i, ss := range dr.Spec.GetSubsets() {
+		check(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), ss.GetTrafficPolicy())
+	}
+	if dr.Spec.GetWorkloadSelector() != nil {
+		b.unsupported(res, "spec.workloadSelector")
+	}
+}
+
+func (b *builder) checkClientTLS(res, path string, tls *networkingapi.ClientTLSSettings) {
+	if tls == nil {
+		return
+	}
+	if tls.GetCaCrl() != "" {
+		b.unsupported(res, path+".caCrl")
+	}
+}
+
+// targetCluster is one outbound cluster: endpoints (subset-filtered), HTTP
+// protocol options and the TLS the client originates.
+func (b *builder) targetCluster(t *target, subset string, labels map[string]string) *cluster.Cluster {
+	name := OutboundClusterName(t.port, subset, t.host)
+	c := &cluster.Cluster{
+		Name:           name,
+		ConnectTimeout: durationpb.New(connectTimeout),
+		// Envoy's default; Istio's default is LEAST_REQUEST, which needs no
+		// config either. Round robin keeps multi-endpoint checks predictable.
+		LbPolicy: cluster.Cluster_ROUND_ROBIN,
+	}
+	tls := b.m.ClientTLS(t.host, t.port, subset, b.proxy.Namespace)
+	// Auto mTLS applies only when no DestinationRule sets tls
+	// (pilot/pkg/networking/core/cluster_builder.go, buildAutoMtlsSettings).
+	auto := tls == nil
+	autoIstio := auto && !t.external && b.serviceMTLS(t) != mesh.ModeDisable
+
+	var eps []endpointRef
+	for _, e := range t.eps {
+		if subsetMatches(labels, e.labels) {
+			eps = append(eps, e)
+		}
+	}
+	switch t.resolve {
+	case resolveNone:
+		// resolution NONE: connect to the address the app dialled
+		// (pilot/pkg/networking/core/cluster.go, ORIGINAL_DST for NONE).
+		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST}
+		c.LbPolicy = cluster.Cluster_CLUSTER_PROVIDED
+	case resolveDNS:
+		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
+		c.DnsLookupFamily = cluster.Cluster_V4_ONLY
+		c.LoadAssignment = b.loadAssignment(name, t, eps, tls, auto)
+	default:
+		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STATIC}
+		c.LoadAssignment = b.loadAssignment(name, t, eps, tls, auto)
+	}
+
+	httpOpts := upstreamHTTPOptions(t.proto)
+	switch {
+	case tls != nil:
+		ts, autoSNI := b.originationTLS(t, subset, tls)
+		if ts != nil {
+			c.TransportSocket = ts
+		}
+		if autoSNI != nil {
+			if httpOpts == nil {
+				// auto SNI needs an HTTP request to take the host from; a TCP
+				// cluster sends no SNI then, as Istio's does.
+			} else {
+				httpOpts.UpstreamHttpProtocolOptions = autoSNI
+			}
+		}
+	case autoIstio:
+		// Auto mTLS: mTLS to endpoints labelled tlsMode=istio, plaintext to
+		// the rest (pilot/pkg/networking/core/cluster_builder.go,
+		// buildAutoMtlsSettings; transport socket names as Istio's).
+		sans := t.sans
+		if t.svc != nil {
+			sans = b.m.ServiceAccounts(t.svc)
+		}
+		c.TransportSocketMatches = []*cluster.Cluster_TransportSocketMatch{
+			{
+				Name:            "tlsMode-istio",
+				Match:           &structpb.Struct{Fields: map[string]*structpb.Value{TLSModeMetadataKey: structpb.NewStringValue(TLSModeIstio)}},
+				TransportSocket: b.istioMutualSocket(IstioSNI(t.port, subset, t.host), sans, t.proto),
+			},
+			{
+				Name:            "tlsMode-disabled",
+				Match:           &structpb.Struct{},
+				TransportSocket: rawBufferSocket(),
+			},
+		}
+	}
+	if httpOpts != nil {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptsKey: mustAny(httpOpts)}
+	}
+	return c
+}
+
+// serviceMTLS is the mode Istio infers for a whole service under auto mTLS:
+// mesh- and namespace-level PeerAuthentication of the service's namespace
+// (pilot/pkg/model/push_context.go, BestEffortInferServiceMTLSMode).
+func (b *builder) serviceMTLS(t *target) mesh.MTLSMode {
+	return b.m.NamespaceMTLS(t.ns)
+}
+
+func subsetMatches(want, have map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// loadAssignment lists the endpoints inline. An endpoint gets the
+// tlsMode=istio transport socket match metadata when it has a sidecar
+// (pilot/pkg/networking/util/util.go, BuildLbEndpointMetadata); under auto
+// mTLS Istio strips it from endpoints whose own PeerAuthentication for the
+// port is DISABLE (pilot/pkg/xds/endpoints/mtls_checker.go, isMtlsDisabled).
+func (b *builder) loadAssignment(name string, t *target, eps []endpointRef, tls *networkingapi.ClientTLSSettings, auto bool) *endpoint.ClusterLoadAssignment {
+	la := &endpoint.ClusterLoadAssignment{ClusterName: name}
+	var lbs []*endpoint.LbEndpoint
+	for _, e := range eps {
+		lb := &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: tcpAddress(e.addr, e.port),
+		}}}
+		if e.hasSidecar() && (!auto || b.m.EffectiveMTLS(e.w, e.port) != mesh.ModeDisable) {
+			lb.Metadata = &core.Metadata{FilterMetadata: map[string]*structpb.Struct{
+				TransportSocketMatchNS: {Fields: map[string]*structpb.Value{TLSModeMetadataKey: structpb.NewStringValue(TLSModeIstio)}},
+			}}
+		}
+		lbs = append(lbs, lb)
+	}
+	la.Endpoints = []*endpoint.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	return la
+}
+
+// upstreamHTTPOptions: HTTP/1.1 for HTTP, HTTP/2 for HTTP2 and gRPC, the
+// downstream's protocol for auto-detected ports
+// (pilot/pkg/networking/core/cluster_builder.go, setUpstreamProtocol).
+// TCP-class ports get none.
+func upstreamHTTPOptions(p mesh.Protocol) *httpopts.HttpProtocolOptions {
+	switch {
+	case p == mesh.ProtoHTTP2 || p == mesh.ProtoGRPC:
+		return &httpopts.HttpProtocolOptions{UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{}},
+			}}}
+	case p.IsHTTP():
+		return &httpopts.HttpProtocolOptions{UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &core.Http1ProtocolOptions{}},
+			}}}
+	case p == mesh.ProtoAuto:
+		return &httpopts.HttpProtocolOptions{UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &httpopts.HttpProtocolOptions_UseDownstreamHttpConfig{
+				HttpProtocolOptions:  &core.Http1ProtocolOptions{},
+				Http2ProtocolOptions: &core.Http2ProtocolOptions{},
+			}}}
+	}
+	return nil
+}
+
+func rawBufferSocket() *core.TransportSocket {
+	return &core.TransportSocket{
+		Name:       "envoy.transport_sockets.raw_buffer",
+		ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbuffer.RawBuffer{})},
+	}
+}
+
+func tlsSocket(m proto.Message) *core.TransportSocket {
+	return &core.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: mustAny(m)},
+	}
+}
+
+func sdsConfig(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: adsSource()}
+}
+
+func tlsParams12to13() *tlsv3.TlsParameters {
+	return &tlsv3.TlsParameters{
+		TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2,
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+	}
+}
+
+// sanMatchers matches SANs exactly: spiffe:// and other URIs as URI SANs,
+// the rest as DNS SANs (pilot/pkg/networking/util/util.go,
+// StringToExactMatch; security.istio.io SAN types, derived).
+func sanMatchers(sans []string) []*tlsv3.SubjectAltNameMatcher {
+	var out []*tlsv3.SubjectAltNameMatcher
+	for _, s := range sans {
+		typ := tlsv3.SubjectAltNameMatcher_DNS
+		if strings.Contains(s, "://") {
+			typ = tlsv3.SubjectAltNameMatcher_URI
+		}
+		out = append(out, &tlsv3.SubjectAltNameMatcher{
+			SanType: typ,
+			Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: s}},
+		})
+	}
+	return out
+}
+
+// istioMutualSocket is ISTIO_MUTUAL origination: workload cert "default",
+// mesh root "ROOTCA", TLS 1.2–1.3, Istio SNI, server SAN = service accounts
+// (pilot/pkg/networking/core/cluster_tls.go, buildIstioMutualTLS;
+// pilot/pkg/security/model/authentication.go, ConstructSdsSecretConfig).
+func (b *builder) istioMutualSocket(sni string, sans []string, proto mesh.Protocol) *core.TransportSocket {
+	b.needSecret(SecretDefault, secretNeed{})
+	b.needSecret(SecretRootCA, secretNeed{})
+	alpn := alpnIstioTCP
+	switch {
+	case proto == mesh.ProtoHTTP2 || proto == mesh.ProtoGRPC:
+		alpn = alpnIstioH2
+	case proto.IsHTTP():
+		alpn = alpnIstioHTTP1
+	}
+	ctx := &tlsv3.UpstreamTlsContext{
+		Sni: sni,
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams:                      tlsParams12to13(),
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsConfig(SecretDefault)},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+					DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(sans)},
+					ValidationContextSdsSecretConfig: sdsConfig(SecretRootCA),
+				},
+			},
+			AlpnProtocols: slices.Clone(alpn),
+		},
+	}
+	return tlsSocket(ctx)
+}
+
+// originationTLS translates a DestinationRule tls block
+// (pilot/pkg/networking/core/cluster_tls.go, applyUpstreamTLSSettings /
+// buildUpstreamTLSSettings). It returns the socket (nil: plaintext) and, for
+// SIMPLE/MUTUAL without sni, the auto SNI options of HTTP clusters.
+func (b *builder) originationTLS(t *target, subset string, tls *networkingapi.ClientTLSSettings) (*core.TransportSocket, *core.UpstreamHttpProtocolOptions) {
+	switch tls.GetMode() {
+	case networkingapi.ClientTLSSettings_DISABLE:
+		return nil, nil
+	case networkingapi.ClientTLSSettings_ISTIO_MUTUAL:
+		sni := tls.GetSni()
+		if sni == "" {
+			sni = IstioSNI(t.port, subset, t.host)
+		}
+		sans := tls.GetSubjectAltNames()
+		if len(sans) == 0 {
+			if t.svc != nil {
+				sans = b.m.ServiceAccounts(t.svc)
+			} else {
+				sans = t.sans
+			}
+		}
+		return b.istioMutualSocket(sni, sans, t.proto), nil
+	case networkingapi.ClientTLSSettings_SIMPLE, networkingapi.ClientTLSSettings_MUTUAL:
+	default:
+		b.fail(fmt.Errorf("client TLS for %s:%d: mode %v is not supported by meshtls", t.host, t.port, tls.GetMode()))
+		return nil, nil
+	}
+	common := &tlsv3.CommonTlsContext{}
+	insecure := tls.GetInsecureSkipVerify().GetValue()
+	sans := tls.GetSubjectAltNames()
+	switch {
+	case insecure:
+		// insecureSkipVerify: no server certificate verification at all
+		// (cluster_tls.go: no validation context when InsecureSkipVerify).
+	case tls.GetCaCertificates() != "":
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa:                 &core.DataSource{Specifier: &core.DataSource_Filename{Filename: tls.GetCaCertificates()}},
+			MatchTypedSubjectAltNames: sanMatchers(sans),
+		}}
+	case tls.GetCredentialName() != "":
+		// credentialName: the CA comes from <name>-cacert over SDS
+		// (pilot/pkg/model/credentials, SdsCaSuffix).
+		caName := CredentialCASecretName(tls.GetCredentialName())
+		b.needSecret(caName, secretNeed{kind: needClientCredential, credential: tls.GetCredentialName()})
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(sans)},
+				ValidationContextSdsSecretConfig: sdsConfig(caName),
+			}}
+	default:
+		// No CA: the system roots (VERIFY_CERTIFICATE_AT_CLIENT, default on).
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa:                 &core.DataSource{Specifier: &core.DataSource_Filename{Filename: systemRoots}},
+			MatchTypedSubjectAltNames: sanMatchers(sans),
+		}}
+	}
+	if tls.GetMode() == networkingapi.ClientTLSSettings_MUTUAL {
+		switch {
+		case tls.GetCredentialName() != "":
+			name := CredentialSecretName(tls.GetCredentialName())
+			b.needSecret(name, secretNeed{kind: needClientCredential, credential: tls.GetCredentialName()})
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsConfig(name)}
+		case tls.GetClientCertificate() != "" && tls.GetPrivateKey() != "":
+			common.TlsCertificates = []*tlsv3.TlsCertificate{{
+				CertificateChain: &core.DataSource{Specifier: &core.DataSource_Filename{Filename: tls.GetClientCertificate()}},
+				PrivateKey:       &core.DataSource{Specifier: &core.DataSource_Filename{Filename: tls.GetPrivateKey()}},
+			}}
+		default:
+			b.fail(fmt.Errorf("client TLS MUTUAL for %s:%d needs clientCertificate and privateKey, or credentialName (Istio rejects it too)", t.host, t.port))
+		}
+	}
+	if t.proto == mesh.ProtoHTTP2 || t.proto == mesh.ProtoGRPC {
+		// cluster_tls.go: h2 ALPN for HTTP/2 clusters with SIMPLE/MUTUAL.
+		common.AlpnProtocols = []string{"h2"}
+	}
+	ctx := &tlsv3.UpstreamTlsContext{Sni: tls.GetSni(), CommonTlsContext: common}
+	var autoSNI *core.UpstreamHttpProtocolOptions
+	if tls.GetSni() == "" {
+		// Empty sni: SNI from the request's host, and the server cert checked
+		// against it unless SANs are given or verification is off
+		// (pilot/pkg/networking/core/cluster_builder.go, setAutoSniAndAutoSanValidation).
+		autoSNI = &core.UpstreamHttpProtocolOptions{AutoSni: true, AutoSanValidation: !insecure && len(sans) == 0}
+	}
+	return tlsSocket(ctx), autoSNI
+}
+
+// staticCluster is a STATIC cluster with one address (inbound|port||).
+func staticHostCluster(name, ip string, port uint32) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
+			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+				Address: tcpAddress(ip, port),
+			}}}},
+		}}},
+	}
+}
+
+// passthroughClusters are Istio's PassthroughCluster (ORIGINAL_DST, ALLOW_ANY
+// outbound), BlackHoleCluster (STATIC, no endpoints) and
+// InboundPassthroughCluster (pilot/pkg/networking/core/cluster_builder.go,
+// buildDefaultPassthroughCluster, buildBlackHoleCluster, buildInboundPassthroughCluster).
+func passthroughClusters() []*cluster.Cluster {
+	orig := func(name string) *cluster.Cluster {
+		return &cluster.Cluster{
+			Name:                          name,
+			ConnectTimeout:                durationpb.New(connectTimeout),
+			ClusterDiscoveryType:          &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+			LbPolicy:                      cluster.Cluster_CLUSTER_PROVIDED,
+			TypedExtensionProtocolOptions: map[string]*anypb.Any{httpOptsKey: mustAny(upstreamHTTPOptions(mesh.ProtoAuto))},
+		}
+	}
+	return []*cluster.Cluster{
+		orig(PassthroughCluster),
+		orig(InboundPassthroughCluster),
+		{
+			Name:                 BlackHoleCluster,
+			ConnectTimeout:       durationpb.New(connectTimeout),
+			ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		},
+	}
+}

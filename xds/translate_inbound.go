@@ -1,0 +1,315 @@
+package xds
+
+import (
+	"fmt"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	origdst "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// ALPN values of Istio's inbound filter chain matching
+// (pilot/pkg/networking/core/filterchain_options.go).
+var (
+	// allIstioMtlsALPNs: what an Istio client sidecar offers with mTLS.
+	allIstioMtlsALPNs = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	// mtlsHTTPALPNs: an Istio client that detected HTTP.
+	mtlsHTTPALPNs = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	// plaintextHTTPALPNs: what http_inspector reports for plaintext HTTP.
+	plaintextHTTPALPNs = []string{"http/1.0", "http/1.1", "h2c"}
+)
+
+// Server ALPN of terminated mTLS (pilot/pkg/networking/util/util.go,
+// ALPNDownstream for HTTP, ALPNDownstreamWithMxc for TCP; derived).
+var (
+	alpnDownstreamHTTP = []string{"h2", "http/1.1"}
+	alpnDownstreamTCP  = []string{"istio-peer-exchange", "h2", "http/1.1"}
+)
+
+const (
+	transportTLS = "tls"        // set by tls_inspector
+	transportRaw = "raw_buffer" // anything else
+)
+
+// buildSidecar emits a sidecar's outbound and inbound side.
+func (b *builder) buildSidecar() {
+	targets := b.sidecarTargets()
+	for _, t := range targets {
+		b.buildTargetClusters(t)
+	}
+	for _, c := range passthroughClusters() {
+		b.addCluster(c)
+	}
+	b.buildOutbound(targets)
+	b.buildInbound()
+}
+
+// buildInbound is the virtualInbound listener (0.0.0.0:15006): captured
+// inbound connections keep their original destination (pod IP:port), which
+// the original_dst listener filter restores so filter chains match on the
+// destination port (pilot/pkg/networking/core/listener_builder.go,
+// buildInboundListeners / inbound.go). Unlike virtualOutbound it does not
+// set use_original_dst: there are no per-port inbound listeners to hand
+// connections to, and handing off would land on the outbound 0.0.0.0_<port>
+// listeners.
+func (b *builder) buildInbound() {
+	var chains []*listener.FilterChain
+	var autoPorts []uint32
+	for _, p := range b.proxy.Ports {
+		proto := mesh.PortProtocol(p.Name, p.AppProtocol, p.Port)
+		if proto == mesh.ProtoAuto {
+			autoPorts = append(autoPorts, p.Port)
+		}
+		mode := b.m.EffectiveMTLS(b.proxy, p.Port)
+		b.addCluster(inboundCluster(p.Port, proto))
+		port := p.Port
+		chains = append(chains, b.inboundChains(&port, proto, mode, InboundClusterName(p.Port))...)
+	}
+	// Connections to ports that are not workload ports go to the app as they
+	// are (InboundPassthroughCluster, ORIGINAL_DST), under the workload-level
+	// mode without port-level overrides (pilot/pkg/networking/core/listener_builder.go,
+	// buildInboundPassthroughFilterChains; filterchain_options.go).
+	chains = append(chains, b.inboundChains(nil, mesh.ProtoTCP, b.m.EffectiveMTLS(b.proxy, 0), InboundPassthroughCluster)...)
+
+	name := VirtualInboundListener
+	l := &listener.Listener{
+		Name:            name,
+		Address:         tcpAddress("0.0.0.0", InboundCapturePort),
+		ListenerFilters: inboundListenerFilters(autoPorts),
+		FilterChains:    chains,
+		AccessLog:       listenerAccessLogs(b.proxyName(), DirectionInbound, name),
+		// Istio's protocol detection never closes a silent client
+		// (meshConfig.protocolDetectionTimeout 0s); a bounded wait that
+		// continues keeps server-first protocols working.
+		ListenerFiltersTimeout:           durationpb.New(5 * time.Second),
+		ContinueOnListenerFiltersTimeout: true,
+	}
+	b.listeners = append(b.listeners, l)
+}
+
+func inboundListenerFilters(autoPorts []uint32) []*listener.ListenerFilter {
+	fs := []*listener.ListenerFilter{
+		{Name: "envoy.filters.listener.original_dst", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&origdst.OriginalDst{})}},
+		{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspector.TlsInspector{})}},
+	}
+	if len(autoPorts) > 0 {
+		fs = append(fs, httpInspector(autoPorts))
+	}
+	return fs
+}
+
+// httpInspector sniffs HTTP only on auto-detected ports, as Istio disables
+// it per port (pilot/pkg/networking/core/listener_builder.go,
+// buildListenerFilters with filter_disabled). nil ports: always on.
+func httpInspector(ports []uint32) *listener.ListenerFilter {
+	f := &listener.ListenerFilter{Name: "envoy.filters.listener.http_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspector.HttpInspector{})}}
+	if ports == nil {
+		return f
+	}
+	var rules []*listener.ListenerFilterChainMatchPredicate
+	for _, p := range ports {
+		rules = append(rules, &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_DestinationPortRange{
+			DestinationPortRange: portRange(p),
+		}})
+	}
+	var onAuto *listener.ListenerFilterChainMatchPredicate
+	if len(rules) == 1 {
+		onAuto = rules[0]
+	} else {
+		onAuto = &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_OrMatch{
+			OrMatch: &listener.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules},
+		}}
+	}
+	f.FilterDisabled = &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: onAuto}}
+	return f
+}
+
+// inboundCluster forwards to the app on localhost, never with TLS: "local
+// inbound traffic is forwarded as is" (istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/;
+// pilot/pkg/networking/core/cluster.go, buildInboundClusters).
+func inboundCluster(port uint32, proto mesh.Protocol) *cluster.Cluster {
+	c := staticHostCluster(InboundClusterName(port), "127.0.0.1", port)
+	if o := upstreamHTTPOptions(proto); o != nil && proto != mesh.ProtoHTTP {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptsKey: mustAny(o)}
+	}
+	return c
+}
+
+// inboundChain is one filter chain option of filterchain_options.go.
+type inboundChain struct {
+	suffix    string   // chain name suffix
+	transport string   // "", tls, raw_buffer
+	alpn      []string // application_protocols match
+	mtls      bool     // terminate Istio mTLS
+	http      bool     // HCM (else tcp_proxy)
+}
+
+// inboundChainOptions is Istio's table of filter chain match options per
+// mode and port protocol (pilot/pkg/networking/core/filterchain_options.go:
+// inboundStrict*/inboundPermissive*/inboundPlainText* FilterChainMatchOptions).
+func inboundChainOptions(mode mesh.MTLSMode, proto mesh.Protocol) []inboundChain {
+	httpPort := proto.IsHTTP()
+	auto := proto == mesh.ProtoAuto
+	switch mode {
+	case mesh.ModeStrict:
+		// Only TLS, client certificate required.
+		switch {
+		case httpPort:
+			return []inboundChain{{suffix: "mtls", transport: transportTLS, mtls: true, http: true}}
+		case auto:
+			return []inboundChain{
+				{suffix: "mtls-http", transport: transportTLS, alpn: mtlsHTTPALPNs, mtls: true, http: true},
+				{suffix: "mtls-tcp", transport: transportTLS, mtls: true},
+			}
+		default:
+			return []inboundChain{{suffix: "mtls", transport: transportTLS, mtls: true}}
+		}
+	case mesh.ModeDisable:
+		// Plaintext only; a chain without transport match hands TLS to the
+		// app as bytes (TCP) or to the HTTP codec (HTTP ports).
+		switch {
+		case httpPort:
+			return []inboundChain{{suffix: "plaintext", http: true}}
+		case auto:
+			return []inboundChain{
+				{suffix: "plaintext-http", transport: transportRaw, alpn: plaintextHTTPALPNs, http: true},
+				{suffix: "plaintext-tcp", transport: transportRaw},
+				{suffix: "tls-passthrough", transport: transportTLS},
+			}
+		default:
+			return []inboundChain{{suffix: "plaintext"}}
+		}
+	default: // PERMISSIVE
+		switch {
+		case httpPort:
+			// No chain for non-Istio TLS on a port declared HTTP.
+			return []inboundChain{
+				{suffix: "mtls", transport: transportTLS, alpn: allIstioMtlsALPNs, mtls: true, http: true},
+				{suffix: "plaintext", transport: transportRaw, http: true},
+			}
+		case auto:
+			return []inboundChain{
+				{suffix: "mtls-http", transport: transportTLS, alpn: mtlsHTTPALPNs, mtls: true, http: true},
+				{suffix: "mtls-tcp", transport: transportTLS, alpn: []string{"istio", "istio-peer-exchange"}, mtls: true},
+				{suffix: "plaintext-http", transport: transportRaw, alpn: plaintextHTTPALPNs, http: true},
+				{suffix: "plaintext-tcp", transport: transportRaw},
+				{suffix: "tls-passthrough", transport: transportTLS},
+			}
+		default:
+			// Other TLS (the app's own) passes through untouched.
+			return []inboundChain{
+				{suffix: "mtls", transport: transportTLS, alpn: allIstioMtlsALPNs, mtls: true},
+				{suffix: "plaintext", transport: transportRaw},
+				{suffix: "tls-passthrough", transport: transportTLS},
+			}
+		}
+	}
+}
+
+// inboundChains builds the chains of one port (nil: the passthrough chains
+// for any other port).
+func (b *builder) inboundChains(port *uint32, proto mesh.Protocol, mode mesh.MTLSMode, clusterName string) []*listener.FilterChain {
+	label := "passthrough"
+	if port != nil {
+		label = fmt.Sprint(*port)
+	}
+	var out []*listener.FilterChain
+	for _, o := range inboundChainOptions(mode, proto) {
+		name := fmt.Sprintf("inbound|%s|%s", label, o.suffix)
+		match := &listener.FilterChainMatch{TransportProtocol: o.transport, ApplicationProtocols: o.alpn}
+		if port != nil {
+			match.DestinationPort = wrapperspb.UInt32(*port)
+		}
+		fc := &listener.FilterChain{Name: name, FilterChainMatch: match}
+		if o.mtls {
+			alpn := alpnDownstreamTCP
+			if o.http {
+				alpn = alpnDownstreamHTTP
+			}
+			fc.TransportSocket = b.inboundMTLSSocket(alpn)
+		}
+		if o.http {
+			fc.Filters = []*listener.Filter{b.inboundHCM(name, clusterName)}
+		} else {
+			fc.Filters = []*listener.Filter{tcpProxyFilter(name, clusterName, nil, accessLogs(b.proxyName(), DirectionInbound, VirtualInboundListener))}
+		}
+		out = append(out, fc)
+	}
+	return out
+}
+
+// inboundMTLSSocket terminates Istio mTLS: workload cert, client cert
+// required and verified against the mesh root, TLS 1.2–1.3
+// (pilot/pkg/security/authn/utils/utils.go, BuildInboundTLS).
+func (b *builder) inboundMTLSSocket(alpn []string) *core.TransportSocket {
+	b.needSecret(SecretDefault, secretNeed{})
+	b.needSecret(SecretRootCA, secretNeed{})
+	ctx := &tlsv3.DownstreamTlsContext{
+		RequireClientCertificate: wrapperspb.Bool(true),
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams:                      tlsParams12to13(),
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsConfig(SecretDefault)},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+					DefaultValidationContext:         &tlsv3.CertificateValidationContext{},
+					ValidationContextSdsSecretConfig: sdsConfig(SecretRootCA),
+				},
+			},
+			AlpnProtocols: append([]string(nil), alpn...),
+		},
+	}
+	return tlsSocket(ctx)
+}
+
+// inboundHCM routes every request to the local app. The app sees
+// X-Forwarded-Client-Cert with the peer's SPIFFE URI when mTLS was
+// terminated (pilot/pkg/networking/core/listener.go,
+// buildSidecarInboundHTTPOpts: APPEND_FORWARD and SetCurrentClientCertDetails
+// Subject, URI, DNS).
+func (b *builder) inboundHCM(chainName, clusterName string) *listener.Filter {
+	rc := &route.RouteConfiguration{
+		Name:             clusterName,
+		ValidateClusters: wrapperspb.Bool(false),
+		VirtualHosts: []*route.VirtualHost{{
+			Name:    "inbound|http|" + chainName,
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "default",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+					// Inbound routes have no timeout (pilot/pkg/networking/core/route/route.go,
+					// BuildDefaultHTTPInboundRoute).
+					Timeout: durationpb.New(0),
+				}},
+			}},
+		}},
+	}
+	h := &hcm.HttpConnectionManager{
+		StatPrefix:     chainName,
+		CodecType:      hcm.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc},
+		HttpFilters:    []*hcm.HttpFilter{routerFilter()},
+		AccessLog:      accessLogs(b.proxyName(), DirectionInbound, VirtualInboundListener),
+		// XFCC: what the app reads to learn the verified peer.
+		ForwardClientCertDetails: hcm.HttpConnectionManager_APPEND_FORWARD,
+		SetCurrentClientCertDetails: &hcm.HttpConnectionManager_SetCurrentClientCertDetails{
+			Subject: wrapperspb.Bool(true),
+			Uri:     true,
+			Dns:     true,
+		},
+	}
+	return hcmFilter(h)
+}

@@ -1,0 +1,336 @@
+package xds
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	envoytype "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// buildOutbound emits virtualOutbound (0.0.0.0:15001) and one
+// bind_to_port=false listener per destination port that it hands captured
+// connections to by original destination (pilot/pkg/networking/core/listener.go,
+// buildSidecarOutboundListeners; listener_builder.go, buildVirtualOutboundListener).
+func (b *builder) buildOutbound(targets []*target) {
+	name := VirtualOutboundListener
+	b.listeners = append(b.listeners, &listener.Listener{
+		Name:           name,
+		Address:        tcpAddress("0.0.0.0", OutboundCapturePort),
+		UseOriginalDst: wrapperspb.Bool(true),
+		// Destinations with no listener of their own go out untouched
+		// (outboundTrafficPolicy ALLOW_ANY, Istio's default).
+		FilterChains: []*listener.FilterChain{{
+			Name:    "PassthroughFilterChain",
+			Filters: []*listener.Filter{tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, accessLogs(b.proxyName(), DirectionOutbound, name))},
+		}},
+		AccessLog: listenerAccessLogs(b.proxyName(), DirectionOutbound, name),
+	})
+	vs := b.sidecarVirtualServices(targets)
+	byPort := map[uint32][]*target{}
+	for _, t := range targets {
+		byPort[t.port] = append(byPort[t.port], t)
+	}
+	for _, port := range sortedKeys(byPort) {
+		b.outboundPortListener(port, byPort[port], vs)
+	}
+}
+
+// outboundPortListener is 0.0.0.0_<port>. We have no cluster IPs (service
+// names resolve to pod IPs), so TCP services are told apart by endpoint IP,
+// as Istio does for headless services (listener.go, buildSidecarOutboundListener
+// with per-endpoint matches). HTTP services share one HCM routed by Host.
+func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]*networking.VirtualService) {
+	name := OutboundListenerName(port)
+	logs := accessLogs(b.proxyName(), DirectionOutbound, name)
+	var chains []*listener.FilterChain
+	var httpTargets []*target
+	hasHTTP, hasAuto := false, false
+	claimed := map[netip.Addr]string{}
+	unclaimed := func(t *target) []netip.Addr {
+		var out []netip.Addr
+		for _, a := range t.endpointIPs() {
+			// One IP, one chain: a pod behind two TCP services on the same
+			// port is reached through the first (Envoy rejects duplicate matches).
+			if _, ok := claimed[a]; !ok {
+				claimed[a] = t.host
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	for _, t := range ts {
+		switch {
+		case t.proto.IsHTTP():
+			hasHTTP = true
+			httpTargets = append(httpTargets, t)
+		case t.proto == mesh.ProtoUDP:
+			// Envoy sidecars capture TCP only.
+		case t.proto == mesh.ProtoAuto:
+			hasAuto = true
+			httpTargets = append(httpTargets, t)
+			if ips := unclaimed(t); len(ips) > 0 {
+				cname := OutboundClusterName(port, "", t.host)
+				chains = append(chains,
+					&listener.FilterChain{
+						Name:             cname + "|http",
+						FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: cidrs(ips), ApplicationProtocols: plaintextHTTPALPNs},
+						Filters:          []*listener.Filter{b.outboundHCM(port, logs)},
+					},
+					&listener.FilterChain{
+						Name:             cname + "|tcp",
+						FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: cidrs(ips)},
+						Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
+					})
+			}
+		default:
+			if ips := unclaimed(t); len(ips) > 0 {
+				chains = append(chains, &listener.FilterChain{
+					Name:             OutboundClusterName(port, "", t.host),
+					FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: cidrs(ips)},
+					Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
+				})
+			}
+		}
+	}
+	// What no service chain claims: HTTP to the HCM (its allow_any virtual
+	// host passes unknown hosts through), the rest through.
+	passthrough := tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, logs)
+	switch {
+	case hasHTTP:
+		chains = append(chains, &listener.FilterChain{Name: name + "|http", Filters: []*listener.Filter{b.outboundHCM(port, logs)}})
+	case hasAuto:
+		chains = append(chains,
+			&listener.FilterChain{Name: name + "|http", FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs}, Filters: []*listener.Filter{b.outboundHCM(port, logs)}},
+			&listener.FilterChain{Name: name + "|passthrough", Filters: []*listener.Filter{passthrough}})
+	default:
+		chains = append(chains, &listener.FilterChain{Name: name + "|passthrough", Filters: []*listener.Filter{passthrough}})
+	}
+	l := &listener.Listener{
+		Name:    name,
+		Address: tcpAddress("0.0.0.0", port),
+		// Reached only through virtualOutbound's original_dst hand-off.
+		BindToPort:   wrapperspb.Bool(false),
+		FilterChains: chains,
+		AccessLog:    listenerAccessLogs(b.proxyName(), DirectionOutbound, name),
+	}
+	if hasAuto {
+		l.ListenerFilters = []*listener.ListenerFilter{httpInspector(nil)}
+	}
+	b.listeners = append(b.listeners, l)
+	if len(httpTargets) > 0 {
+		b.routes = append(b.routes, b.outboundRouteConfig(port, httpTargets, vs))
+	}
+}
+
+func cidrs(ips []netip.Addr) []*core.CidrRange {
+	var out []*core.CidrRange
+	for _, a := range ips {
+		out = append(out, &core.CidrRange{AddressPrefix: a.String(), PrefixLen: wrapperspb.UInt32(uint32(a.BitLen()))})
+	}
+	return out
+}
+
+func portRange(p uint32) *envoytype.Int32Range {
+	return &envoytype.Int32Range{Start: int32(p), End: int32(p) + 1}
+}
+
+func routerFilter() *hcm.HttpFilter {
+	return &hcm.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(&router.Router{})}}
+}
+
+func hcmFilter(h *hcm.HttpConnectionManager) *listener.Filter {
+	return &listener.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(h)}}
+}
+
+// tcpProxyFilter proxies to cluster, or to weighted clusters when given.
+func tcpProxyFilter(statPrefix, clusterName string, weighted []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight, logs []*accesslog.AccessLog) *listener.Filter {
+	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix, AccessLog: logs}
+	if len(weighted) > 0 {
+		tp.ClusterSpecifier = &tcpproxy.TcpProxy_WeightedClusters{WeightedClusters: &tcpproxy.TcpProxy_WeightedCluster{Clusters: weighted}}
+	} else {
+		tp.ClusterSpecifier = &tcpproxy.TcpProxy_Cluster{Cluster: clusterName}
+	}
+	return &listener.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
+}
+
+// outboundHCM is the HTTP side of an outbound port, routes from RDS "<port>".
+func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listener.Filter {
+	return hcmFilter(&hcm.HttpConnectionManager{
+		StatPrefix: fmt.Sprintf("outbound_0.0.0.0_%d", port),
+		CodecType:  hcm.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: OutboundRouteName(port),
+		}},
+		HttpFilters: []*hcm.HttpFilter{routerFilter()},
+		AccessLog:   logs,
+	})
+}
+
+// outboundTCPProxy sends a TCP target to its cluster, or where the first
+// VirtualService tcp route matching the port says (pilot/pkg/networking/core/tcp_route.go?
+// networking/core/listener.go buildSidecarOutboundTCPTLSFilterChainOpts).
+func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.VirtualService, logs []*accesslog.AccessLog) *listener.Filter {
+	cname := OutboundClusterName(port, "", t.host)
+	if vs != nil {
+		if w := b.tcpRoute(vs, port, "mesh"); w != nil {
+			if len(w) == 1 {
+				return tcpProxyFilter(cname, w[0].Name, nil, logs)
+			}
+			return tcpProxyFilter(cname, "", w, logs)
+		}
+	}
+	return tcpProxyFilter(cname, cname, nil, logs)
+}
+
+// outboundRouteConfig is RDS "<port>": a virtual host per HTTP service on the
+// port, plus allow_any for hosts outside the registry (ALLOW_ANY;
+// pilot/pkg/networking/core/httproute.go, BuildSidecarOutboundVirtualHosts
+// and the "allow_any" catch-all).
+func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*networking.VirtualService) *route.RouteConfiguration {
+	rc := &route.RouteConfiguration{Name: OutboundRouteName(port), ValidateClusters: wrapperspb.Bool(false)}
+	used := map[string]bool{}
+	for _, t := range ts {
+		var domains []string
+		for _, d := range b.vhostDomains(t, port) {
+			// A domain may appear once per route config (Envoy rejects
+			// duplicates); the first service, in host order, keeps it.
+			if !used[d] {
+				used[d] = true
+				domains = append(domains, d)
+			}
+		}
+		if len(domains) == 0 {
+			continue
+		}
+		var routes []*route.Route
+		if v := vs[t.host]; v != nil {
+			// A VirtualService replaces the default route; requests that
+			// match none of its routes get 404 (httproute.go).
+			routes = b.httpRoutes(v, port, "mesh", b.proxy.Labels)
+		} else {
+			routes = []*route.Route{defaultRoute(OutboundClusterName(port, "", t.host))}
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+			Name:    fmt.Sprintf("%s:%d", t.host, port),
+			Domains: domains,
+			Routes:  routes,
+		})
+	}
+	rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+		Name:    "allow_any",
+		Domains: []string{"*"},
+		Routes: []*route.Route{{
+			Name:  "allow_any",
+			Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &route.Route_Route{Route: &route.RouteAction{
+				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: PassthroughCluster},
+				Timeout:          durationpb.New(0),
+			}},
+		}},
+	})
+	return rc
+}
+
+// vhostDomains: the FQDN and the short forms a client in the proxy's
+// namespace may use, each with and without :port
+// (pilot/pkg/networking/core/httproute.go, generateVirtualHostDomains /
+// generateAltVirtualHosts: "b" only from the same namespace).
+func (b *builder) vhostDomains(t *target, port uint32) []string {
+	hosts := []string{t.host}
+	if t.svc != nil {
+		if t.ns == b.proxy.Namespace {
+			hosts = append(hosts, t.name)
+		}
+		hosts = append(hosts, t.name+"."+t.ns, t.name+"."+t.ns+".svc")
+	}
+	var out []string
+	for _, h := range hosts {
+		out = append(out, h, fmt.Sprintf("%s:%d", h, port))
+	}
+	return out
+}
+
+// defaultRoute sends everything to cluster with Istio's defaults: no
+// timeout, the default retry policy (pilot/pkg/networking/core/route/route.go,
+// BuildDefaultHTTPOutboundRoute; route/retry/retry.go, DefaultPolicy).
+func defaultRoute(clusterName string) *route.Route {
+	return &route.Route{
+		Name:  "default",
+		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &route.Route_Route{Route: &route.RouteAction{
+			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+			Timeout:          durationpb.New(0),
+			RetryPolicy:      defaultRetryPolicy(),
+		}},
+	}
+}
+
+// defaultRetryPolicy is Istio's: 2 retries on connect failures, refused
+// streams, unavailable, cancelled and retriable codes, other hosts first
+// (pilot/pkg/networking/core/route/retry/retry.go, DefaultPolicy).
+func defaultRetryPolicy() *route.RetryPolicy {
+	return &route.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+		NumRetries: wrapperspb.UInt32(2),
+		RetryHostPredicate: []*route.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &route.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustAny(&previoushosts.PreviousHostsPredicate{})},
+		}},
+		HostSelectionRetryMaxAttempts: 5,
+	}
+}
+
+// sidecarVirtualServices maps target hosts to the VirtualService bound to
+// "mesh" that routes them; the oldest wins when several name the same host
+// (pilot/pkg/model/virtualservice.go, mergeVirtualServicesIfNeeded; we keep
+// bundle order).
+func (b *builder) sidecarVirtualServices(targets []*target) map[string]*networking.VirtualService {
+	out := map[string]*networking.VirtualService{}
+	for _, vs := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
+		for _, h := range vs.Spec.GetHosts() {
+			for _, host := range b.resolveVSHost(h, vs.Namespace, targets) {
+				if _, ok := out[host]; !ok {
+					out[host] = vs
+				}
+			}
+		}
+	}
+	return out
+}
+
+// resolveVSHost turns a VirtualService host into the target hosts it names:
+// short names resolve in the VirtualService's namespace
+// (pilot/pkg/model/virtualservice.go, resolveVirtualServiceShortnames);
+// "*.suffix" matches every target host with that suffix.
+func (b *builder) resolveVSHost(h, vsNS string, targets []*target) []string {
+	if strings.HasPrefix(h, "*") {
+		suffix := h[1:]
+		var out []string
+		for _, t := range targets {
+			if strings.HasSuffix(t.host, suffix) && !slices.Contains(out, t.host) {
+				out = append(out, t.host)
+			}
+		}
+		return out
+	}
+	if s, ok := b.m.ServiceByHost(h, vsNS); ok {
+		return []string{s.Hostname()}
+	}
+	return []string{h}
+}

@@ -1,0 +1,126 @@
+package xds
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// target is one port of one destination host the proxy can call: a
+// Kubernetes Service port or a ServiceEntry host port. Outbound listeners,
+// routes and clusters are built from targets alone.
+type target struct {
+	host     string // FQDN for services, the host as written for ServiceEntries
+	name, ns string // service name and namespace (short-name domains); ns of the ServiceEntry
+	port     uint32 // the port clients dial
+	portName string
+	proto    mesh.Protocol
+	svc      *mesh.Service            // nil for ServiceEntries
+	se       *networking.ServiceEntry // nil for Services
+	external bool                     // ServiceEntry MESH_EXTERNAL
+	resolve  resolution               // how Envoy finds endpoints
+	eps      []endpointRef            // endpoints (not for resolveNone)
+	resource string                   // "Service default/b", for errors
+	sans     []string                 // ServiceEntry subjectAltNames
+}
+
+type resolution int
+
+const (
+	resolveStatic resolution = iota // IPs known now: STATIC cluster
+	resolveDNS                      // hostnames: STRICT_DNS cluster
+	resolveNone                     // ORIGINAL_DST cluster
+)
+
+// endpointRef is one endpoint of a target.
+type endpointRef struct {
+	w      *mesh.Workload // nil when no workload of the bundle backs it
+	addr   string         // IP, or hostname for resolveDNS
+	port   uint32         // the port Envoy connects to (target port)
+	labels map[string]string
+}
+
+// hasSidecar reports whether the endpoint carries Istio's
+// security.istio.io/tlsMode=istio label: injected pods do, gateways and
+// plain pods do not (pkg/kube/inject/webhook.go sets the label on injection).
+func (e endpointRef) hasSidecar() bool {
+	return e.w != nil && e.w.Sidecar && !e.w.Gateway && !e.w.External
+}
+
+func (b *builder) addrOf(w *mesh.Workload) (netip.Addr, bool) {
+	a, ok := b.env.Addrs[w.ID()]
+	if !ok {
+		b.fail(fmt.Errorf("workload %s has no address in env.Addrs; build Env.Addrs with mesh.AddressPlan", w.ID()))
+	}
+	return a, ok
+}
+
+// serviceTargets lists every port of every Service. Sidecars see all
+// services (no Sidecar resource, exportTo on Services is not modelled).
+func (b *builder) serviceTargets() []*target {
+	var out []*target
+	for _, s := range b.m.Services {
+		var eps []*mesh.Workload
+		for _, w := range b.m.Endpoints(s) {
+			// External workloads are outside the registry: reachable only
+			// through a ServiceEntry (DESIGN.md, Workload.external).
+			if !w.External {
+				eps = append(eps, w)
+			}
+		}
+		for _, sp := range s.Ports {
+			t := &target{
+				host:     s.Hostname(),
+				name:     s.Name,
+				ns:       s.Namespace,
+				port:     sp.Port,
+				portName: sp.Name,
+				proto:    mesh.PortProtocol(sp.Name, sp.AppProtocol, sp.Port),
+				svc:      s,
+				resolve:  resolveStatic,
+				resource: fmt.Sprintf("Service %s/%s", s.Namespace, s.Name),
+			}
+			tp := sp.TargetPort
+			if tp == 0 {
+				tp = sp.Port
+			}
+			for _, w := range eps {
+				a, ok := b.addrOf(w)
+				if !ok {
+					continue
+				}
+				t.eps = append(t.eps, endpointRef{w: w, addr: a.String(), port: tp, labels: w.Labels})
+			}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// sidecarTargets are the destinations a sidecar knows: services and the
+// ServiceEntries visible from its namespace, sorted by port then host.
+func (b *builder) sidecarTargets() []*target {
+	ts := b.serviceTargets()
+	ts = append(ts, b.serviceEntryTargets(b.proxy.Namespace)...)
+	slices.SortStableFunc(ts, func(x, y *target) int {
+		return cmp.Or(cmp.Compare(x.port, y.port), cmp.Compare(x.host, y.host))
+	})
+	return ts
+}
+
+// endpointIPs are the endpoint addresses usable in a filter chain match.
+func (t *target) endpointIPs() []netip.Addr {
+	var out []netip.Addr
+	for _, e := range t.eps {
+		if a, err := netip.ParseAddr(e.addr); err == nil && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
