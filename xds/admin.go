@@ -73,6 +73,8 @@ func (a *Admin) Ready(ctx context.Context) error {
 		body, err := a.Get(ctx, "/ready")
 		state := strings.TrimSpace(string(body))
 		switch {
+		case ctx.Err() != nil:
+			// Cut short by the deadline: keep the last real answer.
 		case err == nil && state == "LIVE":
 			return true, nil
 		case state != "":
@@ -192,7 +194,9 @@ func (a *Admin) WaitNoWarming(ctx context.Context) error {
 	return a.poll(ctx, func() (bool, error) {
 		st, err := a.Listeners(ctx)
 		if err != nil {
-			lastErr = err
+			if ctx.Err() == nil { // keep the last real answer at the deadline
+				lastErr = err
+			}
 			return false, nil
 		}
 		last, lastErr = st, nil
