@@ -430,3 +430,71 @@ func TestServerSetInconsistent(t *testing.T) {
 		t.Fatal("Set with empty node succeeded")
 	}
 }
+
+// TestServerDeltaACK: a proxy on the incremental (delta) ADS stream is
+// tracked too. Delta sends nothing for a type whose content did not change,
+// so Wait accepts an ACK of an earlier version with identical content.
+func TestServerDeltaACK(t *testing.T) {
+	s, sock, _ := testServer(t)
+	const node = "ns/delta"
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctxTimeout(t, 20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := s.Set(node, simpleResources("l1"))
+	n := &core.Node{Id: node}
+	for _, typ := range []string{resource.ClusterType, resource.ListenerType} {
+		if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: n, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+		n = nil
+	}
+	ackNext := func(want string) {
+		t.Helper()
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetSystemVersionInfo() != want {
+			t.Fatalf("delta %s version %q, want %q", shortType(r.GetTypeUrl()), r.GetSystemVersionInfo(), want)
+		}
+		if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ackNext(v1)
+	ackNext(v1)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v1); err != nil {
+		t.Fatal(err)
+	}
+	// Only the listeners change: only LDS is sent.
+	v2, _ := s.Set(node, simpleResources("l1", "l2"))
+	ackNext(v2)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LastACKed(node); got["LDS"] != v2 || got["CDS"] != v1 {
+		t.Fatalf("LastACKed = %v", got)
+	}
+	// A delta NACK fails Wait with the message, and the delta cache does not
+	// resend the rejected resources: the next LDS response is the next version.
+	v3, _ := s.Set(node, simpleResources("l1", "l2", "bad"))
+	r, err := stream.Recv()
+	if err != nil || r.GetSystemVersionInfo() != v3 {
+		t.Fatalf("Recv = %v, %v; want LDS %s", r, err, v3)
+	}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce(),
+		ErrorDetail: &status.Status{Code: 3, Message: "delta says no"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v3); err == nil || !strings.Contains(err.Error(), "delta says no") {
+		t.Fatalf("Wait(v3) = %v, want the NACK", err)
+	}
+	v4, _ := s.Set(node, simpleResources("l1"))
+	ackNext(v4)
+}
