@@ -57,6 +57,9 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 		return CallResult{Result: "error", Error: fmt.Sprintf("url %q: scheme must be http, https, tcp or tls", req.URL)}
 	}
 	host := u.Hostname()
+	if host == "" {
+		return CallResult{Result: "error", Error: fmt.Sprintf("url %q has no host", req.URL)}
+	}
 	port := u.Port()
 	if port == "" {
 		if defPort == "" {

@@ -1,0 +1,155 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+const netnsChildEnv = "MESHTLS_POD_NETNS_CHILD"
+
+// TestRedirect runs TestRedirectInNetns in a fresh network namespace (this
+// test binary re-executed with CLONE_NEWNET), so the host is never touched.
+func TestRedirect(t *testing.T) {
+	if os.Getenv(netnsChildEnv) != "" {
+		t.Skip("inside the child")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root: creates a network namespace (CLONE_NEWNET) and programs nftables in it")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip tool to add a test address inside the namespace")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRedirectInNetns$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := cmd.CombinedOutput()
+	t.Logf("child:\n%s", out)
+	if err != nil {
+		t.Fatalf("child failed: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestRedirectInNetns") {
+		t.Fatal("child did not run TestRedirectInNetns")
+	}
+}
+
+func TestRedirectInNetns(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		t.Skip("runs inside the namespace TestRedirect creates")
+	}
+	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"addr", "add", "10.9.9.9/32", "dev", "lo"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:15001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	other := uint32(4242) // not us: our traffic is redirected
+	cfg := RedirectConfig{UID: other, GID: other, OutboundPort: 15001, InboundPort: 15006, Iface: "eth0"}
+	for range 2 { // idempotent
+		if err := Redirect(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, _ := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if len(tables) != 1 || tables[0].Name != RedirectTable {
+		t.Fatalf("tables after two runs: %v", tables)
+	}
+	chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	rules := map[string]int{}
+	for _, ch := range chains {
+		rs, err := c.GetRules(tables[0], ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules[ch.Name] = len(rs)
+	}
+	if rules["output"] != 4 || rules["prerouting"] != 1 {
+		t.Errorf("rules per chain = %v", rules)
+	}
+	if _, err := exec.LookPath("nft"); err == nil {
+		out, err := exec.Command("nft", "list", "table", "ip", RedirectTable).CombinedOutput()
+		t.Logf("nft list table ip %s:\n%s", RedirectTable, out)
+		for _, want := range []string{"meta skuid 4242 return", "meta skgid 4242 return", "ip daddr 127.0.0.0/8 return",
+			"meta l4proto tcp redirect to :15001", `iifname "eth0" meta l4proto tcp redirect to :15006`} {
+			if err == nil && !strings.Contains(string(out), want) {
+				t.Errorf("nft listing lacks %q", want)
+			}
+		}
+	}
+
+	// Outbound TCP from us lands on 15001, and the original destination is
+	// what Envoy reads back with SO_ORIGINAL_DST.
+	accepted := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- err.Error()
+			return
+		}
+		defer c.Close()
+		accepted <- originalDst(c)
+	}()
+	conn, err := net.DialTimeout("tcp", "10.9.9.9:80", 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial 10.9.9.9:80 with redirection: %v", err)
+	}
+	conn.Close()
+	select {
+	case got := <-accepted:
+		if got != "10.9.9.9:80" {
+			t.Errorf("original destination = %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("15001 listener got no connection")
+	}
+
+	// Loopback destinations are not redirected.
+	if _, err := net.DialTimeout("tcp", "127.0.0.1:80", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("127.0.0.1:80 = %v, want refused (not redirected)", err)
+	}
+	// The proxy's own uid is not redirected: make us the proxy.
+	cfg.UID = uint32(os.Getuid())
+	if err := Redirect(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", "10.9.9.9:80", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("proxy uid dial = %v, want refused (not redirected)", err)
+	}
+}
+
+func originalDst(c net.Conn) string {
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err.Error()
+	}
+	var addr string
+	_ = rc.Control(func(fd uintptr) {
+		// SO_ORIGINAL_DST (80) returns a sockaddr_in; the IPv6Mreq getter
+		// is the usual way to read those 16 bytes.
+		m, err := unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, 80)
+		if err != nil {
+			addr = err.Error()
+			return
+		}
+		b := m.Multiaddr
+		addr = fmt.Sprintf("%d.%d.%d.%d:%d", b[4], b[5], b[6], b[7], int(b[2])<<8|int(b[3]))
+	})
+	return addr
+}
