@@ -37,7 +37,7 @@ func snapshotOf(t *testing.T, r *Resources) *cachev3.Snapshot {
 // Every proxy of every fixture translates, validates and makes a consistent
 // snapshot (every referenced route/endpoint resource present).
 func TestFixturesConsistent(t *testing.T) {
-	fixtures := []string{"sidecar.yaml"}
+	fixtures := []string{"sidecar.yaml", "gateway.yaml"}
 	for _, f := range fixtures {
 		m := loadMesh(t, f, "")
 		env := testEnv(t, m)

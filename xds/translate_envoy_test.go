@@ -113,7 +113,7 @@ func TestEnvoyValidatesTranslation(t *testing.T) {
 		t.Skip("runs Envoy")
 	}
 	envoy := envoyBinary(t) // bootstrap_test.go
-	for _, f := range []string{"sidecar.yaml"} {
+	for _, f := range []string{"sidecar.yaml", "gateway.yaml"} {
 		m := loadMesh(t, f, "")
 		env := testEnv(t, m)
 		for _, w := range m.Workloads {

@@ -48,6 +48,7 @@ func (b *builder) buildSidecar() {
 	targets := b.sidecarTargets()
 	for _, t := range targets {
 		b.buildTargetClusters(t)
+		b.targetPorts[t.host] = append(b.targetPorts[t.host], t.port)
 	}
 	for _, c := range passthroughClusters() {
 		b.addCluster(c)

@@ -1,0 +1,167 @@
+package xds
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+const gwID = "istio-system/istio-ingressgateway"
+
+// Gateway server TLS modes (pilot/pkg/networking/core/gateway.go).
+func TestGatewayServerTLS(t *testing.T) {
+	res, _ := translate(t, "gateway.yaml", "", gwID)
+	l := findListener(t, res, "0.0.0.0_8443")
+	if l.GetBindToPort() != nil && !l.GetBindToPort().GetValue() {
+		t.Errorf("gateway listener does not bind")
+	}
+	equal(t, "listener filters", names(l.ListenerFilters), []string{"envoy.filters.listener.tls_inspector"})
+	tests := []struct {
+		chain      string
+		sni        string
+		cert       string
+		requireCli bool
+		caSDS      string
+	}{
+		{"default/gw|https-simple|b.example.com", "b.example.com", "kubernetes://b-cert", false, ""},
+		{"default/gw|https-mutual|m.example.com", "m.example.com", "kubernetes://m-cert", true, "kubernetes://m-cert-cacert"},
+		{"default/gw|https-optional|o.example.com", "o.example.com", "kubernetes://o-cert", false, "kubernetes://o-cert-cacert"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.chain, func(t *testing.T) {
+			fc := findChain(t, l, tt.chain)
+			equal(t, "server_names", fc.FilterChainMatch.ServerNames, []string{tt.sni})
+			d := downstreamTLS(t, fc)
+			equal(t, "cert SDS", names(d.CommonTlsContext.TlsCertificateSdsSecretConfigs), []string{tt.cert})
+			if d.GetRequireClientCertificate().GetValue() != tt.requireCli {
+				t.Errorf("require_client_certificate = %v", d.GetRequireClientCertificate().GetValue())
+			}
+			if got := d.CommonTlsContext.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(); got != tt.caSDS {
+				t.Errorf("CA SDS = %q, want %q", got, tt.caSDS)
+			}
+			h := chainHCM(t, fc)
+			if !strings.HasPrefix(h.GetRds().GetRouteConfigName(), "https.8443.") {
+				t.Errorf("RDS = %q", h.GetRds().GetRouteConfigName())
+			}
+		})
+	}
+	// ISTIO_MUTUAL: workload cert, mesh root, client cert required.
+	d := downstreamTLS(t, findChain(t, findListener(t, res, "0.0.0.0_9445"), "default/gw|https-istio|i.example.com"))
+	equal(t, "istio cert SDS", names(d.CommonTlsContext.TlsCertificateSdsSecretConfigs), []string{SecretDefault})
+	if !d.GetRequireClientCertificate().GetValue() {
+		t.Errorf("ISTIO_MUTUAL does not require client cert")
+	}
+}
+
+func TestGatewayRoutes(t *testing.T) {
+	res, _ := translate(t, "gateway.yaml", "", gwID)
+	rc := findRoute(t, res, "http.8080")
+	if len(rc.VirtualHosts) != 1 {
+		t.Fatalf("vhosts = %v", names(rc.VirtualHosts))
+	}
+	vh := rc.VirtualHosts[0]
+	equal(t, "domains", vh.Domains, []string{"b.example.com", "b.example.com:8080"})
+	if vh.RequireTls != route.VirtualHost_ALL {
+		t.Errorf("httpsRedirect not applied")
+	}
+	if got := vh.Routes[0].GetRoute().GetCluster(); got != "outbound|8080||b.default.svc.cluster.local" {
+		t.Errorf("cluster = %q", got)
+	}
+	// A "*" server takes every host of the bound VirtualServices.
+	equal(t, "http.8081 vhosts", names(findRoute(t, res, "http.8081").VirtualHosts), []string{"b.example.com:8081", "m.example.com:8081", "o.example.com:8081", "i.example.com:8081"})
+	// PASSTHROUGH: tls routes by SNI, bytes forwarded.
+	fc := findChain(t, findListener(t, res, "0.0.0.0_9443"), "default/gw|tls-pass|VirtualService default/b|b.example.com")
+	if fc.TransportSocket != nil {
+		t.Errorf("passthrough terminates TLS")
+	}
+	equal(t, "passthrough SNI", fc.FilterChainMatch.ServerNames, []string{"b.example.com"})
+	if got := chainTCPProxy(t, fc).GetCluster(); got != "outbound|8443||b.default.svc.cluster.local" {
+		t.Errorf("passthrough cluster = %q", got)
+	}
+	// TLS terminated: tcp routes.
+	fc = findChain(t, findListener(t, res, "0.0.0.0_9444"), "default/gw|tls-term|t.example.com")
+	if fc.TransportSocket == nil || chainTCPProxy(t, fc).GetCluster() != "outbound|9000||b.default.svc.cluster.local" {
+		t.Errorf("terminated TLS chain = %v", fc)
+	}
+	// TCP server.
+	fc = findChain(t, findListener(t, res, "0.0.0.0_9000"), "default/gw|tcp")
+	if got := chainTCPProxy(t, fc).GetCluster(); got != "outbound|9000||b.default.svc.cluster.local" {
+		t.Errorf("tcp cluster = %q", got)
+	}
+	// AUTO_PASSTHROUGH: sni_cluster and SNI-named clusters without TLS.
+	fc = findChain(t, findListener(t, res, "0.0.0.0_15443"), "default/gw|tls-auto|auto-passthrough")
+	if fc.Filters[0].Name != "envoy.filters.network.sni_cluster" {
+		t.Errorf("auto passthrough filters = %v", names(fc.Filters))
+	}
+	c := findCluster(t, res, "outbound_.8080_._.b.default.svc.cluster.local")
+	if c.TransportSocket != nil || c.TransportSocketMatches != nil {
+		t.Errorf("SNI-DNAT cluster originates TLS")
+	}
+}
+
+// Credentials missing from the bundle are issued: ingress-CA server certs for
+// the server hosts, client CA as ca.crt (DESIGN.md).
+func TestGatewaySecretsIssued(t *testing.T) {
+	res, _ := translate(t, "gateway.yaml", "", gwID)
+	got := map[string]bool{}
+	for _, s := range res.Secrets {
+		got[s.Name] = true
+		if s.Name == "kubernetes://m-cert" {
+			blk, _ := pem.Decode(s.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
+			cert, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "m-cert DNS names", cert.DNSNames, []string{"m.example.com"})
+			if !strings.Contains(cert.Issuer.CommonName, "ingress") {
+				t.Errorf("issuer = %s", cert.Issuer.CommonName)
+			}
+		}
+		if s.Name == "kubernetes://m-cert-cacert" {
+			blk, _ := pem.Decode(s.GetValidationContext().GetTrustedCa().GetInlineBytes())
+			cert, _ := x509.ParseCertificate(blk.Bytes)
+			if !strings.Contains(cert.Subject.CommonName, "client") {
+				t.Errorf("MUTUAL ca.crt is %s, want the client CA", cert.Subject.CommonName)
+			}
+		}
+	}
+	for _, n := range []string{"kubernetes://b-cert", "kubernetes://m-cert", "kubernetes://m-cert-cacert", "kubernetes://o-cert-cacert", "kubernetes://t-cert", "default", "ROOTCA"} {
+		if !got[n] {
+			t.Errorf("missing secret %s (have %v)", n, names(res.Secrets))
+		}
+	}
+	if got["kubernetes://b-cert-cacert"] {
+		t.Errorf("SIMPLE server got a CA secret")
+	}
+}
+
+// A bundle Secret is used as is.
+func TestGatewayBundleSecret(t *testing.T) {
+	kp, err := testStore(t).Server("bundle", []string{"b.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indent := func(b []byte) string { return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ") }
+	res, _ := translate(t, "gateway.yaml", `apiVersion: v1
+kind: Secret
+metadata: {name: b-cert, namespace: istio-system}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+`+indent(kp.CertPEM)+`
+  tls.key: |
+`+indent(kp.KeyPEM)+`
+`, gwID)
+	for _, s := range res.Secrets {
+		if s.Name == "kubernetes://b-cert" {
+			if got := string(s.GetTlsCertificate().GetCertificateChain().GetInlineBytes()); strings.TrimSpace(got) != strings.TrimSpace(string(kp.CertPEM)) {
+				t.Errorf("bundle secret not used")
+			}
+			return
+		}
+	}
+	t.Errorf("no kubernetes://b-cert")
+}
