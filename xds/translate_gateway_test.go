@@ -144,7 +144,9 @@ func TestGatewayBundleSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	indent := func(b []byte) string { return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ") }
+	indent := func(b []byte) string {
+		return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ")
+	}
 	res, _ := translate(t, "gateway.yaml", `apiVersion: v1
 kind: Secret
 metadata: {name: b-cert, namespace: istio-system}
