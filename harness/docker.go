@@ -11,6 +11,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
 // Labels on everything a run creates, so cleanup finds it by label, and a
@@ -27,6 +28,17 @@ const (
 // dockerClient connects to the engine the Docker client finds (DOCKER_HOST,
 // contexts), failing with the fix when none answers.
 func dockerClient(ctx context.Context) (*client.Client, error) {
+	// The harness removes what it creates by label and sweeps dead runs, so
+	// testcontainers' reaper is not needed, and its image cannot be pulled
+	// where there is no registry. Set before testcontainers reads its config.
+	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
+		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+	// Progress is ours to report (WithLogf); testcontainers' own lines only
+	// with MESHTLS_DEBUG.
+	if os.Getenv("MESHTLS_DEBUG") == "" {
+		tclog.SetDefault(tclog.NewNoopLogger())
+	}
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err == nil {
 		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})

@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -263,28 +262,37 @@ func (p *Pod) envoyTail() string {
 	return "\nEnvoy said:\n  " + strings.Join(lines, "\n  ")
 }
 
-func (r *Runtime) aliases(w *mesh.Workload) []string {
-	seen := map[string]bool{}
+// hosts is the pod's /etc/hosts: our cluster DNS. Service names resolve
+// to their endpoints' pod addresses (there are no cluster IPs), in every
+// short form Kubernetes DNS accepts from the pod's namespace; hostnames
+// resolve to their workload. Static entries make resolution instant and
+// never send a query off the machine.
+func (r *Runtime) hosts(w *mesh.Workload) []string {
 	var out []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	seen := map[string]bool{}
+	add := func(name string, ip netip.Addr) {
+		e := name + ":" + ip.String()
+		if name != "" && ip.IsValid() && !seen[e] {
+			seen[e] = true
+			out = append(out, e)
 		}
 	}
 	for _, s := range r.mesh.Services {
 		for _, e := range r.mesh.Endpoints(s) {
-			if e == w {
-				add(s.Hostname())
+			ip := r.addrs[e.ID()]
+			add(s.Hostname(), ip)
+			add(s.Name+"."+s.Namespace+".svc", ip)
+			add(s.Name+"."+s.Namespace, ip)
+			if s.Namespace == w.Namespace {
+				add(s.Name, ip)
 			}
 		}
 	}
-	for _, h := range w.Hostnames {
-		add(h)
+	for _, o := range r.mesh.Workloads {
+		for _, h := range o.Hostnames {
+			add(h, r.addrs[o.ID()])
+		}
 	}
-	// The pod's own name, so that gateways and workloads can be dialled by id.
-	add(w.Name + "." + w.Namespace + ".pod.cluster.local")
-	sort.Strings(out)
 	return out
 }
 
@@ -306,17 +314,15 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	agent, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
-			Name:           base + "-agent",
-			Image:          r.images.Pod,
-			Cmd:            []string{"agent", "--config", pod.ConfigFile},
-			Labels:         r.labels("agent", w.ID()),
-			Networks:       []string{netName},
-			NetworkAliases: map[string][]string{netName: r.aliases(w)},
-			WaitingFor:     waitLog(pod.ReadyLine),
+			Name:       base + "-agent",
+			Image:      r.images.Pod,
+			Cmd:        []string{"agent", "--config", pod.ConfigFile},
+			Labels:     r.labels("agent", w.ID()),
+			Networks:   []string{netName},
+			WaitingFor: waitLog(pod.ReadyLine),
 			HostConfigModifier: func(hc *hostConfig) {
 				hc.Binds = mounts
-				hc.DNSSearch = []string{w.Namespace + ".svc.cluster.local", "svc.cluster.local", "cluster.local"}
-				hc.DNSOptions = []string{"ndots:5"}
+				hc.ExtraHosts = r.hosts(w)
 				// Gateways bind 80/443 as uid 1337, as Istio's gateways do with this sysctl.
 				hc.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
 			},
@@ -342,10 +348,10 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 		}
 	}
 	p.Logs, p.EnvLog = newLogBuffer(), newLogBuffer()
-	args, err := xds.CommandLine(xds.BootstrapOptions{}, pod.RunDir+"/envoy.json")
-	if err != nil {
-		return err
-	}
+	// Access-log lines are evidence a check waits for: flush them at once
+	// rather than every 10s (Envoy's default).
+	args := append(xds.CommandLine(xds.BootstrapOptions{ConfigPath: pod.RunDir + "/envoy.json"}),
+		"--file-flush-interval-msec", "10")
 	envoy, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
@@ -503,15 +509,7 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 }
 
 func sameWorkloads(a, b *mesh.Mesh) error {
-	key := func(m *mesh.Mesh) string {
-		var ids []string
-		for _, w := range m.Workloads {
-			ids = append(ids, fmt.Sprintf("%s sidecar=%v gateway=%v external=%v ports=%v sa=%s", w.ID(), w.Sidecar, w.Gateway, w.External, w.Ports, w.ServiceAccount))
-		}
-		sort.Strings(ids)
-		return strings.Join(ids, "\n")
-	}
-	if key(a) != key(b) {
+	if workloadKey(a) != workloadKey(b) {
 		return errors.New("the new config declares other workloads than the running mesh: start a new mesh for it")
 	}
 	return nil

@@ -121,6 +121,8 @@ type Result struct {
 	Expected   *Expected `json:"expected,omitempty"`
 	Verdict    string    `json:"verdict"`
 	Mismatches []string  `json:"mismatches,omitempty"`
+	// Artifacts is where the evidence of a failed check was saved.
+	Artifacts string `json:"artifacts,omitempty"`
 }
 
 // Expected is the expectation a Result was compared with.

@@ -1,0 +1,194 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/pod"
+)
+
+// evidenceWait bounds how long a check waits for each expected piece of
+// evidence (an access-log line, a captured flow) after the call returned.
+// Evidence that a connection was made is always logged by the proxy that
+// handled it; the deadline only matters when a hop never happened.
+const evidenceWait = 2 * time.Second
+
+// Run makes one check's call and builds its trace from the evidence. When
+// the check had an expectation and it did not hold, the evidence is saved
+// under artifacts (if set) and the path is in the returned result's notes.
+func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*trace.Result, error) {
+	from, ok := r.Pod(c.From)
+	if !ok {
+		return nil, fmt.Errorf("check %s: from %q: no such workload", c.Name, c.From)
+	}
+	req, err := r.callRequest(c)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", c.Name, err)
+	}
+	marks := r.marks()
+	start := time.Now()
+	call, err := from.Agent.Call(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", c.Name, err)
+	}
+	obs := r.collect(ctx, scenario, c, from, call, marks, start)
+	res := trace.Build(obs)
+	trace.Evaluate(res, c.Expect)
+	return res, nil
+}
+
+// callRequest turns a Check into the agent's call.
+func (r *Runtime) callRequest(c *mesh.Check) (pod.CallRequest, error) {
+	req := pod.CallRequest{URL: c.To}
+	if c.TLS != nil {
+		req.SNI, req.CAs, req.ClientCert = c.TLS.SNI, c.TLS.CA, c.TLS.ClientCert
+	}
+	if c.Via != "" {
+		gw, ok := r.Pod(c.Via)
+		if !ok {
+			return req, fmt.Errorf("via %q: no such workload", c.Via)
+		}
+		u, err := url.Parse(c.To)
+		if err != nil {
+			return req, err
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443", "tls": "443"}[u.Scheme]
+		}
+		req.Dial = net.JoinHostPort(gw.IP.String(), port)
+	}
+	return req, nil
+}
+
+// marks are log positions before a call, so only new lines are considered.
+type marks map[string]int
+
+func (r *Runtime) marks() marks {
+	m := marks{}
+	for id, p := range r.pods {
+		if p.Logs != nil {
+			m[id] = p.Logs.Len()
+		}
+	}
+	return m
+}
+
+// collect gathers the access-log lines and flows of the call, waiting for
+// the chain of connections the evidence itself announces: the client's
+// connection, then each proxy's upstream connection, until a hop ends in a
+// pod without proxy or nothing more was forwarded.
+func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, from *Pod, call *pod.CallResult, mk marks, start time.Time) *trace.Observations {
+	obs := &trace.Observations{
+		Scenario:   scenario,
+		Check:      c,
+		Client:     from.W.ID(),
+		Call:       call,
+		Flows:      map[string][]pod.Flow{},
+		AccessLogs: map[string][]trace.LogEntry{},
+		Pods:       trace.PodsFromMesh(r.mesh, r.addrs),
+		Since:      start,
+	}
+	wctx, cancel := context.WithTimeout(ctx, evidenceWait)
+	defer cancel()
+	// Follow the connection: (pod whose proxy handled it, its downstream source).
+	type step struct {
+		p   *Pod
+		src string
+	}
+	var next []step
+	if call.LocalAddr != "" {
+		if from.Logs != nil && from.W.Sidecar {
+			next = append(next, step{from, call.LocalAddr})
+		} else if p := r.podAt(call.RemoteAddr); p != nil && p.Logs != nil {
+			next = append(next, step{p, call.LocalAddr})
+		}
+	}
+	for hops := 0; len(next) > 0 && hops < 8; hops++ {
+		s := next[0]
+		next = next[1:]
+		line, err := s.p.Logs.WaitFor(wctx, mk[s.p.W.ID()], func(l string) bool {
+			return strings.Contains(l, `"downstream_remote_address":"`+s.src+`"`)
+		})
+		if err != nil {
+			continue // the hop was not handled by that proxy; the trace says so
+		}
+		var e trace.LogEntry
+		if json.Unmarshal([]byte(line), &e) != nil || e.UpstreamLocalAddress == "" {
+			continue
+		}
+		if up := r.podAt(e.UpstreamHost); up != nil && up != s.p && up.Logs != nil {
+			next = append(next, step{up, e.UpstreamLocalAddress})
+		}
+	}
+	for id, p := range r.pods {
+		if p.Logs != nil {
+			if es, err := trace.ParseAccessLog(strings.NewReader(strings.Join(p.Logs.Since(mk[id]), "\n"))); err == nil {
+				obs.AccessLogs[id] = es
+			}
+		}
+		if fl, err := p.Agent.Flows(ctx, 0); err == nil {
+			obs.Flows[id] = fl
+		}
+	}
+	return obs
+}
+
+// podAt finds the pod at an ip:port (or ip).
+func (r *Runtime) podAt(hostport string) *Pod {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil
+	}
+	for _, p := range r.pods {
+		if p.IP == a {
+			return p
+		}
+	}
+	return nil
+}
+
+// SaveArtifacts writes every proxy's config dump, ssl stats and access log
+// and every pod's capture under dir, and returns dir.
+func (r *Runtime) SaveArtifacts(ctx context.Context, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, p := range r.pods {
+		base := filepath.Join(dir, strings.ReplaceAll(p.W.ID(), "/", "."))
+		if p.Admin != nil {
+			if b, err := p.Admin.Get(ctx, "/config_dump?include_eds"); err == nil {
+				// Envoy prints "[redacted]" for private keys in config dumps;
+				// refuse to write one that has key material anyway.
+				if !strings.Contains(string(b), "PRIVATE KEY") {
+					_ = os.WriteFile(base+".config_dump.json", b, 0o644)
+				}
+			}
+			if b, err := p.Admin.Get(ctx, "/stats?filter=ssl"); err == nil {
+				_ = os.WriteFile(base+".ssl_stats.txt", b, 0o644)
+			}
+			_ = os.WriteFile(base+".access.log", []byte(strings.Join(p.Logs.Lines(), "\n")+"\n"), 0o644)
+			_ = os.WriteFile(base+".envoy.log", []byte(strings.Join(p.EnvLog.Lines(), "\n")+"\n"), 0o644)
+		}
+		if p.Agent != nil {
+			if b, err := p.Agent.Pcap(ctx); err == nil {
+				_ = os.WriteFile(base+".pcap", b, 0o644)
+			}
+		}
+	}
+	return dir, nil
+}

@@ -1,0 +1,78 @@
+package harness
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+func TestEnvoyRootfsHasLoaderAndLibraries(t *testing.T) {
+	bin, err := envoyBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := envoyRootfs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.name)
+	}
+	all := strings.Join(names, "\n")
+	for _, want := range []string{"rootfs/usr/local/bin/envoy", "ld-linux", "libc.so.6", "libm.so.6"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("rootfs lacks %s; has:\n%s", want, all)
+		}
+	}
+}
+
+// Images are tagged by content: the same context builds once, a changed one
+// gets a new tag.
+func TestBuildImageIsContentTaggedAndBuiltOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live: needs Docker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxFiles := func(content string) []file {
+		return []file{
+			{name: "Dockerfile", data: []byte("FROM scratch\nCOPY x /x\n"), mode: 0o644},
+			{name: "x", data: []byte(content), mode: 0o644},
+		}
+	}
+	var builds int
+	logf := func(f string, a ...any) {
+		if strings.HasPrefix(f, "building image") {
+			builds++
+		}
+	}
+	stamp := time.Now().String() // a context no earlier run built
+	first, err := buildImage(ctx, cli, "meshtls/test", ctxFiles(stamp), logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), first, client.ImageRemoveOptions{Force: true}) })
+	again, err := buildImage(ctx, cli, "meshtls/test", ctxFiles(stamp), logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first || builds != 1 {
+		t.Fatalf("second build of the same content: tag %s (first %s), %d builds; want the same tag and 1 build", again, first, builds)
+	}
+	other, err := buildImage(ctx, cli, "meshtls/test", ctxFiles(stamp+"x"), logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), other, client.ImageRemoveOptions{Force: true}) })
+	if other == first {
+		t.Fatalf("changed content kept tag %s", first)
+	}
+}

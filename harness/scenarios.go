@@ -1,0 +1,162 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// Scenario is one bundle file: its workloads, Istio config and checks.
+type Scenario struct {
+	Name string // the file's base name without extension
+	File string
+	Mesh *mesh.Mesh
+}
+
+// LoadScenarios loads each file (directories expand to their *.yaml and
+// *.yml files, sorted) as one scenario. Every file is validated before any
+// container starts; all problems are returned together.
+func LoadScenarios(paths ...string) ([]Scenario, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var in []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(p, pat))
+			in = append(in, m...)
+		}
+		if len(in) == 0 {
+			return nil, fmt.Errorf("%s: no *.yaml or *.yml files", p)
+		}
+		sort.Strings(in)
+		files = append(files, in...)
+	}
+	var out []Scenario
+	var errs []string
+	for _, f := range files {
+		m, err := mesh.Load(f)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
+		out = append(out, Scenario{Name: name, File: f, Mesh: m})
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return out, nil
+}
+
+// RunOptions tune RunScenarios.
+type RunOptions struct {
+	// Parallel checks within a scenario (default 4). Checks are independent:
+	// each one's evidence is matched by its own connections.
+	Parallel int
+	// Progress, when set, is called after each check.
+	Progress func(*trace.Result)
+	// Artifacts, when set, is where evidence of failed checks is saved.
+	Artifacts string
+}
+
+// RunScenarios runs scenarios, sharing pods between scenarios that declare
+// the same workloads (between them only the Istio config is pushed), and
+// returns every check's result in order.
+func RunScenarios(ctx context.Context, scs []Scenario, ro RunOptions, opt ...Option) ([]*trace.Result, error) {
+	if ro.Parallel <= 0 {
+		ro.Parallel = 4
+	}
+	// Group by workload set, keeping the order of first appearance.
+	var keys []string
+	groups := map[string][]Scenario{}
+	for _, s := range scs {
+		k := workloadKey(s.Mesh)
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], s)
+	}
+	results := make(map[string][]*trace.Result, len(scs))
+	for _, k := range keys {
+		if err := runGroup(ctx, groups[k], ro, results, opt); err != nil {
+			return nil, err
+		}
+	}
+	var out []*trace.Result
+	for _, s := range scs {
+		out = append(out, results[s.File]...)
+	}
+	return out, nil
+}
+
+func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[string][]*trace.Result, opt []Option) error {
+	rt, err := Start(ctx, scs[0].Mesh, opt...)
+	if err != nil {
+		return fmt.Errorf("scenario %s: %w", scs[0].Name, err)
+	}
+	defer rt.Close()
+	for i, s := range scs {
+		if i > 0 {
+			if err := rt.Apply(ctx, s.Mesh); err != nil {
+				return fmt.Errorf("scenario %s: %w", s.Name, err)
+			}
+		}
+		res := make([]*trace.Result, len(s.Mesh.Checks))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(ro.Parallel)
+		for j, c := range s.Mesh.Checks {
+			g.Go(func() error {
+				r, err := rt.Run(gctx, s.Name, c)
+				if err != nil {
+					return err
+				}
+				res[j] = r
+				if ro.Progress != nil {
+					ro.Progress(r)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("scenario %s: %w", s.Name, err)
+		}
+		if ro.Artifacts != "" {
+			for _, r := range res {
+				if r.Verdict == trace.VerdictFail {
+					dir, err := rt.SaveArtifacts(ctx, filepath.Join(ro.Artifacts, s.Name))
+					if err != nil {
+						return err
+					}
+					r.Artifacts = dir
+					break
+				}
+			}
+		}
+		results[s.File] = res
+	}
+	return nil
+}
+
+func workloadKey(m *mesh.Mesh) string {
+	var ids []string
+	for _, w := range m.Workloads {
+		ids = append(ids, fmt.Sprintf("%s|%v|%v|%v|%v|%s|%v|%v", w.ID(), w.Sidecar, w.Gateway, w.External, w.Ports, w.ServiceAccount, w.Hostnames, w.Labels))
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, "\n")
+}
