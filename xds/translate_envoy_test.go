@@ -18,6 +18,8 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtls/meshtls/certs"
 )
 
 // staticBootstrap embeds a proxy's translated config as static resources:
@@ -113,8 +115,8 @@ func TestEnvoyValidatesTranslation(t *testing.T) {
 		t.Skip("runs Envoy")
 	}
 	envoy := envoyBinary(t) // bootstrap_test.go
-	for _, f := range []string{"sidecar.yaml", "gateway.yaml"} {
-		m := loadMesh(t, f, "")
+	for _, f := range fixtureFiles(t) {
+		m := loadFile(t, f)
 		env := testEnv(t, m)
 		for _, w := range m.Workloads {
 			if !w.HasProxy() {
@@ -131,6 +133,13 @@ func TestEnvoyValidatesTranslation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// Envoy reads file paths at load: the CA files every
+				// container has under /etc/meshtls/ca live in dir here.
+				caDir := filepath.Join(dir, "ca")
+				if err := certs.WriteCAs(caDir, env.Certs.Set()); err != nil {
+					t.Fatal(err)
+				}
+				js = []byte(strings.ReplaceAll(string(js), "/etc/meshtls/ca/", caDir+"/"))
 				cfg := filepath.Join(dir, "envoy.json")
 				if d := os.Getenv("MESHTLS_KEEP_CONFIG"); d != "" {
 					_ = os.WriteFile(filepath.Join(d, strings.ReplaceAll(w.ID(), "/", "_")+".json"), js, 0o600)

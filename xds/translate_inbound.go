@@ -103,12 +103,16 @@ func (b *builder) buildInbound() {
 func inboundListenerFilters(autoPorts []uint32) []*listener.ListenerFilter {
 	fs := []*listener.ListenerFilter{
 		{Name: "envoy.filters.listener.original_dst", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&origdst.OriginalDst{})}},
-		{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspector.TlsInspector{})}},
+		tlsInspector(),
 	}
 	if len(autoPorts) > 0 {
 		fs = append(fs, httpInspector(autoPorts))
 	}
 	return fs
+}
+
+func tlsInspector() *listener.ListenerFilter {
+	return &listener.ListenerFilter{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspector.TlsInspector{})}}
 }
 
 // httpInspector sniffs HTTP only on auto-detected ports, as Istio disables

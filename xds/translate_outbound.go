@@ -59,11 +59,14 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 	logs := accessLogs(b.proxyName(), DirectionOutbound, name)
 	var chains []*listener.FilterChain
 	var httpTargets []*target
-	hasHTTP, hasAuto := false, false
-	claimed := map[netip.Addr]string{}
-	unclaimed := func(t *target) []netip.Addr {
-		var out []netip.Addr
-		for _, a := range t.endpointIPs() {
+	hasHTTP, hasAuto, needTLSInspector := false, false, false
+	sniClaimed := map[string]bool{}
+	var defaultTCP *target
+	var passthroughTarget *listener.Filter
+	claimed := map[netip.Prefix]string{}
+	unclaimed := func(t *target) []netip.Prefix {
+		var out []netip.Prefix
+		for _, a := range b.matchPrefixes(t) {
 			// One IP, one chain: a pod behind two TCP services on the same
 			// port is reached through the first (Envoy rejects duplicate matches).
 			if _, ok := claimed[a]; !ok {
@@ -97,6 +100,27 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 						Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
 					})
 			}
+		case t.se != nil && len(t.prefixes) == 0 && t.proto.IsTLS():
+			// TLS to a ServiceEntry host without addresses: matched on SNI
+			// (listener.go, buildSidecarOutboundTLSFilterChainOpts: server_names
+			// from the hosts when there is no VIP).
+			if _, dup := sniClaimed[t.host]; dup {
+				continue
+			}
+			sniClaimed[t.host] = true
+			needTLSInspector = true
+			chains = append(chains, &listener.FilterChain{
+				Name:             OutboundClusterName(port, "", t.host),
+				FilterChainMatch: &listener.FilterChainMatch{ServerNames: []string{t.host}, TransportProtocol: transportTLS},
+				Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
+			})
+		case t.resolve == resolveNone && len(t.prefixes) == 0:
+			// resolution NONE without addresses takes every connection to
+			// the port, to its ORIGINAL_DST cluster (listener.go: wildcard
+			// listener for the service).
+			if defaultTCP == nil {
+				defaultTCP = t
+			}
 		default:
 			if ips := unclaimed(t); len(ips) > 0 {
 				chains = append(chains, &listener.FilterChain{
@@ -107,9 +131,15 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 			}
 		}
 	}
+	if defaultTCP != nil {
+		passthroughTarget = b.outboundTCPProxy(defaultTCP, port, vs[defaultTCP.host], logs)
+	}
 	// What no service chain claims: HTTP to the HCM (its allow_any virtual
 	// host passes unknown hosts through), the rest through.
 	passthrough := tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, logs)
+	if passthroughTarget != nil {
+		passthrough = passthroughTarget
+	}
 	switch {
 	case hasHTTP:
 		chains = append(chains, &listener.FilterChain{Name: name + "|http", Filters: []*listener.Filter{b.outboundHCM(port, logs)}})
@@ -128,8 +158,11 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 		FilterChains: chains,
 		AccessLog:    listenerAccessLogs(b.proxyName(), DirectionOutbound, name),
 	}
+	if needTLSInspector {
+		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
+	}
 	if hasAuto {
-		l.ListenerFilters = []*listener.ListenerFilter{httpInspector(nil)}
+		l.ListenerFilters = append(l.ListenerFilters, httpInspector(nil))
 	}
 	b.listeners = append(b.listeners, l)
 	if len(httpTargets) > 0 {
@@ -137,10 +170,10 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 	}
 }
 
-func cidrs(ips []netip.Addr) []*core.CidrRange {
+func cidrs(ps []netip.Prefix) []*core.CidrRange {
 	var out []*core.CidrRange
-	for _, a := range ips {
-		out = append(out, &core.CidrRange{AddressPrefix: a.String(), PrefixLen: wrapperspb.UInt32(uint32(a.BitLen()))})
+	for _, p := range ps {
+		out = append(out, &core.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))})
 	}
 	return out
 }
@@ -303,6 +336,9 @@ func defaultRetryPolicy() *route.RetryPolicy {
 func (b *builder) sidecarVirtualServices(targets []*target) map[string]*networking.VirtualService {
 	out := map[string]*networking.VirtualService{}
 	for _, vs := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
+		if len(vs.Spec.GetTls()) > 0 {
+			b.unsupported(vsName(vs), "spec.tls on sidecars (gateways: mesh)")
+		}
 		for _, h := range vs.Spec.GetHosts() {
 			for _, host := range b.resolveVSHost(h, vs.Namespace, targets) {
 				if _, ok := out[host]; !ok {

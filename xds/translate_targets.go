@@ -27,6 +27,7 @@ type target struct {
 	eps      []endpointRef            // endpoints (not for resolveNone)
 	resource string                   // "Service default/b", for errors
 	sans     []string                 // ServiceEntry subjectAltNames
+	prefixes []netip.Prefix           // ServiceEntry addresses (VIPs, CIDRs)
 }
 
 type resolution int
@@ -49,7 +50,10 @@ type endpointRef struct {
 // security.istio.io/tlsMode=istio label: injected pods do, gateways and
 // plain pods do not (pkg/kube/inject/webhook.go sets the label on injection).
 func (e endpointRef) hasSidecar() bool {
-	return e.w != nil && e.w.Sidecar && !e.w.Gateway && !e.w.External
+	if e.w != nil {
+		return e.w.Sidecar && !e.w.Gateway && !e.w.External
+	}
+	return e.labels[tlsModeLabel] == TLSModeIstio
 }
 
 func (b *builder) addrOf(w *mesh.Workload) (netip.Addr, bool) {
@@ -113,14 +117,29 @@ func (b *builder) sidecarTargets() []*target {
 	return ts
 }
 
-// endpointIPs are the endpoint addresses usable in a filter chain match.
-func (t *target) endpointIPs() []netip.Addr {
-	var out []netip.Addr
+// matchPrefixes are the destinations a filter chain matches for this
+// target: ServiceEntry addresses when given, else the endpoints' IPs (for
+// hostnames, the IP of the workload that answers to the name).
+func (b *builder) matchPrefixes(t *target) []netip.Prefix {
+	if len(t.prefixes) > 0 {
+		return t.prefixes
+	}
+	var out []netip.Prefix
 	for _, e := range t.eps {
-		if a, err := netip.ParseAddr(e.addr); err == nil && !slices.Contains(out, a) {
-			out = append(out, a)
+		a, err := netip.ParseAddr(e.addr)
+		if err != nil {
+			if e.w == nil {
+				continue
+			}
+			if a, err = b.env.Addrs[e.w.ID()], nil; !a.IsValid() {
+				continue
+			}
+		}
+		p := netip.PrefixFrom(a, a.BitLen())
+		if !slices.Contains(out, p) {
+			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	slices.SortFunc(out, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
 	return out
 }

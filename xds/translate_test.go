@@ -3,6 +3,7 @@ package xds
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -239,4 +240,27 @@ func equal[T comparable](t *testing.T, what string, got, want []T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
+}
+
+// fixtureFiles are our fixtures plus the scenario bundles.
+func fixtureFiles(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, pat := range []string{"testdata/*.yaml", "../scenarios/testdata/*.yaml"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m...)
+	}
+	return out
+}
+
+func loadFile(t *testing.T, path string) *mesh.Mesh {
+	t.Helper()
+	m, err := mesh.Load(path)
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	return m
 }
