@@ -359,9 +359,6 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 			Image:  r.images.Envoy,
 			Cmd:    args,
 			Labels: r.labels("envoy", w.ID()),
-			LogConsumerCfg: &testcontainers.LogConsumerConfig{
-				Consumers: []testcontainers.LogConsumer{splitLogs{out: p.Logs, err: p.EnvLog}},
-			},
 			HostConfigModifier: func(hc *hostConfig) {
 				hc.NetworkMode = containerNetworkMode(netns)
 				hc.Binds = append(mounts, filepath.Join(r.Dir, "xds")+":"+pod.RunDir+"/xds")
@@ -371,6 +368,9 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	p.envoy = envoy
 	if err != nil {
 		return fmt.Errorf("starting the proxy of %s: %w", w.ID(), err)
+	}
+	if err := r.follow(envoy.GetContainerID(), p.Logs, p.EnvLog); err != nil {
+		return fmt.Errorf("following the logs of %s's proxy: %w", w.ID(), err)
 	}
 	p.Admin = xds.NewAdmin(filepath.Join(p.Dir, "admin.sock"))
 	return nil

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
@@ -125,15 +127,26 @@ func (b *LogBuffer) WaitFor(ctx context.Context, n int, ok func(string) bool) (s
 	}
 }
 
-// splitLogs routes a container's stdout and stderr to two buffers.
-type splitLogs struct{ out, err *LogBuffer }
+// writerFunc adapts a LogBuffer to io.Writer for stdcopy.
+type writerFunc func([]byte)
 
-func (s splitLogs) Accept(l testcontainers.Log) {
-	if l.LogType == testcontainers.StderrLog {
-		s.err.write(l.Content)
-		return
+func (f writerFunc) Write(p []byte) (int, error) {
+	f(p)
+	return len(p), nil
+}
+
+// follow streams a container's stdout and stderr into two buffers until the
+// container is gone (the stream ends when it is removed).
+func (r *Runtime) follow(id string, out, errb *LogBuffer) error {
+	rc, err := r.cli.ContainerLogs(context.Background(), id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return err
 	}
-	s.out.write(l.Content)
+	go func() {
+		defer rc.Close()
+		_, _ = stdcopy.StdCopy(writerFunc(out.write), writerFunc(errb.write), rc)
+	}()
+	return nil
 }
 
 // AgentClient talks to a pod's agent over its Unix socket.
