@@ -95,6 +95,15 @@ func (b *builder) buildGateway() {
 }
 
 func (b *builder) checkServer(s *gwServer) {
+	if s.srv.GetBind() != "" {
+		b.unsupported(s.res, s.path+".bind")
+	}
+	if s.srv.GetDefaultEndpoint() != "" {
+		b.unsupported(s.res, s.path+".defaultEndpoint")
+	}
+	if s.srv.GetPort().GetTargetPort() != 0 {
+		b.unsupported(s.res, s.path+".port.targetPort")
+	}
 	t := s.tls
 	if t == nil {
 		return
@@ -418,7 +427,16 @@ func (b *builder) serverTLSSocket(s *gwServer, http bool) *core.TransportSocket 
 	mutual := t.GetMode() == networkingapi.ServerTLSSettings_MUTUAL || t.GetMode() == networkingapi.ServerTLSSettings_OPTIONAL_MUTUAL
 	var hosts []string
 	for _, h := range s.hosts() {
-		hosts = append(hosts, h.host)
+		if h.host != "*" {
+			hosts = append(hosts, h.host)
+			continue
+		}
+		// A "*" server names no host: an issued certificate covers the
+		// hosts of the VirtualServices bound to it (meshtls's choice; a
+		// real cluster's credential is whatever the user stored).
+		for _, vh := range b.boundVirtualServices(s) {
+			hosts = append(hosts, vh.hosts...)
+		}
 	}
 	switch {
 	case t.GetCredentialName() != "":

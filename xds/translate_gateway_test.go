@@ -167,3 +167,43 @@ stringData:
 	}
 	t.Errorf("no kubernetes://b-cert")
 }
+
+// A VirtualService with only a tls block does not apply to an HTTPS server
+// that terminates: the gateway answers 404 (ISTIO-BEHAVIOUR.md, Gateways).
+// The issued certificate for a "*" server covers the bound hosts.
+func TestGatewayWrongVSBlock(t *testing.T) {
+	m := loadFile(t, "../scenarios/testdata/14-gateway-terminate-with-tls-routes.yaml")
+	w, _ := m.Workload(gwID)
+	res, err := Translate(m, w, testEnv(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range res.Routes {
+		if len(rc.VirtualHosts) != 0 {
+			t.Errorf("route %s has virtual hosts %v; tls routes must not apply", rc.Name, names(rc.VirtualHosts))
+		}
+	}
+	for _, s := range res.Secrets {
+		if s.Name == "kubernetes://sds-credential" {
+			blk, _ := pem.Decode(s.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
+			cert, _ := x509.ParseCertificate(blk.Bytes)
+			equal(t, "DNS names", cert.DNSNames, []string{"*.example.com"})
+		}
+	}
+}
+
+func TestGatewayUnsupported(t *testing.T) {
+	err := translateErr(t, "gateway.yaml", `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bound, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 7000, name: http, protocol: HTTP}
+    hosts: ["*"]
+    bind: 127.0.0.1
+`, gwID)
+	if err == nil || !strings.Contains(err.Error(), "Gateway default/bound: spec.servers[0].bind is not supported") {
+		t.Errorf("err = %v", err)
+	}
+}
