@@ -494,8 +494,14 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 	// Keep our workload objects: pods are keyed by them.
 	m.Workloads = r.mesh.Workloads
 	r.mesh = m
+	return r.pushAll(ctx)
+}
+
+// pushAll translates every proxy's config, hands it to the xDS server and
+// waits until each proxy ACKed it with no listener warming.
+func (r *Runtime) pushAll(ctx context.Context) error {
 	versions := map[string]string{}
-	for _, w := range m.Workloads {
+	for _, w := range r.mesh.Workloads {
 		if !w.HasProxy() {
 			continue
 		}
@@ -513,6 +519,24 @@ func sameWorkloads(a, b *mesh.Mesh) error {
 		return errors.New("the new config declares other workloads than the running mesh: start a new mesh for it")
 	}
 	return nil
+}
+
+// Repush translates and pushes every proxy's config again, for changes
+// made outside the mesh (certificates), and waits for every ACK.
+func (r *Runtime) Repush(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pushAll(ctx)
+}
+
+// RotateWorkload issues a new certificate for a service account and pushes
+// it (SDS), returning it; the next connection presents it.
+func (r *Runtime) RotateWorkload(ctx context.Context, ns, sa string) (*certs.KeyPair, error) {
+	kp, err := r.certs.RotateWorkload(ns, sa)
+	if err != nil {
+		return nil, err
+	}
+	return kp, r.Repush(ctx)
 }
 
 // Pod returns a running workload by ref ("name" or "ns/name").

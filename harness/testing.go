@@ -2,16 +2,24 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
 )
 
 // New starts a mesh for a test and removes it when the test ends, like
 // httptest.NewServer. It fails the test with the fix when Docker or Envoy is
 // missing; with -short it skips instead (a quick local loop).
+//
+// MESHTLS_KEEP=1 leaves the mesh running when the test failed and prints how
+// to reach each proxy's admin page; the next run removes it.
 func New(t testing.TB, m *mesh.Mesh, opt ...Option) *Runtime {
 	t.Helper()
 	if testing.Short() {
@@ -19,18 +27,62 @@ func New(t testing.TB, m *mesh.Mesh, opt ...Option) *Runtime {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	opts := append([]Option{WithLogf(t.Logf)}, opt...)
-	if os.Getenv("MESHTLS_KEEP") == "" {
-		opts = append(opts, WithArtifacts(t.ArtifactDir()))
-	}
-	rt, err := Start(ctx, m, opts...)
+	rt, err := Start(ctx, m, append([]Option{WithLogf(t.Logf)}, opt...)...)
 	if err != nil {
 		t.Fatalf("starting the mesh: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("MESHTLS_KEEP") != "" {
+			t.Log(rt.KeepMessage())
+			return
+		}
 		if err := rt.Close(); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
 	return rt
+}
+
+// KeepMessage says how to reach a mesh left running, and how to remove it.
+func (r *Runtime) KeepMessage() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MESHTLS_KEEP: mesh %s left running (the control plane stopped with this process; proxies keep their last config).\n", r.RunID)
+	var ids []string
+	for id, p := range r.pods {
+		if p.Admin != nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "  %s admin: curl --unix-socket %s http://envoy/config_dump\n", id, filepath.Join(r.pods[id].Dir, "admin.sock"))
+	}
+	fmt.Fprintf(&b, "  containers: docker ps --filter label=%s=%s\n", labelRun, r.RunID)
+	fmt.Fprintf(&b, "  remove: docker rm -f $(docker ps -aq --filter label=%s=%s) && docker network prune -f --filter label=%s=%s (or just run meshtls again)", labelRun, r.RunID, labelRun, r.RunID)
+	return b.String()
+}
+
+// Check runs c and fails t when its expectation does not hold, printing
+// expected and observed side by side with the trace, and saving every
+// proxy's config dump, ssl stats and access log and every pod's capture
+// under the test's artifact folder.
+func (r *Runtime) Check(t testing.TB, scenario string, c *mesh.Check) *trace.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := r.Run(ctx, scenario, c)
+	if err != nil {
+		t.Fatalf("check %s: %v", c.Name, err)
+	}
+	if res.Verdict == trace.VerdictFail {
+		msg := res.Explain()
+		if tt, ok := t.(interface{ ArtifactDir() string }); ok {
+			if dir, err := r.SaveArtifacts(ctx, tt.ArtifactDir()); err == nil {
+				res.Artifacts = dir
+				msg += "\nevidence saved in " + dir + " (go test -artifacts keeps it)"
+			}
+		}
+		t.Error(msg)
+	}
+	return res
 }
