@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -27,17 +28,25 @@ func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway
 	for i, hr := range vs.Spec.GetHttp() {
 		path := fmt.Sprintf("spec.http[%d]", i)
 		b.checkHTTPRoute(res, path, hr)
-		action := b.httpAction(vs, path, hr, port)
-		if action == nil {
+		act, reqAdd, respAdd, reqRm, respRm := b.httpAction(vs, path, hr, port)
+		if act == nil {
 			continue
+		}
+		mk := func(name string, rm *route.RouteMatch) *route.Route {
+			r := &route.Route{Name: name, Match: rm, RequestHeadersToAdd: reqAdd, ResponseHeadersToAdd: respAdd, RequestHeadersToRemove: reqRm, ResponseHeadersToRemove: respRm}
+			switch a := act.(type) {
+			case *route.Route_Route:
+				r.Action = a
+			case *route.Route_Redirect:
+				r.Action = a
+			case *route.Route_DirectResponse:
+				r.Action = a
+			}
+			return r
 		}
 		matches := hr.GetMatch()
 		if len(matches) == 0 {
-			out = append(out, &route.Route{
-				Name:   routeName(hr, i, -1),
-				Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-				Action: action,
-			})
+			out = append(out, mk(routeName(hr, i, -1), &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}}))
 			continue
 		}
 		for j, m := range matches {
@@ -53,7 +62,7 @@ func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway
 				continue
 			}
 			rm := b.routeMatch(res, fmt.Sprintf("%s.match[%d]", path, j), m)
-			out = append(out, &route.Route{Name: routeName(hr, i, j), Match: rm, Action: action})
+			out = append(out, mk(routeName(hr, i, j), rm))
 		}
 	}
 	return out
@@ -75,22 +84,20 @@ func (b *builder) checkHTTPRoute(res, path string, hr *networkingapi.HTTPRoute) 
 		name string
 	}
 	for _, f := range []field{
-		{hr.GetRedirect() != nil, "redirect"},
-		{hr.GetDirectResponse() != nil, "directResponse"},
 		{hr.GetDelegate() != nil, "delegate"},
-		{hr.GetRewrite() != nil, "rewrite"},
-		{hr.GetRetries() != nil, "retries"},
 		{hr.GetFault() != nil, "fault"},
 		{hr.GetMirror() != nil || len(hr.GetMirrors()) > 0 || hr.GetMirrorPercentage() != nil, "mirror"},
 		{hr.GetCorsPolicy() != nil, "corsPolicy"},
-		{hr.GetHeaders() != nil, "headers"},
+		{hr.GetRedirect().GetDerivePort() != networkingapi.HTTPRedirect_FROM_PROTOCOL_DEFAULT, "redirect.derivePort"},
+		{hr.GetRetries().GetRetryRemoteLocalities() != nil, "retries.retryRemoteLocalities"},
+		{hr.GetRetries().GetBackoff() != nil, "retries.backoff"},
 	} {
 		if f.set {
 			b.unsupported(res, path+"."+f.name)
 		}
 	}
-	if len(hr.GetRoute()) == 0 {
-		b.fail(fmt.Errorf("%s: %s.route is empty; meshtls needs a route destination", res, path))
+	if len(hr.GetRoute()) == 0 && hr.GetRedirect() == nil && hr.GetDirectResponse() == nil {
+		b.fail(fmt.Errorf("%s: %s needs route, redirect or directResponse", res, path))
 	}
 }
 
@@ -154,30 +161,121 @@ func headerMatcher(name string, sm *networkingapi.StringMatch) *route.HeaderMatc
 	return hm
 }
 
-// httpAction: the destinations (weighted when several), timeout, Istio's
-// default retries.
-func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *networkingapi.HTTPRoute, port uint32) *route.Route_Route {
+// httpAction: redirect, direct response, or the destinations (weighted
+// when several) with timeout, retries, rewrite and header edits
+// (pilot/pkg/networking/core/route/route.go, translateRoute,
+// applyHTTPRouteDestination, translateRetryPolicy in route/retry/retry.go).
+func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *networkingapi.HTTPRoute, port uint32) (action any, reqAdd, respAdd []*core.HeaderValueOption, reqRm, respRm []string) {
+	if h := hr.GetHeaders(); h != nil {
+		reqAdd, reqRm = headerOps(h.GetRequest())
+		respAdd, respRm = headerOps(h.GetResponse())
+	}
+	if r := hr.GetRedirect(); r != nil {
+		ra := &route.RedirectAction{HostRedirect: r.GetAuthority(), ResponseCode: redirectCode(r.GetRedirectCode())}
+		if r.GetUri() != "" {
+			ra.PathRewriteSpecifier = &route.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}
+		}
+		if r.GetScheme() != "" {
+			ra.SchemeRewriteSpecifier = &route.RedirectAction_SchemeRedirect{SchemeRedirect: r.GetScheme()}
+		}
+		if r.GetPort() != 0 {
+			ra.PortRedirect = r.GetPort()
+		}
+		return &route.Route_Redirect{Redirect: ra}, reqAdd, respAdd, reqRm, respRm
+	}
+	if d := hr.GetDirectResponse(); d != nil {
+		dr := &route.DirectResponseAction{Status: d.GetStatus()}
+		switch body := d.GetBody().GetSpecifier().(type) {
+		case *networkingapi.HTTPBody_String_:
+			dr.Body = &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: body.String_}}
+		case *networkingapi.HTTPBody_Bytes:
+			dr.Body = &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: body.Bytes}}
+		}
+		return &route.Route_DirectResponse{DirectResponse: dr}, reqAdd, respAdd, reqRm, respRm
+	}
 	ra := &route.RouteAction{Timeout: durationpb.New(0), RetryPolicy: defaultRetryPolicy()}
 	if hr.GetTimeout() != nil {
 		ra.Timeout = durationpb.New(hr.GetTimeout().AsDuration())
 	}
+	if r := hr.GetRetries(); r != nil {
+		// attempts 0 disables retries (retry.go, ConvertPolicy).
+		if r.GetAttempts() == 0 {
+			ra.RetryPolicy = nil
+		} else {
+			ra.RetryPolicy.NumRetries = wrapperspb.UInt32(uint32(r.GetAttempts()))
+			if r.GetRetryOn() != "" {
+				ra.RetryPolicy.RetryOn = r.GetRetryOn()
+			}
+			if r.GetPerTryTimeout() != nil {
+				ra.RetryPolicy.PerTryTimeout = durationpb.New(r.GetPerTryTimeout().AsDuration())
+			}
+		}
+	}
+	if rw := hr.GetRewrite(); rw != nil {
+		if rw.GetUri() != "" {
+			ra.PrefixRewrite = rw.GetUri()
+		}
+		if rx := rw.GetUriRegexRewrite(); rx != nil {
+			ra.RegexRewrite = &matcher.RegexMatchAndSubstitute{Pattern: &matcher.RegexMatcher{Regex: rx.GetMatch()}, Substitution: rx.GetRewrite()}
+		}
+		if rw.GetAuthority() != "" {
+			ra.HostRewriteSpecifier = &route.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.GetAuthority()}
+		}
+	}
 	var wcs []*route.WeightedCluster_ClusterWeight
 	for j, d := range hr.GetRoute() {
 		name := b.destinationCluster(vs, fmt.Sprintf("%s.route[%d].destination", path, j), d.GetDestination(), port)
-		if d.GetHeaders() != nil {
-			b.unsupported(vsName(vs), fmt.Sprintf("%s.route[%d].headers", path, j))
+		wc := &route.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(d.GetWeight()))}
+		if h := d.GetHeaders(); h != nil {
+			wc.RequestHeadersToAdd, wc.RequestHeadersToRemove = headerOps(h.GetRequest())
+			wc.ResponseHeadersToAdd, wc.ResponseHeadersToRemove = headerOps(h.GetResponse())
 		}
-		wcs = append(wcs, &route.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(d.GetWeight()))})
+		wcs = append(wcs, wc)
 	}
-	switch len(wcs) {
-	case 0:
-		return nil
-	case 1:
+	switch {
+	case len(wcs) == 0:
+		return nil, nil, nil, nil, nil
+	case len(wcs) == 1:
 		ra.ClusterSpecifier = &route.RouteAction_Cluster{Cluster: wcs[0].Name}
+		// Destination-level header edits apply to the route (route.go).
+		reqAdd = append(reqAdd, wcs[0].RequestHeadersToAdd...)
+		respAdd = append(respAdd, wcs[0].ResponseHeadersToAdd...)
+		reqRm = append(reqRm, wcs[0].RequestHeadersToRemove...)
+		respRm = append(respRm, wcs[0].ResponseHeadersToRemove...)
 	default:
 		ra.ClusterSpecifier = &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{Clusters: wcs}}
 	}
-	return &route.Route_Route{Route: ra}
+	return &route.Route_Route{Route: ra}, reqAdd, respAdd, reqRm, respRm
+}
+
+// headerOps: set overwrites, add appends, remove removes (route.go, translateHeadersOperations).
+func headerOps(h *networkingapi.Headers_HeaderOperations) ([]*core.HeaderValueOption, []string) {
+	if h == nil {
+		return nil, nil
+	}
+	var add []*core.HeaderValueOption
+	for _, k := range sortedKeys(h.GetSet()) {
+		add = append(add, &core.HeaderValueOption{Header: &core.HeaderValue{Key: k, Value: h.GetSet()[k]}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
+	for _, k := range sortedKeys(h.GetAdd()) {
+		add = append(add, &core.HeaderValueOption{Header: &core.HeaderValue{Key: k, Value: h.GetAdd()[k]}, AppendAction: core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD})
+	}
+	return add, h.GetRemove()
+}
+
+// redirectCode maps Istio's redirectCode (default 301) to Envoy's enum.
+func redirectCode(code uint32) route.RedirectAction_RedirectResponseCode {
+	switch code {
+	case 302:
+		return route.RedirectAction_FOUND
+	case 303:
+		return route.RedirectAction_SEE_OTHER
+	case 307:
+		return route.RedirectAction_TEMPORARY_REDIRECT
+	case 308:
+		return route.RedirectAction_PERMANENT_REDIRECT
+	}
+	return route.RedirectAction_MOVED_PERMANENTLY
 }
 
 // destinationCluster names the cluster of a route destination: the host

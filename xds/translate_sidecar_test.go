@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
@@ -465,4 +467,51 @@ func TestAccessLogs(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestVirtualServiceActions(t *testing.T) {
+	res, _ := translate(t, "sidecar.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [b]
+  http:
+  - match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, authority: b2, redirectCode: 302}
+  - match: [{uri: {prefix: /gone}}]
+    directResponse: {status: 410, body: {string: gone}}
+  - match: [{uri: {prefix: /api}}]
+    rewrite: {uri: /v1, authority: b2.default.svc.cluster.local}
+    headers:
+      request: {set: {x-a: "1"}, add: {x-b: "2"}, remove: [x-c]}
+    retries: {attempts: 0}
+    timeout: 3s
+    route: [{destination: {host: b2}}]
+`, "a")
+	var routes []*route.Route
+	for _, v := range findRoute(t, res, "8080").VirtualHosts {
+		if v.Name == "b.default.svc.cluster.local:8080" {
+			routes = v.Routes
+		}
+	}
+	if len(routes) != 3 {
+		t.Fatalf("routes = %d", len(routes))
+	}
+	if r := routes[0].GetRedirect(); r.GetPathRedirect() != "/new" || r.HostRedirect != "b2" || r.ResponseCode != route.RedirectAction_FOUND {
+		t.Errorf("redirect = %v", r)
+	}
+	if d := routes[1].GetDirectResponse(); d.Status != 410 || d.Body.GetInlineString() != "gone" {
+		t.Errorf("direct response = %v", d)
+	}
+	ra := routes[2].GetRoute()
+	if ra.PrefixRewrite != "/v1" || ra.GetHostRewriteLiteral() != "b2.default.svc.cluster.local" || ra.RetryPolicy != nil || ra.Timeout.AsDuration().Seconds() != 3 {
+		t.Errorf("route action = %v", ra)
+	}
+	if ra.GetCluster() != "outbound|8080||b2.default.svc.cluster.local" {
+		t.Errorf("cluster = %q", ra.GetCluster())
+	}
+	if h := routes[2].RequestHeadersToAdd; len(h) != 2 || h[0].Header.Key != "x-a" || h[0].AppendAction != core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+		t.Errorf("headers = %v", h)
+	}
+	equal(t, "removed", routes[2].RequestHeadersToRemove, []string{"x-c"})
 }
