@@ -387,7 +387,8 @@ func (b *builder) terminatedChain(port uint32, s *gwServer, logs []*accesslog.Ac
 
 // serverTLSSocket is the DownstreamTlsContext of a terminating server
 // (pilot/pkg/networking/core/gateway.go, buildGatewayListenerTLSContext;
-// pilot/pkg/security/model... BuildListenerTLSContext).
+// the modes are told apart there; OPTIONAL_MUTUAL is istio/api
+// networking/v1alpha3/gateway.proto, ServerTLSSettings).
 func (b *builder) serverTLSSocket(s *gwServer, http bool) *core.TransportSocket {
 	t := s.tls
 	common := &tlsv3.CommonTlsContext{}

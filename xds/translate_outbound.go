@@ -216,8 +216,8 @@ func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listene
 }
 
 // outboundTCPProxy sends a TCP target to its cluster, or where the first
-// VirtualService tcp route matching the port says (pilot/pkg/networking/core/tcp_route.go?
-// networking/core/listener.go buildSidecarOutboundTCPTLSFilterChainOpts).
+// VirtualService tcp route matching the port says
+// (pilot/pkg/networking/core/tls.go, buildSidecarOutboundTCPTLSFilterChainOpts).
 func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.VirtualService, logs []*accesslog.AccessLog) *listener.Filter {
 	cname := OutboundClusterName(port, "", t.host)
 	if vs != nil {

@@ -305,8 +305,8 @@ func (b *builder) destinationCluster(vs *networking.VirtualService, path string,
 }
 
 // tcpRoute is the first tcp route of vs that applies to port and gateway
-// (pilot/pkg/networking/core/tcp_route.go? networking/core/networkfilter.go,
-// buildOutboundNetworkFilters); nil when none applies.
+// (pilot/pkg/networking/core/tls.go, buildSidecarOutboundTCPTLSFilterChainOpts;
+// networkfilter.go, buildOutboundNetworkFilters); nil when none applies.
 func (b *builder) tcpRoute(vs *networking.VirtualService, port uint32, gateway string) []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight {
 	res := vsName(vs)
 	for i, tr := range vs.Spec.GetTcp() {
