@@ -1,18 +1,246 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/harness/trace"
 )
 
+// exitInterrupted is the shell's convention for a run stopped by a signal
+// (128 + SIGINT); everything the run made has been removed by then.
+const exitInterrupted = 130
+
+// runFlags are `meshtls run`'s options.
+type runFlags struct {
+	output    string
+	report    string
+	artifacts string
+	parallel  int
+	verbose   bool
+}
+
+// Summary is the "summary" object of `run -o json` (DESIGN.md).
+type Summary struct {
+	Total      int   `json:"total"`
+	Passed     int   `json:"passed"`
+	Failed     int   `json:"failed"`
+	Reported   int   `json:"reported"`
+	Scenarios  int   `json:"scenarios"`
+	DurationMS int64 `json:"durationMs"`
+}
+
+// runOutput is the one object `run -o json` prints.
+type runOutput struct {
+	Checks  []*trace.Result `json:"checks"`
+	Summary Summary         `json:"summary"`
+}
+
 func runCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "run FILE|DIR...",
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] FILE|DIR...",
 		Short: "Run bundles on real Envoy proxies and check every expectation",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Each file is one scenario (a directory stands for its *.yaml files).
+Every file is validated before any container starts. Scenarios that declare
+the same workloads share pods; between them only the Istio config is pushed.
+
+Exit status: 0 every expectation held, 1 one did not, 2 bad input or a set-up
+failure, 130 interrupted (everything the run made is removed first).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return bad(errors.New("run: not implemented yet"))
+			return runRun(cmd.Context(), f, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.output, "output", "o", "table", "table or json (json: one object on stdout, nothing else)")
+	fl.StringVar(&f.report, "report", "", "write a self-contained HTML report to this file")
+	fl.StringVar(&f.artifacts, "artifacts", "", "keep the evidence of failed checks (config dumps, ssl stats, access logs, pcaps) under this directory")
+	fl.IntVar(&f.parallel, "parallel", 4, "checks run at once within a scenario")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr")
+	return cmd
+}
+
+func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io.Writer) error {
+	if f.output != "table" && f.output != "json" {
+		return bad(fmt.Errorf("-o %q: use table or json", f.output))
+	}
+	if f.parallel < 1 {
+		return bad(fmt.Errorf("--parallel %d: give at least 1", f.parallel))
+	}
+	if f.report != "" {
+		if err := checkWritable(f.report); err != nil {
+			return bad(fmt.Errorf("--report %s: %w", f.report, err))
+		}
+	}
+	if f.artifacts != "" {
+		abs, err := filepath.Abs(f.artifacts)
+		if err != nil {
+			return bad(fmt.Errorf("--artifacts %s: %w", f.artifacts, err))
+		}
+		f.artifacts = abs
+	}
+	// Bad input never starts a container: every file is validated first.
+	scs, err := harness.LoadScenarios(args...)
+	if err != nil {
+		return bad(err)
+	}
+
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tty := isTerminal(stderr)
+	var mu sync.Mutex // progress lines come from concurrent checks
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, format+"\n", a...)
+	}
+	go func() {
+		// After the first signal, restore the default: a second one quits at
+		// once (the next run removes what this one left behind).
+		<-ctx.Done()
+		stop()
+	}()
+
+	var opts []harness.Option
+	if f.verbose || tty {
+		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
+	}
+	ro := harness.RunOptions{Parallel: f.parallel, Artifacts: f.artifacts}
+	if tty {
+		ro.Progress = func(r *trace.Result) {
+			mark := map[string]string{trace.VerdictPass: "✓", trace.VerdictFail: "✗", trace.VerdictReport: "·"}[r.Verdict]
+			say("%s %s/%s  %s", mark, r.Scenario, r.Name, r.Result)
+		}
+	}
+	nChecks := 0
+	for _, s := range scs {
+		nChecks += len(s.Mesh.Checks)
+	}
+	if tty || f.verbose {
+		say("meshtls: running %d scenario(s), %d check(s)", len(scs), nChecks)
+	}
+
+	start := time.Now()
+	results, err := harness.RunScenarios(ctx, scs, ro, opts...)
+	elapsed := time.Since(start)
+	if ctx.Err() != nil && parent.Err() == nil {
+		// RunScenarios has closed every runtime it started (containers,
+		// networks, run dirs) before returning.
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted (%v): stopped the run and removed its containers and networks", context.Cause(ctx))}
+	}
+	if err != nil {
+		return bad(fmt.Errorf("run failed before every check finished: %w", err))
+	}
+
+	sum := Summary{Scenarios: len(scs), DurationMS: elapsed.Milliseconds(), Total: len(results)}
+	for _, r := range results {
+		switch r.Verdict {
+		case trace.VerdictPass:
+			sum.Passed++
+		case trace.VerdictFail:
+			sum.Failed++
+		default:
+			sum.Reported++
+		}
+		// The JSON contract has lists, never null.
+		if r.Wire == nil {
+			r.Wire = []string{}
+		}
+		if r.Hops == nil {
+			r.Hops = []trace.Hop{}
+		}
+	}
+
+	if f.report != "" {
+		if err := writeReport(f.report, scs, results, sum); err != nil {
+			return bad(fmt.Errorf("--report %s: %w", f.report, err))
+		}
+	}
+
+	// Human notes go to stdout in table mode, to stderr in json mode (stdout
+	// then holds exactly one JSON object).
+	notes := stdout
+	if f.output == "json" {
+		notes = stderr
+		if results == nil {
+			results = []*trace.Result{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(runOutput{Checks: results, Summary: sum}); err != nil {
+			return err
+		}
+	} else {
+		rows := make([]trace.Result, len(results))
+		for i, r := range results {
+			rows[i] = *r
+		}
+		fmt.Fprint(stdout, trace.Table(rows))
+		for _, r := range results {
+			if r.Verdict == trace.VerdictFail {
+				fmt.Fprintf(stdout, "\n%s", r.Explain())
+			}
+		}
+		fmt.Fprintf(stdout, "\n%d checks in %d scenario(s): %d passed, %d failed, %d reported (%.1fs)\n",
+			sum.Total, sum.Scenarios, sum.Passed, sum.Failed, sum.Reported, elapsed.Seconds())
+	}
+	seen := map[string]bool{}
+	for _, r := range results {
+		if r.Artifacts != "" && !seen[r.Artifacts] {
+			seen[r.Artifacts] = true
+			fmt.Fprintf(notes, "evidence of failed checks in scenario %s: %s\n", r.Scenario, r.Artifacts)
+		}
+	}
+	if f.report != "" {
+		fmt.Fprintf(notes, "report: %s\n", f.report)
+	}
+	if sum.Failed > 0 {
+		return &exitError{code: exitMismatch, err: fmt.Errorf("%d of %d checks did not meet their expectation", sum.Failed, sum.Total)}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// progress lines help; in pipes and files they would only be noise.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// checkWritable fails early (before any container starts) when the report
+// cannot be written.
+func checkWritable(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("its folder: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	if !strings.HasSuffix(strings.ToLower(path), ".html") && !strings.HasSuffix(strings.ToLower(path), ".htm") {
+		return errors.New("give a file name ending in .html")
+	}
+	return nil
 }
