@@ -61,15 +61,26 @@ func runLabels(runID string) map[string]string {
 // removeRun force-removes every container, then every network, of a run.
 func removeRun(ctx context.Context, cli *client.Client, runID string) error {
 	f := client.Filters{}.Add("label", labelRun+"="+runID)
-	var errs []error
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return err
 	}
+	// Removing is mostly waiting on the engine: do it concurrently.
+	errc := make(chan error, len(cs.Items))
 	for _, c := range cs.Items {
-		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
-		}
+		go func() {
+			_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			if err != nil && !isNotFound(err) {
+				err = fmt.Errorf("removing container %s: %w", c.ID[:12], err)
+			} else {
+				err = nil
+			}
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range cs.Items {
+		errs = append(errs, <-errc)
 	}
 	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
