@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -58,16 +62,60 @@ func validateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE|DIR...",
 		Short: "Check bundles without Docker",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Each file is checked on its own, as ` + "`run`" + ` would load it as one scenario
+(a directory stands for its *.yaml and *.yml files). Every problem of every
+file is reported, each naming the file, document, kind/name and field.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, a := range args {
-				m, err := mesh.Load(a)
+			files, err := expandFiles(args)
+			if err != nil {
+				return bad(err)
+			}
+			failed := 0
+			for _, f := range files {
+				m, err := mesh.Load(f)
 				if err != nil {
-					return bad(err)
+					failed++
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: invalid\n%s\n", f, indent(err.Error()))
+					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d workloads, %d checks)\n", a, len(m.Workloads), len(m.Checks))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d workloads, %d checks)\n", f, len(m.Workloads), len(m.Checks))
+			}
+			if failed > 0 {
+				return bad(fmt.Errorf("%d of %d files invalid", failed, len(files)))
 			}
 			return nil
 		},
 	}
+}
+
+// expandFiles turns directories into their *.yaml and *.yml files, sorted,
+// as harness.LoadScenarios does for run.
+func expandFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		var in []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(a, pat))
+			in = append(in, m...)
+		}
+		if len(in) == 0 {
+			return nil, fmt.Errorf("%s: no *.yaml or *.yml files", a)
+		}
+		sort.Strings(in)
+		out = append(out, in...)
+	}
+	return out, nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Unit tests: no Docker. They call execute as main does.
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = execute(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func writeBundle(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const podA = `apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: a}
+spec:
+  ports: [{name: http, port: 8080}]
+`
+
+func TestValidate(t *testing.T) {
+	good := "testdata/two-pods.yaml"
+	tests := []struct {
+		name     string
+		files    []string
+		wantCode int
+		// every string must appear in stderr (bad) or stdout (good)
+		want []string
+	}{
+		{"good file", []string{good}, 0, []string{"two-pods.yaml: ok (2 workloads, 3 checks)"}},
+		{"directory expands to its bundles", []string{"testdata"}, 0, []string{"two-pods.yaml: ok"}},
+		{"unknown kind", []string{writeBundle(t, "kind.yaml", podA+"---\napiVersion: meshtls.dev/v1alpha1\nkind: Frobnicator\nmetadata: {name: x}\n")}, 2,
+			[]string{"(document 2)", "Frobnicator", "kind:", `unknown kind`}},
+		{"unknown field", []string{writeBundle(t, "field.yaml", podA+"  bogus: 1\n")}, 2,
+			[]string{"(document 1)", "Workload default/a", "spec.bogus", "unknown field"}},
+		{"dangling reference", []string{writeBundle(t, "ref.yaml", podA+`---
+apiVersion: meshtls.dev/v1alpha1
+kind: Check
+metadata: {name: c}
+spec:
+  from: nosuch
+  to: http://a.default.svc.cluster.local:8080/
+`)}, 2, []string{"(document 2)", "Check default/c", "spec.from", `"nosuch"`}},
+		{"every file is reported, good ones too", []string{
+			writeBundle(t, "one.yaml", podA+"  bogus: 1\n"),
+			good,
+			writeBundle(t, "two.yaml", podA+"  other: 1\n"),
+		}, 2, []string{"one.yaml: invalid", "spec.bogus", "two.yaml: invalid", "spec.other", "2 of 3 files invalid"}},
+		{"missing file", []string{"testdata/nope.yaml"}, 2, []string{"nope.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"validate"}, tt.files...)...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
+			}
+			where := out
+			if tt.wantCode != 0 {
+				where = errOut
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(where, w) {
+					t.Errorf("output lacks %q:\nstdout:\n%s\nstderr:\n%s", w, out, errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	// A gateway with MUTUAL TLS: issued server cert + CA secrets, plus the
+	// proxy's own workload cert. Private keys must never be printed.
+	gw := "../../scenarios/testdata/08-gateway-mutual-no-client-cert.yaml"
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		check    func(t *testing.T, out, errOut string)
+	}{
+		{"gateway json", []string{"--proxy", "istio-system/istio-ingressgateway", gw}, 0, func(t *testing.T, out, _ string) {
+			var doc map[string][]map[string]any
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, out)
+			}
+			for _, k := range []string{"listeners", "clusters", "routes", "secrets"} {
+				if _, ok := doc[k]; !ok {
+					t.Errorf("no %q key; keys: %v", k, keys(doc))
+				}
+			}
+			if len(doc) != 4 {
+				t.Errorf("keys %v, want exactly listeners, clusters, routes, secrets", keys(doc))
+			}
+			if len(doc["secrets"]) == 0 {
+				t.Error("no secrets: the gateway needs its certificate")
+			}
+			withKey := 0
+			for _, s := range doc["secrets"] {
+				if tc, ok := s["tlsCertificate"].(map[string]any); ok {
+					withKey++
+					if pk, _ := json.Marshal(tc["privateKey"]); !strings.Contains(string(pk), "redacted") {
+						t.Errorf("secret %v: private key %s, want it redacted", s["name"], pk)
+					}
+				}
+			}
+			if withKey == 0 {
+				t.Error("no tlsCertificate secret to check redaction on")
+			}
+		}},
+		{"sidecar yaml", []string{"-o", "yaml", "--proxy", "b", gw}, 0, func(t *testing.T, out, _ string) {
+			var doc map[string]any
+			if err := yaml.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("not YAML: %v\n%s", err, out)
+			}
+			if _, ok := doc["listeners"]; !ok {
+				t.Errorf("no listeners in YAML output:\n%s", out)
+			}
+		}},
+		{"unknown proxy", []string{"--proxy", "nosuch", gw}, 2, func(t *testing.T, _, errOut string) {
+			if !strings.Contains(errOut, `--proxy "nosuch"`) {
+				t.Errorf("stderr %q does not name the flag and value", errOut)
+			}
+		}},
+		{"proxy without Envoy", []string{"--proxy", "outside/curl", gw}, 2, func(t *testing.T, _, errOut string) {
+			if !strings.Contains(errOut, "no Envoy") {
+				t.Errorf("stderr %q does not say the workload has no proxy", errOut)
+			}
+		}},
+		{"no --proxy", []string{gw}, 2, func(t *testing.T, _, errOut string) {
+			if !strings.Contains(errOut, "proxy") {
+				t.Errorf("stderr %q does not name the missing flag", errOut)
+			}
+		}},
+		{"bad -o", []string{"-o", "xml", "--proxy", "b", gw}, 2, nil},
+		{"bad bundle", []string{"--proxy", "a", writeBundle(t, "bad.yaml", podA+"  bogus: 1\n")}, 2, func(t *testing.T, _, errOut string) {
+			if !strings.Contains(errOut, "spec.bogus") {
+				t.Errorf("stderr %q does not name the field", errOut)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"translate"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstderr:\n%s", code, tt.wantCode, errOut)
+			}
+			// The rule holds for every output: no key material, ever.
+			if strings.Contains(out, "PRIVATE KEY") || strings.Contains(errOut, "PRIVATE KEY") {
+				t.Fatal("output contains a private key")
+			}
+			if tt.check != nil {
+				tt.check(t, out, errOut)
+			}
+		})
+	}
+}
+
+// Bad input fails with exit 2 before Docker is asked anything: DOCKER_HOST
+// points nowhere, so reaching the engine would give a different error.
+func TestRunBadInput(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/meshtls-test.sock")
+	badKind := writeBundle(t, "kind.yaml", podA+"---\napiVersion: meshtls.dev/v1alpha1\nkind: Frobnicator\nmetadata: {name: x}\n")
+	good := "testdata/two-pods.yaml"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown kind", []string{badKind}, `unknown kind "Frobnicator"`},
+		{"one bad file among good ones", []string{good, badKind}, "(document 2)"},
+		{"missing file", []string{"testdata/nope.yaml"}, "nope.yaml"},
+		{"bad -o", []string{"-o", "xml", good}, `-o "xml"`},
+		{"bad --parallel", []string{"--parallel", "0", good}, "--parallel"},
+		{"report in a missing folder", []string{"--report", "/nonexistent/dir/r.html", good}, "--report"},
+		{"no files", nil, "arg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"run", "-o", "json"}, tt.args...)...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\nstderr:\n%s", code, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing on bad input", out)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q lacks %q", errOut, tt.want)
+			}
+			if strings.Contains(errOut, "Docker") {
+				t.Errorf("stderr %q: Docker was contacted for bad input", errOut)
+			}
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
