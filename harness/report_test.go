@@ -1,0 +1,110 @@
+package harness
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/mesh"
+)
+
+const reportBundle = `apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: a}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: gw, labels: {istio: ingressgateway}}
+spec:
+  gateway: true
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Check
+metadata: {name: one}
+spec:
+  from: a
+  to: http://a.default.svc.cluster.local:8080/
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Check
+metadata: {name: two}
+spec:
+  from: a
+  to: https://a.example.com/
+  via: gw
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Check
+metadata: {name: three}
+spec:
+  from: a
+  to: http://a.default.svc.cluster.local:8080/x
+`
+
+func TestWriteReport(t *testing.T) {
+	m, err := mesh.Parse("s.yaml", []byte(reportBundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scs := []Scenario{{Name: "s<1>", File: "dir/s.yaml", Mesh: m}}
+	results := []*trace.Result{
+		{Scenario: "s<1>", Name: "one", From: "a", To: "http://a.default.svc.cluster.local:8080/", Result: "ok", Status: 200,
+			Wire: []string{"mtls"}, Peer: "spiffe://cluster.local/ns/default/sa/a", Verdict: trace.VerdictPass,
+			Expected: &trace.Expected{Result: "ok", Wire: []string{"mtls"}},
+			Hops: []trace.Hop{{From: "default/a", To: "default/a", Dst: "10.0.0.2:8080", Wire: "mtls",
+				Layers:  []trace.Layer{{Kind: "tls", Version: "TLSv1.3", SNI: "outbound_.8080_._.a.default.svc.cluster.local", PeerVerified: true, Peer: "spiffe://cluster.local/ns/default/sa/a"}},
+				Sources: []string{"capture:default/a"}}}},
+		{Scenario: "s<1>", Name: "two", From: "a", To: "https://a.example.com/", Via: "gw", Result: "tls-error",
+			Wire: []string{"tls"}, Peer: "none", Reason: `<script>alert("x")</script>`, Verdict: trace.VerdictFail,
+			Expected: &trace.Expected{Result: "ok"}, Mismatches: []string{"result: want ok, got tls-error"},
+			Artifacts: "/tmp/art/s", Hops: []trace.Hop{{From: "default/a", To: "default/gw", Dst: "10.0.0.3:443", Wire: "tls"}}},
+		{Scenario: "s<1>", Name: "three", From: "a", To: "http://a.default.svc.cluster.local:8080/x", Result: "reset",
+			Wire: []string{"none"}, Verdict: trace.VerdictReport},
+	}
+	var b bytes.Buffer
+	if err := WriteReport(&b, scs, results, ReportInfo{Started: time.Unix(0, 0), Duration: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"<!DOCTYPE html>", "<style>",
+		"s&lt;1&gt;",             // scenario name, escaped
+		`<table class="matrix">`, // the matrix
+		"http://a.default.svc.cluster.local:8080</th>", // column: host:port, same for both paths
+		"https://a.example.com:443 via gw</th>",        // column with the gateway dialled
+		`class="cell pass-ok"`, `class="cell fail"`, `class="cell report-blocked"`,
+		`<span class="lock">mTLS</span>`,
+		`id="s0-c1" open`, // a failed check's trace is open
+		"TLSv1.3", "client cert verified: spiffe://cluster.local/ns/default/sa/a",
+		"/tmp/art/s",
+		"3 checks in 1 scenario(s): 1 passed, 1 failed, 1 reported",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "<link", " src=", "@import", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report contains %q: it must be self-contained and escape its input", bad)
+		}
+	}
+	// Both checks to a:8080 share a row and a column: one matrix row for "a".
+	if n := strings.Count(page, `<tr><th class="mono">a</th>`); n != 1 {
+		t.Errorf("%d matrix rows for source a, want 1", n)
+	}
+}
+
+func TestWriteReportCountsMismatch(t *testing.T) {
+	m, err := mesh.Parse("s.yaml", []byte(reportBundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WriteReport(&bytes.Buffer{}, []Scenario{{Name: "s", Mesh: m}}, []*trace.Result{{Name: "one"}}, ReportInfo{})
+	if err == nil {
+		t.Fatal("3 declared checks and 1 result: want an error, not a wrong matrix")
+	}
+}
