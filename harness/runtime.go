@@ -397,7 +397,8 @@ func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string) error
 	if err != nil {
 		return fmt.Errorf("capture init of %s: %w", p.W.ID(), err)
 	}
-	defer func() { _ = c.Terminate(context.WithoutCancel(ctx)) }()
+	// The exited init container is removed with the run (by label), off
+	// the start path.
 	st, err := c.State(ctx)
 	if err != nil {
 		return err

@@ -27,11 +27,15 @@ type hostConfig = container.HostConfig
 
 func containerNetworkMode(s string) container.NetworkMode { return container.NetworkMode(s) }
 
+// The waits are on facts (the agent's ready line, the init's exit); a short
+// poll interval keeps testcontainers from adding 100ms to each.
 func waitLog(line string) wait.Strategy {
-	return wait.ForLog(line).WithStartupTimeout(60 * time.Second)
+	return wait.ForLog(line).WithStartupTimeout(60 * time.Second).WithPollInterval(5 * time.Millisecond)
 }
 
-func waitExit() wait.Strategy { return wait.ForExit().WithExitTimeout(60 * time.Second) }
+func waitExit() wait.Strategy {
+	return wait.ForExit().WithExitTimeout(60 * time.Second).WithPollInterval(5 * time.Millisecond)
+}
 
 func containerLogs(ctx context.Context, c testcontainers.Container) string {
 	rc, err := c.Logs(ctx)
