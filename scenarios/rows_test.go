@@ -1,0 +1,136 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// The live suite is rows of data: a row is Istio config pushed to pods that
+// are already running, plus the calls to make under it and what each must
+// show. A test function starts its pods once (harness.New) and every row is
+// an rt.Apply push, so adding a case is adding a row.
+//
+// Run one group or one row with the usual filters, e.g.
+//
+//	go test ./scenarios/ -run 'TestSidecarMatrix/STRICT'
+
+// row is one configuration and the calls made under it.
+type row struct {
+	name string
+	// cite is the Istio doc URL or istio/istio source path the expectations
+	// come from; it is printed when a check fails.
+	cite   string
+	config string // extra YAML documents (Istio config, Services) on top of the test's workloads
+	checks []check
+}
+
+// check is one call and its expected outcome.
+type check struct {
+	name string
+	from string // workload ref: name or namespace/name
+	to   string // http://, https://, tcp://, tls:// URL
+	via  string // gateway workload ref to dial instead, keeping host and SNI
+	tls  *mesh.CheckTLS
+	want mesh.Expect
+}
+
+// expect builds an expectation: result, wire (one entry per network hop),
+// peer (verified on the last hop; "none" for none, "" not compared) and a
+// reason substring ("" not compared).
+func expect(result string, wire []string, peer, reason string) mesh.Expect {
+	return mesh.Expect{Result: result, Wire: wire, Peer: peer, Reason: reason}
+}
+
+// w is shorthand for a wire list.
+func w(hops ...string) []string { return hops }
+
+func sni(s string) *string { return &s }
+
+// rowTimeout bounds one row: the push, its ACKs and every call.
+const rowTimeout = 2 * time.Minute
+
+// runRows starts the workloads once and runs the rows in order, each as a
+// subtest that pushes its config and then runs its checks in parallel
+// (checks are independent: each one's evidence is matched by its own
+// connections). before, when set, runs before a row's push (e.g. to swap a
+// certificate in rt.Certs()).
+func runRows(t *testing.T, workloads string, rows []row) {
+	t.Helper()
+	runRowsWith(t, workloads, rows, nil)
+}
+
+func runRowsWith(t *testing.T, workloads string, rows []row, before func(t *testing.T, rt *harness.Runtime, r row)) {
+	t.Helper()
+	rt := harness.New(t, parse(t, workloads))
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			if before != nil {
+				before(t, rt, r)
+			}
+			m, err := mesh.Parse(t.Name()+".yaml", []byte(workloads+"\n---\n"+r.config))
+			if err != nil {
+				t.Fatalf("row config: %v", err)
+			}
+			// Parallel checks run after this function returns: the
+			// context lives until the row's cleanup, not this scope.
+			ctx, cancel := context.WithTimeout(t.Context(), rowTimeout)
+			t.Cleanup(cancel)
+			if err := rt.Apply(ctx, m); err != nil {
+				t.Fatalf("pushing the row's config: %v", err)
+			}
+			for _, c := range r.checks {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					runCheck(t, ctx, rt, r, c)
+				})
+			}
+		})
+	}
+}
+
+func runCheck(t *testing.T, ctx context.Context, rt *harness.Runtime, r row, c check) {
+	want := c.want
+	mc := &mesh.Check{Name: c.name, Namespace: "default", From: c.from, To: c.to, Via: c.via, TLS: c.tls, Expect: &want}
+	res, err := rt.Run(ctx, r.name, mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed() {
+		// MESHTLS_EXPLAIN=1 prints every trace, not only failures.
+		if os.Getenv("MESHTLS_EXPLAIN") != "" {
+			t.Log(res.Explain())
+		}
+		return
+	}
+	msg := res.Explain()
+	if dir, err := rt.SaveArtifacts(ctx, filepath.Join(artifactRoot(t), sanitize(t.Name()))); err == nil {
+		msg += "\n  artifacts: " + dir
+	}
+	t.Errorf("%s\n  source: %s", msg, r.cite)
+}
+
+// artifactRoot is where failed checks leave config dumps, logs and captures:
+// $MESHTLS_ARTIFACTS, else the test's artifact dir.
+func artifactRoot(t *testing.T) string {
+	if d := os.Getenv("MESHTLS_ARTIFACTS"); d != "" {
+		return d
+	}
+	return t.ArtifactDir()
+}
+
+func sanitize(s string) string {
+	return strings.NewReplacer("/", "_", " ", "_").Replace(s)
+}
+
+// wl renders a Workload document; it keeps workload tables short.
+func wl(ns, name string, spec string) string {
+	return fmt.Sprintf("apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: %s, namespace: %s}\nspec: %s\n---\n", name, ns, spec)
+}
