@@ -96,6 +96,8 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"spec.trafficPolicy.portLevelSettings[0].tls", "credentialName is set"}},
 		{"DR missing host", a + drDoc("r", "default", "{trafficPolicy: {}}"), []string{"DestinationRule default/r", "spec.host", "required"}},
 		{"DR duplicate subset", a + drDoc("r", "default", "{host: r, subsets: [{name: v1}, {name: v1}]}"), []string{"spec.subsets[1].name", "duplicate subset"}},
+		{"workload on a sidecar port", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: c}\nspec: {ports: [{name: tcp, port: 15001}]}\n",
+			[]string{"(document 1) Workload default/c", "spec.ports[0].port", "port 15001 is used by Istio's sidecar"}},
 		{"duplicate name", a + drDoc("r", "default", "{host: r}") + drDoc("r", "default", "{host: s}"),
 			[]string{"(document 3) DestinationRule default/r", "metadata.name", "first defined in test.yaml (document 2)"}},
 		{"PA port level without selector", a + "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {portLevelMtls: {8080: {mode: DISABLE}}}\n",

@@ -111,6 +111,9 @@ func (l *loader) validateWorkload(w *Workload, rep report) {
 	for i, p := range w.Ports {
 		f := fmt.Sprintf("spec.ports[%d]", i)
 		validatePortNumber(f+".port", p.Port, rep)
+		if slices.Contains(IstioReservedPorts, p.Port) {
+			rep(f+".port", fmt.Sprintf("port %d is used by Istio's sidecar (reserved: %s); choose another port", p.Port, reservedPortList()))
+		}
 		if ports[p.Port] {
 			rep(f+".port", fmt.Sprintf("duplicate port %d", p.Port))
 		}
@@ -122,6 +125,22 @@ func (l *loader) validateWorkload(w *Workload, rep report) {
 			names[p.Name] = true
 		}
 	}
+}
+
+// IstioReservedPorts are the ports the sidecar itself uses in every pod;
+// applications must not use them. A workload port among them makes its
+// Service port collide with the proxy's own listeners (e.g. 15001: every
+// client's outbound listener 0.0.0.0_15001 duplicates virtualOutbound, and
+// Envoy rejects the whole LDS update).
+// https://istio.io/latest/docs/ops/deployment/application-requirements/#ports-used-by-istio
+var IstioReservedPorts = []uint32{15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090}
+
+func reservedPortList() string {
+	s := make([]string, len(IstioReservedPorts))
+	for i, p := range IstioReservedPorts {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(s, ", ")
 }
 
 // validateClientTLS mirrors validation.go validateTLS (DestinationRule).
