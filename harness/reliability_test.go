@@ -233,34 +233,47 @@ func TestReliabilityCloseRemovesEverything(t *testing.T) {
 func TestReliabilityFailedStartLeavesNothing(t *testing.T) {
 	liveOnly(t)
 	cli := testDocker(t)
+	// clash gives b a port on 15001, the proxy's outbound capture port.
+	// mesh validation rejects that, so the mesh is changed after loading:
+	// every proxy then gets an outbound listener 0.0.0.0_15001 that
+	// duplicates virtualOutbound, and NACKs its listeners.
+	clash := func(m *mesh.Mesh) {
+		w, _ := m.Workload("b")
+		w.Ports = append(w.Ports, mesh.WorkloadPort{Name: "tcp-clash", Port: 15001})
+		for _, s := range m.Services {
+			if s.Name == "b" {
+				s.Ports = append(s.Ports, mesh.ServicePort{Name: "tcp-clash", Port: 15001, TargetPort: 15001})
+			}
+		}
+	}
 	tests := []struct {
 		name    string
-		bundle  string
+		change  func(*mesh.Mesh)
 		opts    []Option
 		wantErr string
 	}{
 		// The deadline passes while pods are created: everything made so
 		// far (network, maybe containers) must go.
-		{"start timeout", reliabilityTwoPods, []Option{WithStartTimeout(time.Nanosecond)}, "deadline"},
-		// The app owns 15001, Envoy's outbound capture port, so b's proxy
-		// cannot bind its virtualOutbound listener and rejects its config.
-		{"proxy rejects its config", reliabilityTwoPods + `
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: c}
-spec:
-  ports: [{name: tcp-clash, port: 15001}]
-`, nil, "default/c"},
+		{"start timeout", nil, []Option{WithStartTimeout(time.Nanosecond)}, "deadline"},
+		{"proxy rejects its config", clash, nil, "NACK"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Run dirs go under a private TMPDIR so other processes' runs
-			// cannot be mistaken for ours.
-			tmp := t.TempDir()
+			// cannot be mistaken for ours. It is short: Unix socket paths
+			// under it must stay within 107 bytes (t.TempDir is too long).
+			tmp, err := os.MkdirTemp("", "rel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.RemoveAll(tmp) })
 			t.Setenv("TMPDIR", tmp)
 			before := runsOfThisProcess(t, cli)
-			rt, err := Start(testCtx(t, 3*time.Minute), parseBundle(t, tc.bundle), append([]Option{WithLogf(t.Logf)}, tc.opts...)...)
+			m := parseBundle(t, reliabilityTwoPods)
+			if tc.change != nil {
+				tc.change(m)
+			}
+			rt, err := Start(testCtx(t, 3*time.Minute), m, append([]Option{WithLogf(t.Logf)}, tc.opts...)...)
 			if err == nil {
 				_ = rt.Close()
 				t.Fatal("Start succeeded, want an error")
@@ -526,6 +539,7 @@ func TestReliabilityHygiene(t *testing.T) {
 	rt := startLive(t, parseBundle(t, reliabilityTwoPods), WithLogf(sink.logf))
 	runCheck(t, rt, checkAB)
 
+	keys := 0
 	err := filepath.WalkDir(rt.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -538,6 +552,7 @@ func TestReliabilityHygiene(t *testing.T) {
 			return nil // sockets
 		}
 		if strings.HasSuffix(path, ".key") {
+			keys++
 			if perm := info.Mode().Perm(); perm != 0o600 {
 				t.Errorf("%s has mode %o, want 0600", path, perm)
 			}
@@ -554,6 +569,9 @@ func TestReliabilityHygiene(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if keys == 0 {
+		t.Errorf("no .key file under %s: the permission check saw nothing", rt.Dir)
 	}
 
 	n, err := rt.cli.NetworkInspect(testCtx(t, 10*time.Second), rt.netw.ID, client.NetworkInspectOptions{})
