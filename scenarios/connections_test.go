@@ -1,0 +1,162 @@
+package scenarios
+
+import "testing"
+
+// The four connections of a sidecar, as the seed describes them
+// (SEED-understanding-tls-configuration.txt; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars):
+//
+//   - external inbound: a peer to this sidecar; the mode is PeerAuthentication's;
+//   - local inbound: this sidecar to its own app; forwarded as is, never originated;
+//   - local outbound: the app to its own sidecar; the protocol comes from the
+//     port's name, its appProtocol, or detection;
+//   - external outbound: this sidecar to the destination; the mode is the
+//     DestinationRule's, or auto mTLS.
+
+const connectionsWorkloads = `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: client}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: naked-client}
+spec:
+  sidecar: false
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: server}
+spec:
+  ports:
+  - {name: http, port: 8080}
+  - {name: https, port: 8443, tls: true}   # the app terminates TLS itself
+  - {name: web, port: 7070}                # no protocol prefix: detected
+  - {name: db, port: 7071, appProtocol: http}   # appProtocol wins over the name
+  - {name: http-legacy, port: 8444, tls: true}  # an app speaking TLS on a port declared http
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: api, namespace: external}
+spec:
+  external: true
+  sidecar: false
+  hostnames: [api.example.com]
+  ports: [{name: https, port: 443, tls: true}, {name: http, port: 8080}]
+`
+
+// apiSE registers the external server: port 80 (HTTP, sent on to the app's
+// TLS port 443, so a DR can originate TLS), 443 (the app's own TLS) and 8080
+// (plain HTTP).
+const apiSE = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 443}
+  - {number: 443, name: https, protocol: HTTPS}
+  - {number: 8080, name: http-plain, protocol: HTTP}
+---
+`
+
+func apiDR(tls string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: ` + tls + `
+---
+`
+}
+
+func TestSidecarConnections(t *testing.T) {
+	const (
+		srv      = "server.default.svc.cluster.local"
+		appTLS   = "https://" + srv + ":8443/"
+		meshCite = "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars"
+	)
+	plainOK := expect("ok", w("plaintext"), "none", "")
+	mtlsOK := expect("ok", w("mtls"), clientID, "")
+	rows := []row{
+		// External inbound: the server sidecar's mode is PeerAuthentication's
+		// (pilot/pkg/networking/core/filterchain_options.go).
+		{name: "external_inbound_PERMISSIVE", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", checks: []check{
+			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
+			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: plainOK},
+		}},
+		{name: "external_inbound_STRICT", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", config: meshPA("STRICT"), checks: []check{
+			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
+			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: expect("reset", w("plaintext"), "none", "")},
+		}},
+		{name: "external_inbound_DISABLE", cite: meshCite + "; pilot/pkg/xds/endpoints/mtls_checker.go", config: meshPA("DISABLE"), checks: []check{
+			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: plainOK},
+			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: plainOK},
+		}},
+		// Local inbound: the app's own TLS is forwarded as is. From a naked
+		// client the wire is the app's TLS; from a client sidecar auto mTLS
+		// wraps it (the port is https, so the sidecar treats it as opaque TCP).
+		// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
+		// ("the sidecar forwards the traffic as is"), pkg/config/protocol/instance.go.
+		{name: "local_inbound_app_TLS", cite: meshCite + "; pkg/config/protocol/instance.go", checks: []check{
+			{name: "from-naked", from: "naked-client", to: appTLS, want: expect("ok", w("tls"), "none", "")},
+			{name: "from-sidecar", from: "client", to: appTLS, want: expect("ok", w("mtls+tls"), clientID, "")},
+		}},
+		{name: "local_inbound_app_TLS_STRICT", cite: meshCite, config: meshPA("STRICT"), checks: []check{
+			// STRICT terminates any TLS on the port with the workload's mesh
+			// certificate and wants a client certificate: the app's own TLS
+			// from outside the mesh no longer reaches the app (the client
+			// rejects the mesh certificate first).
+			{name: "from-naked", from: "naked-client", to: appTLS, want: expect("tls-error", w("tls"), "none", "")},
+			{name: "from-sidecar", from: "client", to: appTLS, want: expect("ok", w("mtls+tls"), clientID, "")},
+		}},
+		// Local outbound: the port's protocol picks the outbound listener.
+		// pkg/config/kube/conversion.go, pkg/config/protocol/instance.go;
+		// https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/
+		{name: "local_outbound_protocol", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pkg/config/kube/conversion.go", checks: []check{
+			{name: "name-http", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
+			// The detected-protocol port (7070) is in pendingRows: see FINDINGS.md.
+			{name: "appProtocol-http", from: "client", to: "http://" + srv + ":7071/", want: mtlsOK},
+			// An app that speaks TLS to a port declared http: the client's
+			// sidecar parses the ClientHello as HTTP and answers 400, which
+			// the client's TLS stack cannot read.
+			// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
+			{name: "TLS-to-http-port", from: "client", to: "https://" + srv + ":8444/", want: expect("tls-error", nil, "", "")},
+		}},
+		// External outbound: the DestinationRule decides, else auto mTLS
+		// (plaintext to a MESH_EXTERNAL service).
+		// pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/model/push_context.go.
+		{name: "external_outbound_auto", cite: "pilot/pkg/networking/core/cluster_tls.go; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls", config: apiSE, checks: []check{
+			{name: "plain-http", from: "client", to: "http://api.example.com:8080/", want: plainOK},
+			{name: "app-tls-passes", from: "client", to: "https://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+		}},
+		{name: "external_outbound_DISABLE", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: DISABLE}"), checks: []check{
+			// Plaintext to the app's TLS port: the app rejects it.
+			{name: "http-to-tls-port", from: "client", to: "http://api.example.com/", want: expect("http-400", w("plaintext"), "none", "")},
+		}},
+		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), checks: []check{
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+		}},
+		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}"), checks: []check{
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("mtls"), "CN=meshtls-client,O=meshtls", "")},
+		}},
+		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the
+		// server speaks none of Istio's ALPN values (our app answers
+		// no_application_protocol before any certificate is checked), and
+		// its certificate is not from the mesh root anyway.
+		{name: "external_outbound_ISTIO_MUTUAL", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: ISTIO_MUTUAL}"), checks: []check{
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "UF")},
+		}},
+	}
+	runRows(t, connectionsWorkloads, rows)
+}
