@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshtls/meshtls/harness/trace"
+)
+
+// Live tests: real containers and Envoy. They skip under -short; without
+// Docker or Envoy `run` exits 2 with the harness's fix, and the test fails
+// showing it.
+
+func live(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("live test: needs Docker and Envoy (run without -short)")
+	}
+	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+}
+
+// jsonOutput mirrors `run -o json` as a client would read it.
+type jsonOutput struct {
+	Checks  []trace.Result `json:"checks"`
+	Summary struct {
+		Total, Passed, Failed, Reported, Scenarios int
+		DurationMS                                 int64 `json:"durationMs"`
+	} `json:"summary"`
+}
+
+// TestRunTwoPods runs testdata/two-pods.yaml once with every output and
+// checks each: the JSON contract, the HTML report and the saved evidence.
+func TestRunTwoPods(t *testing.T) {
+	live(t)
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.html")
+	artifacts := filepath.Join(dir, "evidence")
+	start := time.Now()
+	code, out, errOut := run(t, "run", "-o", "json", "--report", report, "--artifacts", artifacts, "testdata/two-pods.yaml")
+	t.Logf("meshtls run took %v", time.Since(start).Round(time.Millisecond))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (one expectation is deliberately wrong)\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+
+	t.Run("json", func(t *testing.T) {
+		// stdout is exactly one JSON object and nothing else.
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.DisallowUnknownFields()
+		var got jsonOutput
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("stdout is not the JSON object: %v\n%s", err, out)
+		}
+		if rest, _ := bufio.NewReader(dec.Buffered()).ReadString(0); strings.TrimSpace(rest) != "" {
+			t.Errorf("stdout has more after the object: %q", rest)
+		}
+		var raw struct {
+			Checks []map[string]json.RawMessage `json:"checks"`
+		}
+		if err := json.Unmarshal([]byte(out), &raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range raw.Checks {
+			for _, k := range []string{"scenario", "name", "from", "to", "result", "status", "wire", "peer", "reason", "verdict", "hops"} {
+				if v, ok := c[k]; !ok || string(v) == "null" {
+					t.Errorf("check %s: key %q missing or null", c["name"], k)
+				}
+			}
+		}
+		s := got.Summary
+		if s.Total != 3 || s.Passed != 1 || s.Failed != 1 || s.Reported != 1 || s.Scenarios != 1 || s.DurationMS <= 0 {
+			t.Errorf("summary %+v, want total 3, passed 1, failed 1, reported 1, scenarios 1, durationMs > 0", s)
+		}
+		want := []struct{ name, verdict, wire string }{
+			{"a-to-b", trace.VerdictPass, "mtls"},
+			{"a-to-b-wrongly-expects-plaintext", trace.VerdictFail, "mtls"},
+			{"b-to-a", trace.VerdictReport, "mtls"},
+		}
+		if len(got.Checks) != len(want) {
+			t.Fatalf("%d checks, want %d", len(got.Checks), len(want))
+		}
+		for i, w := range want {
+			c := got.Checks[i]
+			if c.Name != w.name || c.Verdict != w.verdict || c.Scenario != "two-pods" || c.Result != "ok" || strings.Join(c.Wire, ",") != w.wire {
+				t.Errorf("check %d: %s verdict %s result %s wire %v scenario %s; want %s %s ok [%s] two-pods\n%s",
+					i, c.Name, c.Verdict, c.Result, c.Wire, c.Scenario, w.name, w.verdict, w.wire, c.Explain())
+			}
+			if len(c.Hops) == 0 {
+				t.Errorf("check %s: no hops", c.Name)
+			}
+		}
+		if got.Checks[1].Artifacts == "" {
+			t.Error("the failed check does not say where its evidence is")
+		}
+		if !strings.Contains(errOut, "evidence of failed checks") || !strings.Contains(errOut, artifacts) {
+			t.Errorf("stderr does not give the evidence path %s:\n%s", artifacts, errOut)
+		}
+	})
+
+	t.Run("report", func(t *testing.T) {
+		b, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := string(b)
+		for _, want := range []string{"two-pods", `<table class="matrix">`, "a-to-b-wrongly-expects-plaintext", `class="cell fail"`, `<span class="lock">mTLS</span>`, "http://b.default.svc.cluster.local:8080"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("report lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("artifacts", func(t *testing.T) {
+		var dumps []string
+		err := filepath.WalkDir(artifacts, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(d.Name(), "config_dump") {
+				dumps = append(dumps, p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dumps) == 0 {
+			t.Fatalf("no config_dump file under %s", artifacts)
+		}
+		for _, p := range dumps {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte("PRIVATE KEY")) {
+				t.Errorf("%s holds a private key", p)
+			}
+		}
+	})
+}
+
+// TestRunTable checks the human output: the table, the failed check's
+// explanation, and no progress lines when stderr is not a terminal.
+func TestRunTable(t *testing.T) {
+	live(t)
+	code, out, errOut := run(t, "run", "testdata/two-pods.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	for _, want := range []string{"SCENARIO", "VERDICT", "two-pods", "a-to-b-wrongly-expects-plaintext", "check a-to-b-wrongly-expects-plaintext (scenario two-pods): FAIL", "1 passed, 1 failed, 1 reported"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(errOut, "✓") || strings.Contains(errOut, "✗") {
+		t.Errorf("progress lines on a non-terminal stderr:\n%s", errOut)
+	}
+}
+
+// TestRunInterrupt stops a real `meshtls run` with SIGINT while its pods
+// are up and checks it exits 130 and leaves no container or network behind.
+func TestRunInterrupt(t *testing.T) {
+	live(t)
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Fatal("this test lists containers with the docker CLI: install docker.io (make setup)")
+	}
+	bin := filepath.Join(t.TempDir(), "meshtls")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "run", "-v", "testdata/two-pods.yaml")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	// Everything the run creates carries the owning process's pid, which
+	// keeps this test apart from other runs on the same engine.
+	mine := "label=dev.meshtls.pid=" + pid
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		if ids := dockerIDs(t, "ps", "-aq", "--filter", mine); len(ids) > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended (%v) before its pods existed:\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("no container of the run appeared in 90s:\n%s", stderr.String())
+		case <-time.After(100 * time.Millisecond): // polling docker ps
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.Fatalf("run did not exit within 90s of SIGINT:\n%s", stderr.String())
+	}
+	t.Logf("exited %v after SIGINT; stderr:\n%s", time.Since(sent).Round(time.Millisecond), stderr.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Errorf("exit: %v, want status %d\nstderr:\n%s", err, exitInterrupted, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", stderr.String())
+	}
+	if ids := dockerIDs(t, "ps", "-aq", "--filter", mine); len(ids) > 0 {
+		t.Errorf("containers left behind after SIGINT: %v", ids)
+	}
+	if ids := dockerIDs(t, "network", "ls", "-q", "--filter", mine); len(ids) > 0 {
+		t.Errorf("networks left behind after SIGINT: %v", ids)
+	}
+}
+
+func dockerIDs(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).Output()
+	if err != nil {
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.Fields(string(out))
+}
+
+// passingTestdata are the scenarios/testdata bundles that pass live. The
+// others fail for reasons written up in TESTDATA-FINDINGS.md (a note for
+// the lead, who widens this list as translator or bundles are fixed).
+var passingTestdata = []string{
+	"01-strict-plaintext-client.yaml",
+	"02-dr-disable-vs-strict.yaml",
+	"03-dr-istio-mutual-to-plain.yaml",
+	"04-dr-simple-to-sidecar.yaml",
+	"05-https-on-http-port.yaml",
+	"06-passthrough-with-http-routes.yaml",
+	"07-passthrough-plus-dr-origination.yaml",
+	"08-gateway-mutual-no-client-cert.yaml",
+	"10-wildcard-dr-istio-mutual.yaml",
+}
+
+// TestTestdataBundles runs each bundle the way the CLI does.
+func TestTestdataBundles(t *testing.T) {
+	live(t)
+	for _, f := range passingTestdata {
+		t.Run(strings.TrimSuffix(f, ".yaml"), func(t *testing.T) {
+			code, out, errOut := run(t, "run", "-o", "json", filepath.Join("..", "..", "scenarios", "testdata", f))
+			if code == 0 {
+				return
+			}
+			var got jsonOutput
+			if json.Unmarshal([]byte(out), &got) != nil {
+				t.Fatalf("exit %d, want 0\nstderr:\n%s", code, errOut)
+			}
+			for _, c := range got.Checks {
+				if c.Verdict == trace.VerdictFail {
+					t.Error(c.Explain())
+				}
+			}
+			t.Fatalf("exit %d, want 0", code)
+		})
+	}
+}
