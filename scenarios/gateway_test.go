@@ -1,0 +1,295 @@
+package scenarios
+
+import (
+	"testing"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// Gateways: each server mode, which VirtualService block applies, SNI
+// matching, PASSTHROUGH with TLS origination on top, and an egress gateway
+// originating TLS.
+// Sources: https://istio.io/latest/docs/reference/config/networking/gateway/,
+// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#gateways,
+// pilot/pkg/networking/core/gateway.go, pkg/config/gateway/gateway.go.
+
+const gatewayWorkloads = `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: istio-ingressgateway, namespace: istio-system, labels: {istio: ingressgateway}}
+spec:
+  gateway: true
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: istio-egressgateway, namespace: istio-system, labels: {istio: egressgateway}}
+spec:
+  gateway: true
+---
+# A client outside the mesh (a laptop running curl).
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: curl, namespace: outside}
+spec:
+  sidecar: false
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: client}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: b}
+spec:
+  ports: [{name: http, port: 8080}, {name: tcp, port: 9000}]
+---
+# Two backends whose apps terminate TLS themselves (PASSTHROUGH targets):
+# c with a sidecar, d without.
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: c}
+spec:
+  hostnames: [c.example.com]
+  ports: [{name: https, port: 8443, tls: true}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: d}
+spec:
+  sidecar: false
+  hostnames: [d.example.com]
+  ports: [{name: https, port: 8443, tls: true}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: api, namespace: external}
+spec:
+  external: true
+  sidecar: false
+  hostnames: [api.example.com]
+  ports: [{name: https, port: 443, tls: true}]
+`
+
+const (
+	ingress   = "istio-system/istio-ingressgateway"
+	gatewayID = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"
+)
+
+// gatewayServer is a Gateway on the ingress gateway with one server.
+func gatewayServer(port int, protocol, hosts, tls string) string {
+	s := `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ` + itoa(port) + `, name: p, protocol: ` + protocol + `}
+    hosts: ` + hosts + `
+`
+	if tls != "" {
+		s += "    tls: " + tls + "\n"
+	}
+	return s + "---\n"
+}
+
+// httpToB binds b.example.com's http routes to the gateway.
+const httpToB = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [b.example.com]
+  gateways: [istio-system/gw]
+  http:
+  - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
+---
+`
+
+// sniToCD routes passthrough TLS by SNI to c and d.
+const sniToCD = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cd}
+spec:
+  hosts: [c.example.com, d.example.com]
+  gateways: [istio-system/gw]
+  tls:
+  - match: [{sniHosts: [c.example.com]}]
+    route: [{destination: {host: c.default.svc.cluster.local, port: {number: 8443}}}]
+  - match: [{sniHosts: [d.example.com]}]
+    route: [{destination: {host: d.default.svc.cluster.local, port: {number: 8443}}}]
+---
+`
+
+func itoa(n int) string {
+	const digits = "0123456789"
+	if n < 10 {
+		return digits[n : n+1]
+	}
+	return itoa(n/10) + digits[n%10:n%10+1]
+}
+
+func TestGateways(t *testing.T) {
+	ingressCA := &mesh.CheckTLS{CA: []string{"ingress"}}
+	withCert := func(ca string) *mesh.CheckTLS { return &mesh.CheckTLS{CA: []string{"ingress"}, ClientCert: ca} }
+	const bHTTPS = "https://b.example.com/"
+	const gwDoc = "https://istio.io/latest/docs/reference/config/networking/gateway/#ServerTLSSettings-TLSmode"
+	okTLS := expect("ok", w("tls", "mtls"), gatewayID, "")
+	rows := []row{
+		{name: "HTTP", cite: "https://istio.io/latest/docs/tasks/traffic-management/ingress/ingress-control/; pilot/pkg/networking/core/gateway.go",
+			config: gatewayServer(80, "HTTP", "[b.example.com]", "") + httpToB,
+			checks: []check{
+				// Upstream from a gateway follows auto mTLS like a sidecar.
+				{name: "plain", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect("ok", w("plaintext", "mtls"), gatewayID, "")},
+			}},
+		{name: "HTTPS_SIMPLE", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + httpToB,
+			checks: []check{
+				{name: "no-client-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},
+				// No SNI: the server's hosts are matched on SNI, so no filter
+				// chain matches and the gateway closes the connection during
+				// the client's handshake (pilot/pkg/networking/core/gateway.go).
+				{name: "no-SNI", from: "outside/curl", to: bHTTPS, via: ingress, tls: &mesh.CheckTLS{SNI: sni(""), CA: []string{"ingress"}}, want: expect("tls-error", w("tls"), "none", "filter_chain_not_found")},
+			}},
+		{name: "HTTPS_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: MUTUAL, credentialName: b-cred}") + httpToB,
+			checks: []check{
+				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
+				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("tls-error", nil, "", "")},
+				// With TLS 1.3 the client finishes its handshake before the
+				// server has checked the client certificate: the rejection
+				// arrives as a reset on the first write, not a handshake error.
+				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("reset", w("tls"), "none", "")},
+			}},
+		{name: "HTTPS_OPTIONAL_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: OPTIONAL_MUTUAL, credentialName: b-cred}") + httpToB,
+			checks: []check{
+				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
+				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},
+				// A certificate that is sent is verified (TLS 1.3: reset, as above).
+				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("reset", w("tls"), "none", "")},
+			}},
+		// PASSTHROUGH routes on SNI and forwards the client's TLS untouched;
+		// a backend with a sidecar gets it inside auto mTLS. A wrong route
+		// would show as a certificate mismatch (each app's certificate
+		// carries only its own hostname).
+		{name: "PASSTHROUGH_by_SNI", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
+			config: gatewayServer(443, "HTTPS", "[c.example.com, d.example.com]", "{mode: PASSTHROUGH}") + sniToCD,
+			checks: []check{
+				{name: "to-c-sidecar", from: "outside/curl", to: "https://c.example.com/", via: ingress, want: expect("ok", w("tls", "mtls+tls"), gatewayID, "")},
+				{name: "to-d-naked", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect("ok", w("tls", "tls"), "none", "")},
+			}},
+		// PASSTHROUGH plus a DR that originates TLS: the gateway wraps the
+		// client's TLS in its own; d's app unwraps one layer and reads a
+		// ClientHello where it expects HTTP.
+		// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#gateways
+		{name: "PASSTHROUGH_plus_DR_SIMPLE", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#gateways",
+			config: gatewayServer(443, "HTTPS", "[c.example.com, d.example.com]", "{mode: PASSTHROUGH}") + sniToCD + `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: d}
+spec:
+  host: d.default.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: SIMPLE, sni: d.example.com, caCertificates: /etc/meshtls/ca/app.pem}
+`,
+			checks: []check{
+				{name: "double-TLS", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect("tls-error", w("tls", "tls+tls"), "", "")},
+			}},
+		// TLS terminated at the gateway: tcp routes apply.
+		{name: "TLS_terminated_to_TCP", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
+			config: gatewayServer(443, "TLS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [b.example.com]
+  gateways: [istio-system/gw]
+  tcp:
+  - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 9000}}}]
+`,
+			checks: []check{
+				{name: "tls-to-tcp", from: "outside/curl", to: "tls://b.example.com:443", via: ingress, tls: ingressCA, want: okTLS},
+			}},
+		// A VirtualService whose block does not fit its server: an HTTPS
+		// SIMPLE server takes http routes, so tls routes do not apply and
+		// the gateway answers 404 (NR).
+		{name: "VS_block_mismatch", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
+			config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [b.example.com]
+  gateways: [istio-system/gw]
+  tls:
+  - match: [{sniHosts: [b.example.com]}]
+    route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
+`,
+			checks: []check{
+				{name: "tls-routes-on-terminated", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("http-404", w("tls"), "none", "NR")},
+			}},
+		// Egress gateway originating TLS: the sidecar sends plain HTTP for
+		// api.example.com to the egress gateway's HTTP server, the gateway
+		// originates TLS to the external server. As in the task's first
+		// variant (no DR for the gateway's own host) the first hop is
+		// plaintext; the task's mTLS variant adds a DR ISTIO_MUTUAL and an
+		// ISTIO_MUTUAL server on 443.
+		// https://istio.io/latest/docs/tasks/traffic-management/egress/egress-gateway-tls-origination/
+		{name: "egress_gateway_origination", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-gateway-tls-origination/",
+			config: `
+apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: https, protocol: HTTPS}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [api.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api-via-egress, namespace: default}
+spec:
+  hosts: [api.example.com]
+  gateways: [istio-system/egress, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}}]
+  - match: [{gateways: [istio-system/egress], port: 80}]
+    route: [{destination: {host: api.example.com, port: {number: 443}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api-originate, namespace: default}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 443}
+      tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
+`,
+			checks: []check{
+				{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("plaintext", "tls"), "none", "")},
+			}},
+	}
+	runRows(t, gatewayWorkloads, rows)
+}
