@@ -24,3 +24,12 @@ build:
 	mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -o bin/meshtls-pod ./cmd/meshtls-pod
 	$(GO) build -o bin/meshtls ./cmd/meshtls
+
+# Figures, not assertions (BENCHMARKS.md): translating one sidecar's config in
+# a 1,000-service mesh, then the live bench (cold start of 6 pods, the 64-check
+# sidecar matrix of bench/matrix, marginal check, push-to-ACK for 6 proxies),
+# each of RUNS (default 3) in a fresh process, medians printed.
+bench:
+	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./xds/
+	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
+	./bin/meshtls-bench -runs $(or $(RUNS),3)
