@@ -481,6 +481,21 @@ func TestReliabilityProxyRestart(t *testing.T) {
 		}
 		runCheck(t, rt, checkAB)
 	}
+	// Logs are followed again after a restart, from the restart on: an
+	// access-log line seen twice would mean two streams feed one buffer.
+	for _, ref := range []string{"a", "b"} {
+		p, _ := rt.Pod(ref)
+		seen := map[string]bool{}
+		for _, l := range p.Logs.Lines() {
+			if seen[l] {
+				t.Errorf("%s's access log has a line twice: %s", ref, l)
+			}
+			seen[l] = true
+		}
+		if len(seen) == 0 {
+			t.Errorf("%s's access log is empty after three calls", ref)
+		}
+	}
 }
 
 // A control plane that restarts with new config gets every proxy onto it,
