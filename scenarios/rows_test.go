@@ -29,6 +29,9 @@ type row struct {
 	// come from; it is printed when a check fails.
 	cite   string
 	config string // extra YAML documents (Istio config, Services) on top of the test's workloads
+	// setup, when set, runs before the row's push, e.g. to swap a workload
+	// certificate in rt.Certs() (the push then carries the new secret).
+	setup  func(t *testing.T, rt *harness.Runtime)
 	checks []check
 }
 
@@ -40,6 +43,12 @@ type check struct {
 	via  string // gateway workload ref to dial instead, keeping host and SNI
 	tls  *mesh.CheckTLS
 	want mesh.Expect
+	// fails: the call must not succeed, whatever the failure looks like.
+	// For refusals whose form is a race, e.g. a client certificate rejected
+	// after a TLS 1.3 client already considers its handshake done (a
+	// tls-error when the alert arrives before the request is written, a
+	// reset when after); leave want.Result empty then.
+	fails bool
 }
 
 // expect builds an expectation: result, wire (one entry per network hop),
@@ -60,20 +69,14 @@ const rowTimeout = 2 * time.Minute
 // runRows starts the workloads once and runs the rows in order, each as a
 // subtest that pushes its config and then runs its checks in parallel
 // (checks are independent: each one's evidence is matched by its own
-// connections). before, when set, runs before a row's push (e.g. to swap a
-// certificate in rt.Certs()).
+// connections).
 func runRows(t *testing.T, workloads string, rows []row) {
-	t.Helper()
-	runRowsWith(t, workloads, rows, nil)
-}
-
-func runRowsWith(t *testing.T, workloads string, rows []row, before func(t *testing.T, rt *harness.Runtime, r row)) {
 	t.Helper()
 	rt := harness.New(t, parse(t, workloads))
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
-			if before != nil {
-				before(t, rt, r)
+			if r.setup != nil {
+				r.setup(t, rt)
 			}
 			m, err := mesh.Parse(t.Name()+".yaml", []byte(workloads+"\n---\n"+r.config))
 			if err != nil {
@@ -102,6 +105,10 @@ func runCheck(t *testing.T, ctx context.Context, rt *harness.Runtime, r row, c c
 	res, err := rt.Run(ctx, r.name, mc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.fails && res.Result == "ok" {
+		res.Verdict = "fail"
+		res.Mismatches = append(res.Mismatches, "result: expected a failure, observed ok")
 	}
 	if res.Passed() {
 		// MESHTLS_EXPLAIN=1 prints every trace, not only failures.

@@ -1,0 +1,167 @@
+package scenarios
+
+import (
+	"testing"
+	"time"
+
+	"github.com/meshtls/meshtls/certs"
+	"github.com/meshtls/meshtls/harness"
+)
+
+// Security negatives: identities the receiver must refuse, and server
+// certificates the originator must refuse.
+
+const securityWorkloads = `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: client}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: server}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: api, namespace: external}
+spec:
+  external: true
+  sidecar: false
+  hostnames: [api.example.com]
+  ports: [{name: https, port: 443, tls: true}]
+`
+
+// identity returns a setup that gives ns/sa a certificate issued by the
+// named CA with opts, and every other workload a fresh mesh identity.
+func identity(ns, sa, ca string, opts ...certs.Option) func(*testing.T, *harness.Runtime) {
+	return func(t *testing.T, rt *harness.Runtime) {
+		t.Helper()
+		resetIdentities(rt)
+		if ca == "" {
+			return
+		}
+		c, err := rt.Certs().Set().ByName(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := c.IssueWorkload(ns, sa, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Certs().SetWorkload(ns, sa, kp)
+	}
+}
+
+// resetIdentities forgets swapped identities so the next push issues fresh
+// mesh certificates.
+func resetIdentities(rt *harness.Runtime) {
+	rt.Certs().SetWorkload("default", "client", nil)
+	rt.Certs().SetWorkload("default", "server", nil)
+}
+
+var expired = certs.WithValidity(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+
+func TestSecurityNegatives(t *testing.T) {
+	const (
+		srv     = "http://server.default.svc.cluster.local:8080/"
+		sdsCite = "https://istio.io/latest/docs/concepts/security/#mutual-tls-authentication; pilot/pkg/networking/core/filterchain_options.go"
+	)
+	apiSimple := func(tls string) string {
+		return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 443}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    tls: ` + tls + `
+---
+`
+	}
+	// The certificate rows come first and fail their handshakes, so no
+	// client-to-server connection is pooled before them (see baseline).
+	rows := []row{
+		// A client sidecar whose workload certificate comes from a CA the
+		// mesh does not trust: the STRICT server refuses the handshake.
+		// With TLS 1.3 the client's proxy has finished its side of the
+		// handshake before the server checks the certificate, so Envoy
+		// reports the refusal as a connection termination (UC), not UF.
+		{name: "untrusted_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "untrusted"), config: meshPA("STRICT"), checks: []check{
+			{name: "untrusted-CA", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "UC")},
+		}},
+		// An expired client certificate is refused the same way (UC, as above).
+		{name: "expired_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "mesh", expired), config: meshPA("STRICT"), checks: []check{
+			{name: "expired", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "UC")},
+		}},
+		// An expired server certificate: the client sidecar refuses it.
+		{name: "expired_server_cert", cite: sdsCite, setup: identity("default", "server", "mesh", expired), config: meshPA("STRICT"), checks: []check{
+			{name: "expired", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+		}},
+		// Baseline under the same config with fresh identities, so the
+		// negatives above fail for the reason they name. It comes after
+		// them on purpose: a certificate pushed over SDS applies to new
+		// connections only, and a pooled mTLS connection made here would
+		// carry later calls with the old certificates (as in Envoy
+		// everywhere: rotation does not close live connections).
+		{name: "baseline_STRICT", cite: sdsCite, setup: identity("", "", ""), config: meshPA("STRICT"), checks: []check{
+			{name: "mesh-identity", from: "client", to: srv, want: expect("ok", w("mtls"), clientID, "")},
+		}},
+		// subjectAltNames replace the service accounts as the accepted
+		// server identities: a list that misses the server's fails.
+		// https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings;
+		// pilot/pkg/networking/core/cluster_tls.go
+		{name: "DR_subjectAltNames_mismatch", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings", setup: identity("", "", ""), config: drServerTop + `    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/someone-else]}
+`, checks: []check{
+			{name: "wrong-SAN", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "SAN_matcher")},
+		}},
+		// Origination with auto SNI: the SNI (and the name the certificate
+		// is checked against) comes from the request's authority. Rewriting
+		// the authority to a name the server's certificate does not carry
+		// fails verification.
+		// pilot/pkg/networking/core/cluster_tls.go (auto SNI and auto SAN validation);
+		// https://istio.io/latest/docs/ops/best-practices/security/#configure-tls-verification-in-destination-rule-when-using-tls-origination
+		{name: "SIMPLE_SNI_mismatch", cite: "https://istio.io/latest/docs/ops/best-practices/security/#configure-tls-verification-in-destination-rule-when-using-tls-origination",
+			setup: identity("", "", ""),
+			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}") + `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  http:
+  - rewrite: {authority: other.example.com}
+    route: [{destination: {host: api.example.com, port: {number: 80}}}]
+`, checks: []check{
+				{name: "cert-not-for-SNI", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "verify_SAN_list")},
+			}},
+		// The same without the rewrite: SNI and certificate agree.
+		{name: "SIMPLE_SNI_match", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/",
+			setup:  identity("", "", ""),
+			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"),
+			checks: []check{
+				{name: "cert-for-SNI", from: "client", to: "http://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+			}},
+		// SIMPLE origination without caCertificates trusts the system roots,
+		// which trust none of our CAs (as a private CA in real life).
+		{name: "SIMPLE_no_CA", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings",
+			setup:  identity("", "", ""),
+			config: apiSimple("{mode: SIMPLE}"),
+			checks: []check{
+				{name: "system-roots", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+			}},
+	}
+	runRows(t, securityWorkloads, rows)
+}
