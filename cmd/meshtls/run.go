@@ -126,7 +126,7 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	if tty {
 		ro.Progress = func(r *trace.Result) {
 			mark := map[string]string{trace.VerdictPass: "✓", trace.VerdictFail: "✗", trace.VerdictReport: "·"}[r.Verdict]
-			say("%s %s/%s  %s", mark, r.Scenario, r.Name, r.Result)
+			say("%s %s/%s  %s [%s]", mark, r.Scenario, r.Name, r.Result, strings.Join(r.Wire, ", "))
 		}
 	}
 	nChecks := 0
