@@ -338,12 +338,16 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 		return fmt.Errorf("starting pod %s: %w", w.ID(), err)
 	}
 	p.Agent = newAgentClient(filepath.Join(p.Dir, "agent.sock"))
+	netns := "container:" + agent.GetContainerID()
 	if !w.HasProxy() {
+		if dnat := r.serviceDNAT(); len(dnat) > 0 {
+			return r.runInit(ctx, p, base, netns, append([]string{"init", "--no-capture"}, dnat...))
+		}
 		return nil
 	}
-	netns := "container:" + agent.GetContainerID()
 	if w.Sidecar && !w.Gateway {
-		if err := r.runInit(ctx, p, base, netns); err != nil {
+		if err := r.runInit(ctx, p, base, netns, []string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
+			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}); err != nil {
 			return err
 		}
 	}
@@ -376,16 +380,34 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	return nil
 }
 
-// runInit programs the pod's traffic capture as istio-init does, in a
+// serviceDNAT lists the --dnat arguments that stand in for kube-proxy in
+// pods without a sidecar: a service port that differs from its targetPort,
+// for each endpoint (service names resolve to pod addresses here).
+func (r *Runtime) serviceDNAT() []string {
+	var out []string
+	for _, s := range r.mesh.Services {
+		for _, sp := range s.Ports {
+			if sp.TargetPort == 0 || sp.TargetPort == sp.Port {
+				continue
+			}
+			for _, e := range r.mesh.Endpoints(s) {
+				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, sp.TargetPort))
+			}
+		}
+	}
+	return out
+}
+
+// runInit programs the pod's traffic capture as istio-init does (or, in a
+// pod without sidecar, kube-proxy's service port translation), in a
 // short-lived container that alone holds NET_ADMIN.
-func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string) error {
+func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string, cmd []string) error {
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
-			Name:  base + "-init",
-			Image: r.images.Pod,
-			Cmd: []string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
-				"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)},
+			Name:       base + "-init",
+			Image:      r.images.Pod,
+			Cmd:        cmd,
 			Labels:     r.labels("init", p.W.ID()),
 			WaitingFor: waitExit(),
 			HostConfigModifier: func(hc *hostConfig) {

@@ -3,7 +3,10 @@ package pod
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -14,12 +17,39 @@ import (
 // RedirectTable is the nftables table (family ip) that Redirect owns.
 const RedirectTable = "meshtls"
 
-// RedirectConfig is what istio-init is told: the proxy's identity and ports.
+// RedirectConfig is what istio-init is told: the proxy's identity and
+// ports. With both ports zero there is no proxy to capture for (a plain pod)
+// and only the service DNAT is programmed.
 type RedirectConfig struct {
 	UID, GID     uint32 // proxy's uid/gid, never redirected (Istio: 1337)
 	OutboundPort uint16 // Istio: 15001
 	InboundPort  uint16 // Istio: 15006
 	Iface        string // inbound redirection applies to TCP arriving here (default eth0)
+	// ServiceDNAT stands in for kube-proxy in pods without a sidecar: we have
+	// no cluster IPs (service names resolve to pod addresses), so a service
+	// port that differs from its targetPort is translated here.
+	ServiceDNAT []PortMap
+}
+
+// PortMap sends TCP for Addr:Port to Addr:TargetPort.
+type PortMap struct {
+	Addr       netip.Addr
+	Port       uint16
+	TargetPort uint16
+}
+
+// ParsePortMap reads "ADDR:PORT=TARGETPORT".
+func ParsePortMap(s string) (PortMap, error) {
+	lhs, rhs, ok := strings.Cut(s, "=")
+	ap, err := netip.ParseAddrPort(lhs)
+	if !ok || err != nil || !ap.Addr().Is4() {
+		return PortMap{}, fmt.Errorf("--dnat %q: want IPv4:PORT=TARGETPORT", s)
+	}
+	tp, err := strconv.ParseUint(rhs, 10, 16)
+	if err != nil || tp == 0 || ap.Port() == 0 {
+		return PortMap{}, fmt.Errorf("--dnat %q: ports must be 1..65535", s)
+	}
+	return PortMap{Addr: ap.Addr(), Port: ap.Port(), TargetPort: uint16(tp)}, nil
 }
 
 // Redirect programs, in the current network namespace, the capture Istio's
@@ -34,8 +64,7 @@ type RedirectConfig struct {
 //	                -> ISTIO_IN_REDIRECT).
 //
 // Not reproduced: Istio's exclusion of its own inbound ports (15008, 15020,
-// 15021, 15090), the lo/127.0.0.6 rules for a proxy calling its own pod IP,
-// IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
+// 15021, 15090), the 127.0.0.6 source rule, IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
 // one netlink transaction. Needs CAP_NET_ADMIN.
 func Redirect(cfg RedirectConfig) error {
 	if cfg.Iface == "" {
@@ -44,8 +73,12 @@ func Redirect(cfg RedirectConfig) error {
 	if len(cfg.Iface) >= unix.IFNAMSIZ {
 		return fmt.Errorf("interface name %q is longer than %d bytes", cfg.Iface, unix.IFNAMSIZ-1)
 	}
-	if cfg.OutboundPort == 0 || cfg.InboundPort == 0 {
-		return errors.New("outbound and inbound ports must be set (Istio uses 15001 and 15006)")
+	capture := cfg.OutboundPort != 0 || cfg.InboundPort != 0
+	if capture && (cfg.OutboundPort == 0 || cfg.InboundPort == 0) {
+		return errors.New("outbound and inbound ports must both be set (Istio uses 15001 and 15006)")
+	}
+	if capture && len(cfg.ServiceDNAT) > 0 {
+		return errors.New("service DNAT is for pods without a sidecar: the sidecar maps service ports itself")
 	}
 	c, err := nftables.New()
 	if err != nil {
@@ -66,14 +99,50 @@ func Redirect(cfg RedirectConfig) error {
 		Name: "output", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
 	})
-	pre := c.AddChain(&nftables.Chain{
-		Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
-	})
 	ret := &expr.Verdict{Kind: expr.VerdictReturn}
 	add := func(ch *nftables.Chain, e ...expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
 	}
+	if !capture {
+		// ip daddr ADDR tcp dport PORT dnat to ADDR:TARGETPORT
+		for _, m := range cfg.ServiceDNAT {
+			a := m.Addr.As4()
+			add(out, append(append(daddrIs(a[:]), isTCP()...),
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.Port)},
+				&expr.Immediate{Register: 1, Data: a[:]},
+				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(m.TargetPort)},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+			)...)
+		}
+		if err := c.Flush(); err != nil {
+			return netAdminHint("program nftables table ip "+RedirectTable, err)
+		}
+		return nil
+	}
+	// The proxy calling its own pod through lo (a service whose endpoint is
+	// this pod) goes to the inbound listener; the app calling itself by pod
+	// address is not captured (istio-iptables run.go: "-o lo ! -d 127.0.0.1/32
+	// -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT", then "-o lo -m owner !
+	// --uid-owner 1337 -j RETURN").
+	lo := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
+	}
+	notLoopback := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{127, 0, 0, 0}},
+	}
+	uidIs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.UID)},
+	}
+	add(out, cat(lo, notLoopback, uidIs, isTCP(), redirectTo(cfg.InboundPort))...)
+	add(out, cat(lo, notLoopback, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.UID)},
+	}, []expr.Any{ret})...)
 	// meta skuid UID return; meta skgid GID return
 	add(out, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.UID)}, ret)
@@ -85,6 +154,10 @@ func Redirect(cfg RedirectConfig) error {
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127, 0, 0, 0}}, ret)
 	// meta l4proto tcp redirect to :OutboundPort
+	pre := c.AddChain(&nftables.Chain{
+		Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
+	})
 	add(out, append(isTCP(), redirectTo(cfg.OutboundPort)...)...)
 	// iifname IFACE meta l4proto tcp redirect to :InboundPort
 	add(pre, append(append([]expr.Any{
@@ -95,6 +168,21 @@ func Redirect(cfg RedirectConfig) error {
 		return netAdminHint("program nftables table ip "+RedirectTable, err)
 	}
 	return nil
+}
+
+func cat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func daddrIs(a []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
+	}
 }
 
 func isTCP() []expr.Any {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -46,7 +47,10 @@ func TestRedirectInNetns(t *testing.T) {
 	if os.Getenv(netnsChildEnv) == "" {
 		t.Skip("runs inside the namespace TestRedirect creates")
 	}
-	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"addr", "add", "10.9.9.9/32", "dev", "lo"}} {
+	// 10.9.9.9 is remote (routed out of a veth, as a pod address on the
+	// pod network); 10.9.8.8 is local, for the service DNAT case.
+	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1"},
+		{"link", "set", "dummy0", "up"}, {"addr", "add", "10.9.9.1/24", "dev", "dummy0"}, {"addr", "add", "10.9.8.8/32", "dev", "lo"}} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %v: %v %s", args, err, out)
 		}
@@ -80,14 +84,16 @@ func TestRedirectInNetns(t *testing.T) {
 		}
 		rules[ch.Name] = len(rs)
 	}
-	if rules["output"] != 4 || rules["prerouting"] != 1 {
+	if rules["output"] != 6 || rules["prerouting"] != 1 {
 		t.Errorf("rules per chain = %v", rules)
 	}
 	if _, err := exec.LookPath("nft"); err == nil {
 		out, err := exec.Command("nft", "list", "table", "ip", RedirectTable).CombinedOutput()
 		t.Logf("nft list table ip %s:\n%s", RedirectTable, out)
 		for _, want := range []string{"meta skuid 4242 return", "meta skgid 4242 return", "ip daddr 127.0.0.0/8 return",
-			"meta l4proto tcp redirect to :15001", `iifname "eth0" meta l4proto tcp redirect to :15006`} {
+			"meta l4proto tcp redirect to :15001", `iifname "eth0" meta l4proto tcp redirect to :15006`,
+			`oifname "lo" ip daddr != 127.0.0.0/8 meta skuid 4242 meta l4proto tcp redirect to :15006`,
+			`oifname "lo" ip daddr != 127.0.0.0/8 meta skuid != 4242 return`} {
 			if err == nil && !strings.Contains(string(out), want) {
 				t.Errorf("nft listing lacks %q", want)
 			}
@@ -124,13 +130,40 @@ func TestRedirectInNetns(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", "127.0.0.1:80", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("127.0.0.1:80 = %v, want refused (not redirected)", err)
 	}
+	// The app calling its own pod address (out of lo) is not captured.
+	if _, err := net.DialTimeout("tcp", "10.9.8.8:80", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("app to own address = %v, want refused (not redirected)", err)
+	}
 	// The proxy's own uid is not redirected: make us the proxy.
 	cfg.UID = uint32(os.Getuid())
 	if err := Redirect(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := net.DialTimeout("tcp", "10.9.9.9:80", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("proxy uid dial = %v, want refused (not redirected)", err)
+	// Not redirected, the SYN leaves by the veth where nobody answers; if it
+	// were redirected, the 15001 listener would accept at once.
+	if c, err := net.DialTimeout("tcp", "10.9.9.9:80", 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Errorf("proxy uid dial to a remote address was accepted: want it not redirected")
+	}
+
+	// A pod without sidecar: only the service port translation.
+	svc, err := net.Listen("tcp", "10.9.8.8:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if err := Redirect(RedirectConfig{ServiceDNAT: []PortMap{{Addr: netip.MustParseAddr("10.9.8.8"), Port: 8000, TargetPort: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := svc.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	if c, err := net.DialTimeout("tcp", "10.9.8.8:8000", 2*time.Second); err != nil {
+		t.Errorf("service port 8000 -> targetPort 80: %v", err)
+	} else {
+		c.Close()
 	}
 }
 

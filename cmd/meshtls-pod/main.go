@@ -26,7 +26,7 @@ func main() {
 	}
 }
 
-const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME]"
+const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET..."
 
 func run(args []string) error {
 	if len(args) == 0 {
@@ -67,8 +67,22 @@ func initCmd(args []string) error {
 	out := fs.Uint("outbound-port", 15001, "port outbound TCP is redirected to")
 	in := fs.Uint("inbound-port", 15006, "port inbound TCP is redirected to")
 	iface := fs.String("iface", "eth0", "interface whose inbound TCP is redirected")
+	noCapture := fs.Bool("no-capture", false, "a pod without sidecar: program only --dnat rules")
+	var dnat []pod.PortMap
+	fs.Func("dnat", "ADDR:PORT=TARGETPORT service port translation for a pod without sidecar (repeatable)", func(s string) error {
+		m, err := pod.ParsePortMap(s)
+		dnat = append(dnat, m)
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *noCapture {
+		if err := pod.Redirect(pod.RedirectConfig{ServiceDNAT: dnat}); err != nil {
+			return err
+		}
+		fmt.Printf("meshtls-pod: %d service port translations installed (table ip %s)\n", len(dnat), pod.RedirectTable)
+		return nil
 	}
 	if *out == 0 || *out > 65535 || *in == 0 || *in > 65535 {
 		return fmt.Errorf("ports must be 1..65535 (got outbound %d, inbound %d)", *out, *in)
@@ -76,7 +90,7 @@ func initCmd(args []string) error {
 	if err := pod.Redirect(pod.RedirectConfig{
 		UID: uint32(*uid), GID: uint32(*gid),
 		OutboundPort: uint16(*out), InboundPort: uint16(*in),
-		Iface: *iface,
+		Iface: *iface, ServiceDNAT: dnat,
 	}); err != nil {
 		return err
 	}
