@@ -120,11 +120,15 @@ func summary(w io.Writer, all []*bench.Figures) bool {
 				verdict = "MISSED"
 			}
 		}
+		prec := 2 // s, x, checks/s
+		if r.unit == "ms" {
+			prec = 0
+		}
 		runs := ""
 		for _, v := range vs {
-			runs += fmt.Sprintf(" %.3g", v)
+			runs += fmt.Sprintf(" %.*f", prec, v)
 		}
-		fmt.Fprintf(w, "%-50s %10.3g %-9s %-12s%s  %s\n", r.name, med, r.unit, tgt, runs, verdict)
+		fmt.Fprintf(w, "%-50s %10.*f %-9s %-12s%-22s %s\n", r.name, prec, med, r.unit, tgt, runs, verdict)
 	}
 	for i, f := range all {
 		fmt.Fprintf(w, "\nrun %d: matrix %d checks, one file %d checks, %d push rounds\n", i+1, f.MatrixChecks, f.OneFileChecks, f.PushN)
