@@ -104,7 +104,16 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 	defer raw.Close()
 
 	conn := raw
+	certRequested := false
 	if tlsConf != nil {
+		present := tlsConf.GetClientCertificate
+		tlsConf.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			certRequested = true
+			if present == nil {
+				return &tls.Certificate{}, nil // none: the server may require one
+			}
+			return present(cri)
+		}
 		tc := tls.Client(raw, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			// Any failure before the session is up is a TLS failure, as curl
@@ -117,6 +126,12 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 			return res
 		}
 		res.TLS = tlsInfo(tc.ConnectionState(), tlsConf.ServerName)
+		if certRequested && tc.ConnectionState().Version == tls.VersionTLS13 {
+			if err := awaitCertVerdict(tc, deadline); err != nil {
+				res.Result, res.Error = "tls-error", "TLS handshake with "+dialAddr+": the server rejected the client certificate after the handshake: "+err.Error()
+				return res
+			}
+		}
 		conn = tc
 	}
 	if ctx.Err() != nil {
@@ -190,6 +205,31 @@ func clientTLS(req CallRequest, scheme, host string, paths Paths) (*tls.Config, 
 		}
 	}
 	return conf, nil
+}
+
+// certVerdictWait bounds how long a TLS 1.3 client listens, before sending
+// anything, for the server's verdict on the client certificate.
+const certVerdictWait = 100 * time.Millisecond
+
+// awaitCertVerdict reads briefly before the first write. In TLS 1.3 a server
+// that asked for a client certificate rejects it only after the client's
+// handshake is done; if the client wrote first, the server's close could
+// reach it as a reset before the alert was read, and the same rejection
+// would be reported now as tls-error, now as reset. Reading first makes it
+// the alert every time. Session tickets are consumed by crypto/tls; an
+// accepted certificate leaves the read waiting until the short deadline.
+func awaitCertVerdict(tc *tls.Conn, deadline time.Time) error {
+	_ = tc.SetReadDeadline(time.Now().Add(certVerdictWait))
+	defer tc.SetReadDeadline(deadline)
+	var b [1]byte
+	n, err := tc.Read(b[:])
+	if n > 0 {
+		return errors.New("the server sent data before the request")
+	}
+	if err == nil || isTimeout(err) {
+		return nil
+	}
+	return err
 }
 
 func httpCall(ctx context.Context, conn net.Conn, u *url.URL, res *CallResult) {
