@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"syscall"
 
@@ -126,7 +128,30 @@ func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ..
 	var errs []error
 	for run := range dead {
 		logf("removing leftovers of dead run %s", run)
-		errs = append(errs, removeRun(ctx, cli, run))
+		errs = append(errs, removeRun(ctx, cli, run), removeRunDirs(run))
+	}
+	return errors.Join(errs...)
+}
+
+var runIDPattern = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
+// removeRunDirs removes the host directories of a dead run (sockets,
+// bootstraps, 0600 keys) that Start made as $TMPDIR/meshtls-<run>-*.
+// Run ids come from labels anyone can set: only ours (8 hex digits) are
+// turned into a path.
+func removeRunDirs(runID string) error {
+	if !runIDPattern.MatchString(runID) {
+		return nil
+	}
+	dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "meshtls-"+runID+"-*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, fmt.Errorf("removing the dead run's directory %s: %w", d, err))
+		}
 	}
 	return errors.Join(errs...)
 }

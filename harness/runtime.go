@@ -119,6 +119,9 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	if r.Dir, err = os.MkdirTemp("", "meshtls-"+r.RunID+"-"); err != nil {
 		return nil, err
 	}
+	if err := checkSocketPaths(r.Dir, m); err != nil {
+		return nil, err
+	}
 	// Proxies run as uid 1337 and must traverse the run dir.
 	if err := os.Chmod(r.Dir, 0o755); err != nil {
 		return nil, err
@@ -141,6 +144,26 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 		return nil, err
 	}
 	return r, nil
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path is
+// 108 bytes with the terminating NUL); a longer one fails with a bare
+// "bind: invalid argument".
+const maxSocketPath = 107
+
+// checkSocketPaths fails early, with the fix, when a socket under dir would
+// be too long: the xDS socket and each pod's agent and admin sockets.
+func checkSocketPaths(dir string, m *mesh.Mesh) error {
+	longest := filepath.Join(dir, "xds", "xds.sock")
+	for _, w := range m.Workloads {
+		if p := filepath.Join(dir, "pods", w.Namespace+"."+w.Name, "admin.sock"); len(p) > len(longest) {
+			longest = p
+		}
+	}
+	if len(longest) > maxSocketPath {
+		return fmt.Errorf("the run directory is too deep for Unix sockets: %s is %d bytes, the limit is %d; set TMPDIR to a shorter directory (e.g. /tmp) or use shorter workload names", longest, len(longest), maxSocketPath)
+	}
+	return nil
 }
 
 func (r *Runtime) startXDS() error {

@@ -6,6 +6,7 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
@@ -46,6 +47,8 @@ type Mesh struct {
 
 	// Sources maps "Kind/namespace/name" to where the document came from.
 	Sources map[string]Source
+
+	index atomic.Pointer[index]
 }
 
 // Workload is a pod (app with or without sidecar), a standalone gateway, or

@@ -271,12 +271,8 @@ func (m *Mesh) ServiceByHost(host, clientNS string) (*Service, bool) {
 	default:
 		return nil, false
 	}
-	for _, s := range m.Services {
-		if s.Name == name && s.Namespace == ns {
-			return s, true
-		}
-	}
-	return nil, false
+	s, ok := m.idx().byName[ns+"/"+name]
+	return s, ok
 }
 
 // Endpoints are the workloads a service selects (same namespace, labels match).
@@ -284,6 +280,13 @@ func (m *Mesh) ServiceByHost(host, clientNS string) (*Service, bool) {
 // Endpoints to be managed by hand). External workloads are not in the
 // registry, so no Service selects them.
 func (m *Mesh) Endpoints(s *Service) []*Workload {
+	if eps, ok := m.idx().eps[s]; ok {
+		return slices.Clip(eps) // shared: an append must not write into the index
+	}
+	return m.scanEndpoints(s)
+}
+
+func (m *Mesh) scanEndpoints(s *Service) []*Workload {
 	if len(s.Selector) == 0 {
 		return nil
 	}
