@@ -488,7 +488,14 @@ func senderReasons(e *LogEntry) []string {
 
 // receiverReasons are the failure facts a proxy logged about the connection it accepted.
 func receiverReasons(e *LogEntry) []string {
-	out := nonEmpty(e.ResponseFlags, e.DownstreamTransportFailureReason, e.ConnectionTerminationDetails, details(e))
+	downFail := e.DownstreamTransportFailureReason
+	// tls_inspector records its failed parse of a plaintext first flight as
+	// a transport failure; on a plaintext chain that served the connection
+	// it is noise, not a reason.
+	if e.FilterChainName != "" && e.DownstreamTLSVersion == "" && strings.Contains(downFail, "WRONG_VERSION_NUMBER") {
+		downFail = ""
+	}
+	out := nonEmpty(e.ResponseFlags, downFail, e.ConnectionTerminationDetails, details(e))
 	// A listener-level line (no filter chain, so no cluster and no request)
 	// is how Envoy reports a connection no filter chain matched; it also
 	// sets the NR flag (Envoy docs, access log "NR": no matching filter

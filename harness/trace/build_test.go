@@ -415,3 +415,17 @@ func TestParseAccessLog(t *testing.T) {
 		t.Errorf("err = %v, want one naming line 2", err)
 	}
 }
+
+// tls_inspector's failed parse of a plaintext first flight is not a reason.
+func TestReceiverReasonsIgnoreInspectorNoise(t *testing.T) {
+	e := &LogEntry{FilterChainName: "inbound|9000|plaintext", UpstreamCluster: "inbound|9000||",
+		DownstreamTransportFailureReason: "TLS_error|error:100000f7:SSL_routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end"}
+	if got := receiverReasons(e); len(got) != 0 {
+		t.Errorf("reasons = %q, want none", got)
+	}
+	e.FilterChainName = "inbound|9000|mtls"
+	e.DownstreamTransportFailureReason = "TLS_error|CERTIFICATE_VERIFY_FAILED"
+	if got := receiverReasons(e); len(got) != 1 {
+		t.Errorf("a real handshake failure must stay a reason: %q", got)
+	}
+}
