@@ -125,13 +125,18 @@ func TestSidecarConnections(t *testing.T) {
 		// https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/
 		{name: "local_outbound_protocol", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pkg/config/kube/conversion.go", checks: []check{
 			{name: "name-http", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
-			// The detected-protocol port (7070) is in pendingRows: see FINDINGS.md.
 			{name: "appProtocol-http", from: "client", to: "http://" + srv + ":7071/", want: mtlsOK},
 			// An app that speaks TLS to a port declared http: the client's
 			// sidecar parses the ClientHello as HTTP and answers 400, which
 			// the client's TLS stack cannot read.
 			// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
 			{name: "TLS-to-http-port", from: "client", to: "https://" + srv + ":8444/", want: expect("tls-error", nil, "", "")},
+		}},
+		// A port without protocol prefix is sniffed: HTTP goes through the
+		// client's HCM and out with Istio's HTTP ALPN (istio.alpn, set per
+		// request), so the server's mtls-http chain verifies the peer.
+		{name: "local_outbound_protocol_detected", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/xds/filters/filters.go (Alpn)", checks: []check{
+			{name: "detected", from: "client", to: "http://" + srv + ":7070/", want: mtlsOK},
 		}},
 		// External outbound: the DestinationRule decides, else auto mTLS
 		// (plaintext to a MESH_EXTERNAL service).

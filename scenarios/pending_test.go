@@ -15,22 +15,7 @@ var pendingRows = []struct {
 	workloads string
 	reason    string
 	row       row
-}{
-	{
-		test:      "TestSidecarConnections",
-		workloads: connectionsWorkloads,
-		reason: "port without protocol prefix (detected as HTTP): the client sidecar sends ALPN istio-peer-exchange,istio " +
-			"instead of istio-http/1.1, so the server matches its mtls-tcp chain (tcp_proxy) whose access log only appears " +
-			"at connection close; the trace then shows [tls] with no verified peer",
-		row: row{
-			name: "local_outbound_protocol_detected",
-			cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pilot/pkg/networking/core/cluster_tls.go",
-			checks: []check{
-				{name: "detected", from: "client", to: "http://server.default.svc.cluster.local:7070/", want: expect("ok", w("mtls"), clientID, "")},
-			},
-		},
-	},
-}
+}{}
 
 // Pending rows still have to be valid bundles: checked without Docker.
 func TestPendingRowsParse(t *testing.T) {

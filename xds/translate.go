@@ -56,6 +56,7 @@ func Translate(m *mesh.Mesh, proxy *mesh.Workload, env *Env) (*Resources, error)
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, fmt.Errorf("translate %s: %w", proxy.ID(), err)
 	}
+	b.enableALPNOverrides()
 	b.buildSecrets()
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, fmt.Errorf("translate %s: %w", proxy.ID(), err)
@@ -112,6 +113,10 @@ type builder struct {
 	// targetPorts lists the ports of each destination host (VirtualService
 	// destinations without a port).
 	targetPorts map[string][]uint32
+
+	// alpnOverride lists the clusters whose routes enable the per-request
+	// Istio ALPN (translate_alpn.go).
+	alpnOverride map[string]bool
 
 	errs     []error
 	reported map[string]bool // error texts already reported, to report each once

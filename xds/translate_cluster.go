@@ -198,6 +198,11 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 			},
 		}
 	}
+	if t.proto == mesh.ProtoAuto && (autoIstio || tls.GetMode() == networkingapi.ClientTLSSettings_ISTIO_MUTUAL) {
+		// HTTP on an auto-detected port goes out in the downstream's
+		// protocol: its mTLS ALPN is set per request (translate_alpn.go).
+		b.markALPNOverride(name)
+	}
 	if httpOpts != nil {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptsKey: mustAny(httpOpts)}
 	}

@@ -346,7 +346,7 @@ func (b *builder) gatewayHCM(port uint32, routeName string, logs []*accesslog.Ac
 			ConfigSource:    adsSource(),
 			RouteConfigName: routeName,
 		}},
-		HttpFilters:              []*hcm.HttpFilter{routerFilter()},
+		HttpFilters:              []*hcm.HttpFilter{alpnHTTPFilter(), routerFilter()},
 		AccessLog:                logs,
 		UseRemoteAddress:         wrapperspb.Bool(true),
 		ForwardClientCertDetails: hcm.HttpConnectionManager_SANITIZE_SET,

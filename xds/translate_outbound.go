@@ -210,7 +210,7 @@ func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listene
 			ConfigSource:    adsSource(),
 			RouteConfigName: OutboundRouteName(port),
 		}},
-		HttpFilters: []*hcm.HttpFilter{routerFilter()},
+		HttpFilters: []*hcm.HttpFilter{alpnHTTPFilter(), routerFilter()},
 		AccessLog:   logs,
 	})
 }
