@@ -45,15 +45,11 @@ type Option func(*options)
 
 type options struct {
 	logf      func(string, ...any)
-	artifacts string
 	startWait time.Duration
 }
 
 // WithLogf sends progress lines to f (default: discarded).
 func WithLogf(f func(string, ...any)) Option { return func(o *options) { o.logf = f } }
-
-// WithArtifacts keeps evidence of failed checks under dir.
-func WithArtifacts(dir string) Option { return func(o *options) { o.artifacts = dir } }
 
 // WithStartTimeout bounds how long pods may take to be ready (default 90s).
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startWait = d } }
@@ -188,7 +184,7 @@ func (r *Runtime) createNetwork(ctx context.Context) error {
 		var b [2]byte
 		_, _ = rand.Read(b[:])
 		prefix := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 30 + b[0]%2, b[1], 0}), 24)
-		nw, err := tcnetwork.New(ctx,
+		nw, err := tcnetwork.New(uncancelled(ctx),
 			tcnetwork.WithInternal(),
 			tcnetwork.WithLabels(r.labels("network", "")),
 			tcnetwork.WithIPAM(&dnetwork.IPAM{Driver: "default", Config: []dnetwork.IPAMConfig{{
@@ -334,7 +330,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	}
 	netName := r.netw.Name
 	ip := p.IP
-	agent, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+	agent, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
 			Name:       base + "-agent",
@@ -360,6 +356,9 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	if err != nil {
 		return fmt.Errorf("starting pod %s: %w", w.ID(), err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p.Agent = newAgentClient(filepath.Join(p.Dir, "agent.sock"))
 	netns := "container:" + agent.GetContainerID()
 	if !w.HasProxy() {
@@ -379,7 +378,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	// rather than every 10s (Envoy's default).
 	args := append(xds.CommandLine(xds.BootstrapOptions{ConfigPath: pod.RunDir + "/envoy.json"}),
 		"--file-flush-interval-msec", "10")
-	envoy, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+	envoy, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
 			Name:   base + "-envoy",
@@ -425,7 +424,7 @@ func (r *Runtime) serviceDNAT() []string {
 // pod without sidecar, kube-proxy's service port translation), in a
 // short-lived container that alone holds NET_ADMIN.
 func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string, cmd []string) error {
-	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+	c, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
 			Name:       base + "-init",

@@ -141,22 +141,11 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	results, err := harness.RunScenarios(ctx, scs, ro, opts...)
 	elapsed := time.Since(start)
 	if err != nil {
-		// RunScenarios has closed every runtime it started; sweep once more
-		// for containers created while it was closing (see removeOwnLeftovers).
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		n, serr := removeOwnLeftovers(sctx)
-		cancel()
-		if n > 0 {
-			say("meshtls: removed %d container(s)/network(s) created while the run was closing", n)
-		}
-		left := ""
-		if serr != nil {
-			left = fmt.Sprintf(" (some may be left: %v; the next run removes them)", serr)
-		}
+		// RunScenarios has closed every runtime it started.
 		if ctx.Err() != nil && parent.Err() == nil {
-			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted (%v): stopped the run and removed its containers and networks%s", context.Cause(ctx), left)}
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted (%v): stopped the run and removed its containers and networks", context.Cause(ctx))}
 		}
-		return bad(fmt.Errorf("run failed before every check finished: %w%s", err, left))
+		return bad(fmt.Errorf("run failed before every check finished: %w", err))
 	}
 
 	sum := Summary{Scenarios: len(scs), DurationMS: elapsed.Milliseconds(), Total: len(results)}
