@@ -17,11 +17,16 @@ import (
 	"github.com/meshtls/meshtls/pod"
 )
 
-// evidenceWait bounds how long a check waits for each expected piece of
-// evidence (an access-log line, a captured flow) after the call returned.
-// Evidence that a connection was made is always logged by the proxy that
-// handled it; the deadline only matters when a hop never happened.
-const evidenceWait = 2 * time.Second
+// evidenceWait bounds how long a check waits for the access-log lines its
+// connections announce, after the call returned. A proxy logs every
+// connection it handled (tcp_proxy when it closes), so after a successful
+// call each line comes and the wait ends on it; the deadline only matters
+// when a hop left no line, which happens on failures (a TLS handshake that
+// failed on an HTTP chain is not logged): those get a shorter budget.
+const (
+	evidenceWait       = 2 * time.Second
+	evidenceWaitFailed = 500 * time.Millisecond
+)
 
 // Run makes one check's call and builds its trace from the evidence. When
 // the check had an expectation and it did not hold, the evidence is saved
@@ -99,7 +104,11 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		Pods:       trace.PodsFromMesh(r.mesh, r.addrs),
 		Since:      start,
 	}
-	wctx, cancel := context.WithTimeout(ctx, evidenceWait)
+	budget := evidenceWait
+	if call.Result != "ok" {
+		budget = evidenceWaitFailed
+	}
+	wctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	// Follow the connection: (pod whose proxy handled it, its downstream source).
 	type step struct {
