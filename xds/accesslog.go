@@ -42,6 +42,22 @@ const (
 	LogDuration                         = "duration"
 	LogBytesReceived                    = "bytes_received"
 	LogBytesSent                        = "bytes_sent"
+	// LogEvent says why the line was written (%ACCESS_LOG_TYPE%): a TCP
+	// connection writes EventTCPConnected when its upstream connects and
+	// EventTCPEnd when it closes (two lines, same downstream_remote_address;
+	// prefer the end line, fall back to the connected one while the
+	// connection is open); an HTTP request writes EventHTTPEnd; a connection
+	// a listener closes itself (no filter chain) writes EventNotSet.
+	LogEvent = "event"
+)
+
+// Values of LogEvent (Envoy's AccessLogType enum,
+// https://www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/data/accesslog/v3/accesslog.proto#enum-data-accesslog-v3-accesslogtype).
+const (
+	EventTCPConnected = "TcpUpstreamConnected"
+	EventTCPEnd       = "TcpConnectionEnd"
+	EventHTTPEnd      = "DownstreamEnd"
+	EventNotSet       = "NotSet"
 )
 
 // Directions written in the LogDirection key.
@@ -84,6 +100,7 @@ var logOperators = map[string]string{
 	LogDuration:                         "%DURATION%",
 	LogBytesReceived:                    "%BYTES_RECEIVED%",
 	LogBytesSent:                        "%BYTES_SENT%",
+	LogEvent:                            "%ACCESS_LOG_TYPE%",
 }
 
 // accessLogs is the stdout JSON logger for one listener, HCM or tcp_proxy.

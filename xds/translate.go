@@ -57,6 +57,7 @@ func Translate(m *mesh.Mesh, proxy *mesh.Workload, env *Env) (*Resources, error)
 		return nil, fmt.Errorf("translate %s: %w", proxy.ID(), err)
 	}
 	b.enableALPNOverrides()
+	noConnectedLogOnTerminatedTLS(b.listeners)
 	b.buildSecrets()
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, fmt.Errorf("translate %s: %w", proxy.ID(), err)

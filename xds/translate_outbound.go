@@ -191,14 +191,55 @@ func hcmFilter(h *hcm.HttpConnectionManager) *listener.Filter {
 }
 
 // tcpProxyFilter proxies to cluster, or to weighted clusters when given.
+// Its access log is also written when the upstream connects (LogEvent
+// EventTCPConnected), not only at close: a pooled or long-lived connection
+// would otherwise leave no line while a check looks for evidence. This is
+// meshtls's choice for observability, not Istio config: it changes no
+// traffic, only when lines appear. Chains that terminate downstream TLS
+// drop it again (noConnectedLogOnTerminatedTLS).
 func tcpProxyFilter(statPrefix, clusterName string, weighted []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight, logs []*accesslog.AccessLog) *listener.Filter {
-	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix, AccessLog: logs}
+	tp := &tcpproxy.TcpProxy{
+		StatPrefix:       statPrefix,
+		AccessLog:        logs,
+		AccessLogOptions: &tcpproxy.TcpProxy_TcpAccessLogOptions{FlushAccessLogOnConnected: true},
+	}
 	if len(weighted) > 0 {
 		tp.ClusterSpecifier = &tcpproxy.TcpProxy_WeightedClusters{WeightedClusters: &tcpproxy.TcpProxy_WeightedCluster{Clusters: weighted}}
 	} else {
 		tp.ClusterSpecifier = &tcpproxy.TcpProxy_Cluster{Cluster: clusterName}
 	}
 	return &listener.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
+}
+
+// noConnectedLogOnTerminatedTLS turns the connected-time log off for
+// tcp_proxy filters behind a downstream TLS transport socket (inbound mTLS,
+// gateway TLS termination): tcp_proxy connects upstream as soon as the
+// connection is accepted, before the downstream handshake ends, so with
+// TLS 1.3 (client certificate in the client's last flight) the connected
+// line can lack the verified peer (seen live: downstream_peer_uri_san null
+// on TcpUpstreamConnected, set on TcpConnectionEnd). A line without the
+// peer would be false evidence; those chains log at close only. Delaying
+// the upstream connect (upstream_connect_mode) would change traffic.
+func noConnectedLogOnTerminatedTLS(ls []*listener.Listener) {
+	for _, l := range ls {
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetTransportSocket() == nil {
+				continue
+			}
+			for _, f := range fc.GetFilters() {
+				a := f.GetTypedConfig()
+				if !a.MessageIs(&tcpproxy.TcpProxy{}) {
+					continue
+				}
+				tp := &tcpproxy.TcpProxy{}
+				if err := a.UnmarshalTo(tp); err != nil {
+					panic(fmt.Sprintf("xds: tcp_proxy of %s/%s: %v", l.GetName(), fc.GetName(), err)) // we marshalled it
+				}
+				tp.AccessLogOptions = nil
+				f.ConfigType = &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}
+			}
+		}
+	}
 }
 
 // outboundHCM is the HTTP side of an outbound port, routes from RDS "<port>".

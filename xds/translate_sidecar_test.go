@@ -7,6 +7,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	stream "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
@@ -462,8 +463,22 @@ func TestAccessLogs(t *testing.T) {
 			if h := chainHCM(t, fc); h != nil && len(h.AccessLog) == 0 {
 				t.Errorf("%s/%s HCM has no access log", l.Name, fc.Name)
 			}
-			if tp := chainTCPProxy(t, fc); tp != nil && len(tp.AccessLog) == 0 {
-				t.Errorf("%s/%s tcp_proxy has no access log", l.Name, fc.Name)
+			if tp := chainTCPProxy(t, fc); tp != nil {
+				if len(tp.AccessLog) == 0 {
+					t.Errorf("%s/%s tcp_proxy has no access log", l.Name, fc.Name)
+				}
+				// A line when the upstream connects, not only at close,
+				// unless the chain terminates downstream TLS (the peer may
+				// not be verified yet when the upstream connects).
+				if got, want := tp.GetAccessLogOptions().GetFlushAccessLogOnConnected(), fc.TransportSocket == nil; got != want {
+					t.Errorf("%s/%s tcp_proxy: flush_access_log_on_connected = %v, want %v", l.Name, fc.Name, got, want)
+				}
+				for _, al := range tp.AccessLog {
+					so := unmarshal(t, al.GetTypedConfig(), &stream.StdoutAccessLog{})
+					if got := so.GetLogFormat().GetJsonFormat().GetFields()[LogEvent].GetStringValue(); got != "%ACCESS_LOG_TYPE%" {
+						t.Errorf("%s/%s: %s = %q, want %%ACCESS_LOG_TYPE%%", l.Name, fc.Name, LogEvent, got)
+					}
+				}
 			}
 		}
 	}
