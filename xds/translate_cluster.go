@@ -170,12 +170,20 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 			c.TransportSocket = ts
 		}
 		if autoSNI != nil {
+			// Istio sets auto SNI on every SIMPLE/MUTUAL cluster without sni,
+			// whatever the port's protocol, sidecar or gateway
+			// (pilot/pkg/networking/core/cluster_tls.go, buildUpstreamTLSContext
+			// -> setAutoSniAndAutoSanValidation), and fills in HTTP/1.1 as the
+			// upstream protocol Envoy requires (cluster_builder.go, build:
+			// "UpstreamProtocolOptions is required field in Envoy"). A route
+			// from an HCM to a TCP-class port (a gateway's HTTP server
+			// sending to an HTTPS port) then sends SNI from the Host header;
+			// a tcp_proxy has no Host and ignores these options, so TCP/TLS
+			// traffic sends no SNI, as Istio's does.
 			if httpOpts == nil {
-				// auto SNI needs an HTTP request to take the host from; a TCP
-				// cluster sends no SNI then, as Istio's does.
-			} else {
-				httpOpts.UpstreamHttpProtocolOptions = autoSNI
+				httpOpts = upstreamHTTPOptions(mesh.ProtoHTTP)
 			}
+			httpOpts.UpstreamHttpProtocolOptions = autoSNI
 		}
 	case autoIstio:
 		// Auto mTLS: mTLS to endpoints labelled tlsMode=istio, plaintext to

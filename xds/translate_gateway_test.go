@@ -207,3 +207,48 @@ spec:
 		t.Errorf("err = %v", err)
 	}
 }
+
+// Gateway upstream clusters with SIMPLE/MUTUAL and no sni get auto SNI and
+// auto SAN validation like a sidecar's, whatever the port's protocol
+// (pilot/pkg/networking/core/cluster_tls.go, setAutoSniAndAutoSanValidation;
+// cluster_builder.go build fills in HTTP/1.1). The tcp_proxy of a TLS
+// route ignores them: no SNI on TCP/TLS clusters without sni.
+func TestGatewayUpstreamAutoSNI(t *testing.T) {
+	dr := `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: b, namespace: default}
+spec:
+  host: b.default.svc.cluster.local
+  trafficPolicy:
+    portLevelSettings:
+    - {port: {number: 8443}, tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}}
+    - {port: {number: 9000}, tls: {mode: MUTUAL, credentialName: b-client, subjectAltNames: [b.example.com]}}
+    - {port: {number: 8080}, tls: {mode: SIMPLE, sni: b.example.com}}
+`
+	tests := []struct {
+		cluster          string
+		autoSNI, autoSAN bool
+		sni              string
+	}{
+		{"outbound|8443||b.default.svc.cluster.local", true, true, ""},  // https port, no sni
+		{"outbound|9000||b.default.svc.cluster.local", true, false, ""}, // tcp port, SANs given
+		{"outbound|8080||b.default.svc.cluster.local", false, false, "b.example.com"},
+	}
+	res, _ := translate(t, "gateway.yaml", dr, gwID)
+	for _, tt := range tests {
+		t.Run(tt.cluster, func(t *testing.T) {
+			c := findCluster(t, res, tt.cluster)
+			if got := upstreamTLS(t, c.TransportSocket).GetSni(); got != tt.sni {
+				t.Errorf("SNI = %q, want %q", got, tt.sni)
+			}
+			o := httpOptions(t, c)
+			u := o.GetUpstreamHttpProtocolOptions()
+			if u.GetAutoSni() != tt.autoSNI || u.GetAutoSanValidation() != tt.autoSAN {
+				t.Errorf("auto_sni = %v auto_san_validation = %v, want %v %v", u.GetAutoSni(), u.GetAutoSanValidation(), tt.autoSNI, tt.autoSAN)
+			}
+			if tt.autoSNI && o.GetUpstreamProtocolOptions() == nil {
+				t.Errorf("http protocol options without upstream_protocol_options (Envoy requires it)")
+			}
+		})
+	}
+}
