@@ -252,3 +252,21 @@ spec:
 		})
 	}
 }
+
+// Gateways have no tlsMode=istio label (gateway-injection-template.yaml,
+// manifests/charts/gateway): a sidecar's auto mTLS sends them plaintext.
+func TestSidecarToGatewayIsPlaintextUnderAutoMTLS(t *testing.T) {
+	svc := `apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  ports: [{name: http, port: 8080}]
+`
+	res, m := translate(t, "gateway.yaml", svc, "default/b")
+	c := findCluster(t, res, "outbound|8080||istio-ingressgateway.istio-system.svc.cluster.local")
+	found, labelled := endpointHasTLSMode(c, testEnv(t, m).Addrs[gwID].String())
+	if !found || labelled {
+		t.Errorf("gateway endpoint: found=%v tlsMode=%v, want found and unlabelled", found, labelled)
+	}
+}

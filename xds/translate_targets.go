@@ -47,8 +47,18 @@ type endpointRef struct {
 }
 
 // hasSidecar reports whether the endpoint carries Istio's
-// security.istio.io/tlsMode=istio label: injected pods do, gateways and
-// plain pods do not (pkg/kube/inject/webhook.go sets the label on injection).
+// security.istio.io/tlsMode=istio label, which the endpoint's tlsMode comes
+// from (pkg/kube/util or pilot/pkg/serviceregistry/kube, PodTLSMode ->
+// model.GetTLSModeFromEndpointLabels; "disabled" without it). Injected
+// sidecar pods get it from the sidecar template
+// (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml:
+// security.istio.io/tlsMode default "istio"); gateways do not: neither the
+// gateway injection template (files/gateway-injection-template.yaml, labels
+// canonical-name/revision and istio.io/rev only) nor the gateway chart
+// (manifests/charts/gateway/templates/deployment.yaml, _helpers.tpl) sets it.
+// So auto mTLS sends plaintext to a gateway; mTLS to one takes a
+// DestinationRule ISTIO_MUTUAL and an ISTIO_MUTUAL server, as the egress
+// gateway task's mTLS variant does. Plain pods have no label either.
 func (e endpointRef) hasSidecar() bool {
 	if e.w != nil {
 		return e.w.Sidecar && !e.w.Gateway && !e.w.External
