@@ -46,6 +46,12 @@ type nodeSnapshot struct {
 	seq     uint64
 	hash    string
 	version string
+	// Per xDS type: the sequence number of the Set that last changed it, and
+	// its content hash then. A type keeps its version while its content is
+	// unchanged, so the cache (which answers a watch when the type's version
+	// differs from what the proxy has) sends only the types that changed.
+	typeSeq  map[string]uint64
+	typeHash map[string]string
 }
 
 type config struct {
@@ -140,6 +146,12 @@ var typeOrder = []string{
 // Setting the same content again returns the current version and sends
 // nothing. The snapshot must be consistent: every route and endpoint set
 // referenced by a listener or cluster is present, and nothing else.
+//
+// Versions are per type: a type whose content did not change keeps the
+// version it had, so the proxy is sent only the types that changed (a
+// listener-only change is one LDS response, not five re-applied types).
+// The returned version names the whole snapshot for Wait; TypeVersions
+// gives the version each type carries on the wire and in Envoy's config dump.
 func (s *Server) Set(node string, res *Resources) (string, error) {
 	if node == "" {
 		return "", errors.New("xds: Set needs a node ID (workload ID namespace/name)")
@@ -158,16 +170,6 @@ func (s *Server) Set(node string, res *Resources) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("xds: node %s: %w", node, err)
 	}
-	// Envoy always subscribes to LDS and CDS (wildcard) and ACKs even an
-	// empty answer; RDS/EDS/SDS are requested only for names it references,
-	// so they are only expected when non-empty.
-	required := map[string]string{}
-	for _, t := range typeOrder {
-		if t == resource.ListenerType || t == resource.ClusterType || len(byType[t]) > 0 {
-			required[t] = typeHashes[t]
-		}
-	}
-
 	s.mu.Lock()
 	ns := s.nodes[node]
 	if ns == nil {
@@ -181,29 +183,53 @@ func (s *Server) Set(node string, res *Resources) (string, error) {
 	if ns.version != "" && ns.hash == total {
 		return ns.version, nil
 	}
-	version := strconv.FormatUint(ns.seq+1, 10)
+	seq := ns.seq + 1
+	version := strconv.FormatUint(seq, 10)
+	typeSeq := make(map[string]uint64, len(typeOrder))
+	for _, t := range typeOrder {
+		typeSeq[t] = seq
+		if old, ok := ns.typeSeq[t]; ok && ns.typeHash[t] == typeHashes[t] {
+			typeSeq[t] = old // unchanged: same version, so the cache sends nothing
+		}
+	}
 	snap, err := cachev3.NewSnapshot(version, byType)
 	if err != nil {
 		return "", fmt.Errorf("xds: node %s: build snapshot: %w", node, err)
 	}
+	for _, t := range typeOrder {
+		snap.Resources[cachev3.GetResponseType(t)].Version = strconv.FormatUint(typeSeq[t], 10)
+	}
 	if err := snap.Consistent(); err != nil {
 		return "", fmt.Errorf("xds: node %s: inconsistent resources (a listener or cluster references a route/endpoint set that is missing, or one is unreferenced): %w", node, err)
 	}
+	// Envoy always subscribes to LDS and CDS (wildcard) and ACKs even an
+	// empty answer; RDS/EDS/SDS are requested only for names it references,
+	// so they are only expected when non-empty.
+	required := map[string]uint64{}
+	for _, t := range typeOrder {
+		if t == resource.ListenerType || t == resource.ClusterType || len(byType[t]) > 0 {
+			required[t] = typeSeq[t]
+		}
+	}
 	// Register the version before the cache can send it, so the tracker
 	// knows what to expect when the response and its ACK come back.
-	s.tracker.expect(node, version, ns.seq+1, required)
+	s.tracker.expect(node, version, required, typeSeq)
 	if err := s.cache.SetSnapshot(context.Background(), node, snap); err != nil {
 		return "", fmt.Errorf("xds: node %s: set snapshot: %w", node, err)
 	}
-	ns.seq++
+	ns.seq = seq
 	ns.version = version
 	ns.hash = total
+	ns.typeSeq, ns.typeHash = typeSeq, typeHashes
 	return version, nil
 }
 
-// Wait blocks until node has ACKed version (or a later one) for every type
-// in that version's snapshot. It fails at once when node NACKs the version,
-// with Envoy's message, and at ctx's deadline with what node last ACKed.
+// Wait blocks until node has ACKed, for every type in that version's
+// snapshot, the type's version in it (or a later one). A type the Set left
+// unchanged is satisfied by the ACK it already had, so a push where nothing
+// changed returns at once. It fails at once when node NACKs a type at the
+// version the snapshot carries, with Envoy's message, and at ctx's deadline
+// with what node last ACKed.
 func (s *Server) Wait(ctx context.Context, node, version string) error {
 	return s.tracker.wait(ctx, node, version)
 }
@@ -235,8 +261,18 @@ func (s *Server) Push(ctx context.Context, byNode map[string]*Resources) error {
 
 // LastACKed reports, per xDS type (LDS, CDS, RDS, EDS, SDS), the version node
 // last ACKed. Types never ACKed are absent; nil if the node is unknown.
+// Versions are per type (see Set): CDS may be at "1" while LDS is at "7".
 func (s *Server) LastACKed(node string) map[string]string {
 	return s.tracker.lastACKed(node)
+}
+
+// TypeVersions reports, per xDS type (LDS, CDS, RDS, EDS, SDS), the version
+// that type carries in snapshot version of node: what Envoy's config dump
+// shows as version_info for it once the proxy runs that snapshot. Nil if
+// the version is unknown (never returned by Set, or among the oldest
+// versions no longer kept).
+func (s *Server) TypeVersions(node, version string) map[string]string {
+	return s.tracker.typeVersions(node, version)
 }
 
 func toResources[T types.Resource](in []T) []types.Resource {

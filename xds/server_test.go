@@ -3,6 +3,8 @@ package xds
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	status "google.golang.org/genproto/googleapis/rpc/status"
@@ -153,28 +156,63 @@ func (f *fakeEnvoy) recv(typeURL string) *discovery.DiscoveryResponse {
 	}
 }
 
-// subscribe sends the initial wildcard LDS and CDS requests, like Envoy does.
-func (f *fakeEnvoy) subscribe(version string) {
-	f.request(resource.ClusterType, version, "", nil, "")
-	f.request(resource.ListenerType, version, "", nil, "")
+// subscribe sends the initial wildcard LDS and CDS requests, like Envoy does,
+// announcing version for both ("" for a fresh Envoy).
+func (f *fakeEnvoy) subscribe(version string) { f.subscribeAt(version, version) }
+
+// subscribeAt is subscribe for an Envoy that runs LDS at lds and CDS at cds.
+func (f *fakeEnvoy) subscribeAt(lds, cds string) {
+	f.request(resource.ClusterType, cds, "", nil, "")
+	f.request(resource.ListenerType, lds, "", nil, "")
 }
 
-// syncAll receives one LDS and one CDS response, checks their version and ACKs.
+// syncAll receives one LDS and one CDS response, checks both carry version
+// and ACKs them.
 func (f *fakeEnvoy) syncAll(version string) {
+	f.t.Helper()
+	f.syncTo(map[string]string{"LDS": version, "CDS": version})
+}
+
+// syncTo receives one LDS and one CDS response, checks their versions
+// against want (keyed LDS, CDS, as TypeVersions) and ACKs them.
+func (f *fakeEnvoy) syncTo(want map[string]string) {
 	f.t.Helper()
 	for _, typ := range []string{resource.ClusterType, resource.ListenerType} {
 		r := f.recv(typ)
-		if r.GetVersionInfo() != version {
-			f.t.Fatalf("%s version = %q, want %q", shortType(typ), r.GetVersionInfo(), version)
+		if r.GetVersionInfo() != want[shortType(typ)] {
+			f.t.Fatalf("%s version = %q, want %q", shortType(typ), r.GetVersionInfo(), want[shortType(typ)])
 		}
 		f.ack(r)
 	}
 }
 
+// noMore fails if a response is waiting that the test did not receive.
+func (f *fakeEnvoy) noMore() {
+	f.t.Helper()
+	for typ, q := range f.pending {
+		if len(q) > 0 {
+			f.t.Fatalf("unexpected %s response version %q", shortType(typ), q[0].GetVersionInfo())
+		}
+	}
+	select {
+	case r := <-f.resps:
+		f.t.Fatalf("unexpected %s response version %q", shortType(r.GetTypeUrl()), r.GetVersionInfo())
+	default:
+	}
+}
+
 func simpleResources(listeners ...string) *Resources {
-	r := &Resources{Clusters: []*cluster.Cluster{{Name: "c1"}}}
+	return resourcesOf(listeners, []string{"c1"})
+}
+
+// resourcesOf is listeners and clusters with the given names.
+func resourcesOf(listeners, clusters []string) *Resources {
+	r := &Resources{}
 	for _, l := range listeners {
 		r.Listeners = append(r.Listeners, &listener.Listener{Name: l})
+	}
+	for _, c := range clusters {
+		r.Clusters = append(r.Clusters, &cluster.Cluster{Name: c})
 	}
 	return r
 }
@@ -210,14 +248,110 @@ func TestServerACK(t *testing.T) {
 	if err := s.Push(ctxTimeout(t, 5*time.Second), map[string]*Resources{node: simpleResources("l1")}); err != nil {
 		t.Fatal(err)
 	}
-	// A new version is pushed to the open stream and ACKed.
-	v2, err := s.Set(node, simpleResources("l1", "l2"))
+	// A change of listeners and clusters is pushed to the open stream as
+	// both types at the new version, and ACKed.
+	v2, err := s.Set(node, resourcesOf([]string{"l1", "l2"}, []string{"c1", "c2"}))
 	if err != nil || v2 == v1 {
 		t.Fatalf("Set(new) = %q, %v", v2, err)
 	}
 	f.syncAll(v2)
 	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
 		t.Fatal(err)
+	}
+	// Waiting for an older version is satisfied by the later one.
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v1); err != nil {
+		t.Fatal(err)
+	}
+	f.noMore()
+}
+
+// TestServerListenerOnlyChange: per-type versions. A Set that changes only
+// the listeners sends only LDS; clusters and secrets keep their version and
+// are not resent, and Wait returns on the LDS ACK alone.
+func TestServerListenerOnlyChange(t *testing.T) {
+	s, sock, _ := testServer(t)
+	const node = "ns/a"
+	withSecret := func(listeners ...string) *Resources {
+		r := simpleResources(listeners...)
+		r.Secrets = []*tlsv3.Secret{{Name: "default"}}
+		return r
+	}
+	v1, err := s.Set(node, withSecret("l1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.request(resource.SecretType, "", "", []string{"default"}, "")
+	f.syncAll(v1)
+	f.ack(f.recv(resource.SecretType))
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v1); err != nil {
+		t.Fatal(err)
+	}
+
+	v2, err := s.Set(node, withSecret("l1", "l2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"LDS": v2, "CDS": v1, "RDS": v1, "EDS": v1, "SDS": v1}
+	if got := s.TypeVersions(node, v2); !maps.Equal(got, want) {
+		t.Fatalf("TypeVersions(%s) = %v, want %v", v2, got, want)
+	}
+	lds := f.recv(resource.ListenerType)
+	if lds.GetVersionInfo() != v2 || len(lds.GetResources()) != 2 {
+		t.Fatalf("LDS response version %q with %d listeners, want %q with 2", lds.GetVersionInfo(), len(lds.GetResources()), v2)
+	}
+	// Before the ACK, Wait is not satisfied (the LDS is what changed).
+	if err := s.Wait(ctxTimeout(t, 50*time.Millisecond), node, v2); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "LDS missing") {
+		t.Fatalf("Wait(v2) before the LDS ACK = %v, want LDS missing", err)
+	}
+	f.ack(lds)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+	// SetSnapshot answers the watches it answers before Set returns, so the
+	// CDS and SDS watches still parked (plus the new LDS one) prove neither
+	// type was resent.
+	waitWatches(t, s, node, 3)
+	f.noMore()
+	if got := s.LastACKed(node); got["LDS"] != v2 || got["CDS"] != v1 || got["SDS"] != v1 {
+		t.Fatalf("LastACKed = %v, want LDS=%s CDS=%s SDS=%s", got, v2, v1, v1)
+	}
+	// Setting the same content again: same version, Wait returns at once.
+	if again, err := s.Set(node, withSecret("l1", "l2")); err != nil || again != v2 {
+		t.Fatalf("Set(same) = %q, %v; want %q", again, err, v2)
+	}
+	if err := s.Wait(ctxTimeout(t, time.Second), node, v2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerWaitUnchangedTypeAfterManyVersions: a type unchanged for more
+// Sets than the version history holds keeps its first version; its ACK must
+// still satisfy Wait (a lookup of the ACKed version in the history would
+// miss and Wait would hang).
+func TestServerWaitUnchangedTypeAfterManyVersions(t *testing.T) {
+	s, sock, _ := testServer(t)
+	const node = "ns/a"
+	var v string
+	for i := range maxVersions + 10 {
+		var err error
+		if v, err = s.Set(node, simpleResources(fmt.Sprintf("l%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"LDS": v, "CDS": "1", "RDS": "1", "EDS": "1", "SDS": "1"}
+	if got := s.TypeVersions(node, v); !maps.Equal(got, want) {
+		t.Fatalf("TypeVersions = %v, want %v", got, want)
+	}
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.syncTo(want)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.TypeVersions(node, "1"); got != nil {
+		t.Fatalf("TypeVersions of a pruned version = %v, want nil", got)
 	}
 }
 
@@ -251,11 +385,11 @@ func TestServerNACK(t *testing.T) {
 	f.subscribe("")
 	f.syncAll(v1)
 
+	// Only the listeners change, so only LDS is sent.
 	v2, err := s.Set(node, simpleResources("bad"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.ack(f.recv(resource.ClusterType))
 	lds := f.recv(resource.ListenerType)
 	if lds.GetVersionInfo() != v2 {
 		t.Fatalf("LDS version %q, want %q", lds.GetVersionInfo(), v2)
@@ -274,28 +408,57 @@ func TestServerNACK(t *testing.T) {
 		}
 	}
 	waitEvent(t, events, "nack "+node+" LDS "+v2)
-	if got := s.LastACKed(node); got["LDS"] != v1 || got["CDS"] != v2 {
-		t.Fatalf("LastACKed = %v, want LDS=%s CDS=%s", got, v1, v2)
+	if got := s.LastACKed(node); got["LDS"] != v1 || got["CDS"] != v1 {
+		t.Fatalf("LastACKed = %v, want LDS=%s CDS=%s", got, v1, v1)
 	}
 
 	// No resend loop: after the NACK the cache must park a watch for LDS
 	// rather than answer it with the rejected version again. Both the CDS and
 	// the LDS watch are then open.
 	waitWatches(t, s, node, 2)
-	// The next LDS response is the next version, not the rejected one again.
-	v3, _ := s.Set(node, simpleResources("good"))
-	f.ack(f.recv(resource.ClusterType))
-	if r := f.recv(resource.ListenerType); r.GetVersionInfo() != v3 {
-		t.Fatalf("after NACK got LDS version %q, want %q (rejected version resent?)", r.GetVersionInfo(), v3)
+
+	// A Set that changes only the clusters leaves LDS at the rejected
+	// version: CDS is sent, LDS is not resent, and Wait for the new version
+	// fails at once with the NACK (the proxy will never run its LDS).
+	v3, _ := s.Set(node, resourcesOf([]string{"bad"}, []string{"c1", "c2"}))
+	if got := s.TypeVersions(node, v3); got["LDS"] != v2 || got["CDS"] != v3 {
+		t.Fatalf("TypeVersions(%s) = %v, want LDS=%s CDS=%s", v3, got, v2, v3)
+	}
+	cds := f.recv(resource.ClusterType)
+	if cds.GetVersionInfo() != v3 {
+		t.Fatalf("CDS version %q, want %q", cds.GetVersionInfo(), v3)
+	}
+	f.ack(cds)
+	waitEvent(t, events, "ack "+node+" CDS "+v3)
+	waitWatches(t, s, node, 2)
+	f.noMore()
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v3); err == nil || !strings.Contains(err.Error(), envoyMsg) {
+		t.Fatalf("Wait(v3) with the rejected LDS unchanged = %v, want the NACK", err)
+	}
+
+	// A fix goes through: the next LDS response is the fixed version, not
+	// the rejected one again.
+	v4, _ := s.Set(node, resourcesOf([]string{"good"}, []string{"c1", "c2"}))
+	if r := f.recv(resource.ListenerType); r.GetVersionInfo() != v4 {
+		t.Fatalf("after NACK got LDS version %q, want %q (rejected version resent?)", r.GetVersionInfo(), v4)
 	} else {
 		f.ack(r)
 	}
-	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v3); err != nil {
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v4); err != nil {
 		t.Fatal(err)
 	}
-	// The NACKed version stays failed even though a later one is running.
-	if err := s.Wait(ctxTimeout(t, time.Second), node, v2); err == nil || !strings.Contains(err.Error(), envoyMsg) {
-		t.Fatalf("Wait(v2) after v3 = %v, want the NACK", err)
+	f.noMore()
+	// The NACKed versions stay failed even though a later one is running.
+	for _, v := range []string{v2, v3} {
+		if err := s.Wait(ctxTimeout(t, time.Second), node, v); err == nil || !strings.Contains(err.Error(), envoyMsg) {
+			t.Fatalf("Wait(%s) after %s = %v, want the NACK", v, v4, err)
+		}
+	}
+	// A later listener change is not born failed: the NACK was superseded.
+	v5, _ := s.Set(node, resourcesOf([]string{"good", "l5"}, []string{"c1", "c2"}))
+	f.ack(f.recv(resource.ListenerType))
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v5); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -325,7 +488,8 @@ func TestServerStaleNonce(t *testing.T) {
 	f.ack(old)
 	waitEvent(t, events, "ack "+node+" LDS "+v1)
 
-	v2, _ := s.Set(node, simpleResources("l1", "l2"))
+	// Listeners and clusters change: the CDS ACK below is a barrier.
+	v2, _ := s.Set(node, resourcesOf([]string{"l1", "l2"}, []string{"c1", "c2"}))
 	cds := f.recv(resource.ClusterType)
 	lds := f.recv(resource.ListenerType)
 	if lds.GetNonce() == old.GetNonce() {
@@ -365,19 +529,32 @@ func TestServerReconnect(t *testing.T) {
 	f.cancel()
 	waitEvent(t, events, "disconnected "+node)
 
-	// Changed while the proxy was away; the caller does nothing else.
+	// Only the listeners changed while the proxy was away; the caller does
+	// nothing else.
 	v2, _ := s.Set(node, simpleResources("l1", "l2"))
-	// Envoy reconnects announcing the version it runs.
+	cur := s.TypeVersions(node, v2)
+	if cur["LDS"] != v2 || cur["CDS"] != v1 {
+		t.Fatalf("TypeVersions = %v, want LDS=%s CDS=%s", cur, v2, v1)
+	}
+	// Envoy reconnects announcing the versions it runs. A new stream is
+	// served the full current snapshot, CDS included although the proxy
+	// announces CDS's current version.
 	f2 := dialFake(t, sock, node)
 	f2.subscribe(v1)
-	f2.syncAll(v2)
+	f2.syncTo(cur)
 	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2); err != nil {
 		t.Fatal(err)
 	}
-	// A restarted Envoy (no version) gets the current snapshot too.
+	// Reconnecting with exactly the current versions also gets everything.
+	f2.cancel()
+	waitEvent(t, events, "disconnected "+node)
 	f3 := dialFake(t, sock, node)
-	f3.subscribe("")
-	f3.syncAll(v2)
+	f3.subscribeAt(cur["LDS"], cur["CDS"])
+	f3.syncTo(cur)
+	// A restarted Envoy (no version) gets the current snapshot too.
+	f4 := dialFake(t, sock, node)
+	f4.subscribe("")
+	f4.syncTo(cur)
 }
 
 func TestServerWaitDeadline(t *testing.T) {
@@ -432,8 +609,8 @@ func TestServerSetInconsistent(t *testing.T) {
 }
 
 // TestServerDeltaACK: a proxy on the incremental (delta) ADS stream is
-// tracked too. Delta sends nothing for a type whose content did not change,
-// so Wait accepts an ACK of an earlier version with identical content.
+// tracked too. Delta sends nothing for a type whose content did not change;
+// that type kept its version, so the ACK it had satisfies Wait.
 func TestServerDeltaACK(t *testing.T) {
 	s, sock, _ := testServer(t)
 	const node = "ns/delta"
@@ -481,9 +658,19 @@ func TestServerDeltaACK(t *testing.T) {
 	if got := s.LastACKed(node); got["LDS"] != v2 || got["CDS"] != v1 {
 		t.Fatalf("LastACKed = %v", got)
 	}
+	// Only the clusters change: only CDS is sent, at the new version (the
+	// ackNext above would have failed on a CDS response at v2).
+	v2b, _ := s.Set(node, resourcesOf([]string{"l1", "l2"}, []string{"c1", "c2"}))
+	ackNext(v2b)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v2b); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LastACKed(node); got["LDS"] != v2 || got["CDS"] != v2b {
+		t.Fatalf("LastACKed = %v, want LDS=%s CDS=%s", got, v2, v2b)
+	}
 	// A delta NACK fails Wait with the message, and the delta cache does not
 	// resend the rejected resources: the next LDS response is the next version.
-	v3, _ := s.Set(node, simpleResources("l1", "l2", "bad"))
+	v3, _ := s.Set(node, resourcesOf([]string{"l1", "l2", "bad"}, []string{"c1", "c2"}))
 	r, err := stream.Recv()
 	if err != nil || r.GetSystemVersionInfo() != v3 {
 		t.Fatalf("Recv = %v, %v; want LDS %s", r, err, v3)
@@ -495,6 +682,9 @@ func TestServerDeltaACK(t *testing.T) {
 	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v3); err == nil || !strings.Contains(err.Error(), "delta says no") {
 		t.Fatalf("Wait(v3) = %v, want the NACK", err)
 	}
-	v4, _ := s.Set(node, simpleResources("l1"))
+	v4, _ := s.Set(node, resourcesOf([]string{"l1"}, []string{"c1", "c2"}))
 	ackNext(v4)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v4); err != nil {
+		t.Fatal(err)
+	}
 }

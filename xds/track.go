@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -36,12 +37,25 @@ type Callbacks struct {
 // pkg/xds/server.go ShouldRespond: a request with error_detail is not
 // answered): in OnStreamRequest, a NACK's version_info is rewritten to the
 // rejected version before the cache sees it, so the cache thinks the proxy is
-// current and stays quiet until the next Set. The rejected snapshot stays in
-// the cache (we do not roll back): the proxy keeps running what it last
-// accepted, LastACKed says exactly that, and a reconnecting proxy is offered
-// the current (rejected) version once more and NACKs it once per stream.
+// current and stays quiet until the next Set that changes that type. The
+// rejected snapshot stays in the cache (we do not roll back): the proxy keeps
+// running what it last accepted, LastACKed says exactly that, and a
+// reconnecting proxy is offered the current (rejected) version once more and
+// NACKs it once per stream.
+//
+// Versions are per type (Server.Set): a Set that leaves the rejected type
+// unchanged keeps its rejected version, so it is not resent, and the new
+// snapshot version is born failed for that type (Wait reports the NACK at
+// once instead of timing out). A Set that changes the type gives it a new
+// version, which the parked watch answers.
+//
+// Why Wait compares per-type sequence numbers rather than looking versions
+// up in the history: an unchanged type keeps an old version forever (CDS may
+// stay at "1" through thousands of pushes), and its ACK must keep counting
+// after that version has left the bounded history.
 
-// maxVersions bounds the per-node version history kept for Wait.
+// maxVersions bounds the per-node version history kept for Wait (which
+// needs the per-type versions of the snapshot it waits for).
 const maxVersions = 256
 
 type tracker struct {
@@ -62,15 +76,25 @@ type sentResponse struct{ nonce, version string }
 type nodeTrack struct {
 	streams   int
 	connected bool              // ever
-	acked     map[string]string // type URL -> version
+	acked     map[string]string // type URL -> version last ACKed
+	ackedSeq  map[string]uint64 // type URL -> the same, as a sequence number
+	nack      map[string]nackRecord
 	versions  map[string]*versionState
 	order     []string      // versions oldest first, for pruning
 	changed   chan struct{} // closed and replaced on every change
 }
 
+// nackRecord is the latest NACK of one type that no later ACK superseded:
+// snapshot versions set afterwards that keep the type at that version are
+// born failed.
+type nackRecord struct {
+	seq uint64
+	msg string
+}
+
 type versionState struct {
-	seq      uint64
-	required map[string]string // type URL -> content hash
+	required map[string]uint64 // type URL -> the type's version (sequence) in this snapshot
+	all      map[string]uint64 // every type, for TypeVersions
 	nacked   map[string]string // type URL -> Envoy's error message
 }
 
@@ -84,6 +108,8 @@ func (t *tracker) nodeLocked(node string) *nodeTrack {
 	if n == nil {
 		n = &nodeTrack{
 			acked:    map[string]string{},
+			ackedSeq: map[string]uint64{},
+			nack:     map[string]nackRecord{},
 			versions: map[string]*versionState{},
 			changed:  make(chan struct{}),
 		}
@@ -97,12 +123,19 @@ func (n *nodeTrack) notify() {
 	n.changed = make(chan struct{})
 }
 
-// expect records that version (sequence seq) of node needs the given types.
-func (t *tracker) expect(node, version string, seq uint64, required map[string]string) {
+// expect records that snapshot version of node needs each required
+// type ACKed at the given per-type sequence; all has every type's.
+func (t *tracker) expect(node, version string, required, all map[string]uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.nodeLocked(node)
-	n.versions[version] = &versionState{seq: seq, required: required, nacked: map[string]string{}}
+	vs := &versionState{required: required, all: all, nacked: map[string]string{}}
+	for typeURL, ts := range required {
+		if r, ok := n.nack[typeURL]; ok && r.seq == ts {
+			vs.nacked[typeURL] = r.msg // still the rejected content: it will not be resent
+		}
+	}
+	n.versions[version] = vs
 	n.order = append(n.order, version)
 	if len(n.order) > maxVersions {
 		delete(n.versions, n.order[0])
@@ -195,9 +228,18 @@ func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK 
 	n := t.nodeLocked(st.node)
 	node = st.node
 	version := sent.version
+	seq, err := strconv.ParseUint(version, 10, 64)
+	if err != nil {
+		return "" // not a version this server made (it makes sequence numbers)
+	}
 	if isNACK {
-		if vs := n.versions[version]; vs != nil {
-			vs.nacked[typeURL] = errMsg
+		// Every snapshot carrying this type at this version fails, also
+		// those set after it was sent (see "NACK handling").
+		n.nack[typeURL] = nackRecord{seq: seq, msg: errMsg}
+		for _, vs := range n.versions {
+			if ts, ok := vs.required[typeURL]; ok && ts == seq {
+				vs.nacked[typeURL] = errMsg
+			}
 		}
 		n.notify()
 		if t.cb.NACKed != nil {
@@ -206,6 +248,10 @@ func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK 
 		return version
 	}
 	n.acked[typeURL] = version
+	n.ackedSeq[typeURL] = seq
+	if r, ok := n.nack[typeURL]; ok && seq >= r.seq {
+		delete(n.nack, typeURL)
+	}
 	n.notify()
 	if t.cb.ACKed != nil {
 		events = append(events, func() { t.cb.ACKed(node, typeURL, version) })
@@ -229,18 +275,12 @@ func (t *tracker) closed(id int64) {
 }
 
 // satisfiedLocked reports whether n runs version vs for typeURL: it ACKed
-// that version or a later one, or a version with the same content for that
-// type (delta streams send nothing for an unchanged type).
+// the type's version in vs or a later one. A type left unchanged keeps its
+// version, so the ACK it already had counts (and neither state of the world
+// nor delta sends anything for it).
 func (n *nodeTrack) satisfiedLocked(vs *versionState, typeURL string) bool {
-	a, ok := n.acked[typeURL]
-	if !ok {
-		return false
-	}
-	av := n.versions[a]
-	if av == nil {
-		return false
-	}
-	return av.seq >= vs.seq || av.required[typeURL] == vs.required[typeURL]
+	a, ok := n.ackedSeq[typeURL]
+	return ok && a >= vs.required[typeURL]
 }
 
 func (t *tracker) wait(ctx context.Context, node, version string) error {
@@ -259,7 +299,7 @@ func (t *tracker) wait(ctx context.Context, node, version string) error {
 			}
 			if msg, ok := vs.nacked[typeURL]; ok {
 				t.mu.Unlock()
-				return fmt.Errorf("xds: node %s rejected (NACK) %s version %s: %s", node, shortType(typeURL), version, msg)
+				return fmt.Errorf("xds: node %s rejected (NACK) %s version %s (of snapshot version %s): %s", node, shortType(typeURL), strconv.FormatUint(vs.required[typeURL], 10), version, msg)
 			}
 			if !n.satisfiedLocked(vs, typeURL) {
 				missing = append(missing, shortType(typeURL))
@@ -300,6 +340,20 @@ func (t *tracker) describe(node string) string {
 		parts = append(parts, shortType(typeURL)+"="+v)
 	}
 	return fmt.Sprintf("proxy is %s and last ACKed %s", state, strings.Join(parts, " "))
+}
+
+func (t *tracker) typeVersions(node, version string) map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.nodes[node]
+	if n == nil || n.versions[version] == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for typeURL, ts := range n.versions[version].all {
+		out[shortType(typeURL)] = strconv.FormatUint(ts, 10)
+	}
+	return out
 }
 
 func (t *tracker) lastACKed(node string) map[string]string {
