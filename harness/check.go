@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/meshtls/meshtls/xds"
 	"net"
 	"net/netip"
 	"net/url"
@@ -126,11 +127,23 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 	for hops := 0; len(next) > 0 && hops < 8; hops++ {
 		s := next[0]
 		next = next[1:]
+		// Wait for the line that ends the connection or request; a tcp_proxy
+		// also writes one when its upstream connects, which is the evidence
+		// left if the connection is still open when the budget runs out.
+		this := func(l string) bool { return strings.Contains(l, `"downstream_remote_address":"`+s.src+`"`) }
 		line, err := s.p.Logs.WaitFor(wctx, mk[s.p.W.ID()], func(l string) bool {
-			return strings.Contains(l, `"downstream_remote_address":"`+s.src+`"`)
+			return this(l) && !strings.Contains(l, `"event":"`+xds.EventTCPConnected+`"`)
 		})
 		if err != nil {
-			continue // the hop was not handled by that proxy; the trace says so
+			line = ""
+			for _, l := range s.p.Logs.Since(mk[s.p.W.ID()]) {
+				if this(l) {
+					line = l
+				}
+			}
+			if line == "" {
+				continue // the hop was not handled by that proxy; the trace says so
+			}
 		}
 		var e trace.LogEntry
 		if json.Unmarshal([]byte(line), &e) != nil || e.UpstreamLocalAddress == "" {

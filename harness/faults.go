@@ -71,7 +71,9 @@ func (r *Runtime) RestartProxy(ctx context.Context, ref string) error {
 	if err := p.Admin.Ready(ctx); err != nil {
 		return fmt.Errorf("restart proxy %s: %w%s", p.W.ID(), err, p.envoyTail())
 	}
-	if err := waitConfigVersion(ctx, p, version); err != nil {
+	// Versions are per type (xds.Server.Set): an Envoy that got the
+	// snapshot anew runs each type at that type's version.
+	if err := waitConfigVersion(ctx, p, r.xds.TypeVersions(p.W.ID(), version)); err != nil {
 		return fmt.Errorf("restart proxy %s: %w%s", p.W.ID(), err, p.envoyTail())
 	}
 	if err := p.Admin.WaitNoWarming(ctx); err != nil {
@@ -133,12 +135,13 @@ func (r *Runtime) followSince(id string, t time.Time, out, errb *LogBuffer) erro
 	return nil
 }
 
-// waitConfigVersion waits until Envoy's dynamic listeners and clusters all
-// carry version (and there is at least one of each).
-func waitConfigVersion(ctx context.Context, p *Pod, version string) error {
+// waitConfigVersion waits until Envoy's dynamic listeners all carry the LDS
+// version of want and its clusters the CDS version (and there is at least
+// one of each); want is xds.Server.TypeVersions.
+func waitConfigVersion(ctx context.Context, p *Pod, want map[string]string) error {
 	var last string
 	for {
-		ok, desc, err := configAtVersion(ctx, p, version)
+		ok, desc, err := configAtVersion(ctx, p, want)
 		if err == nil && ok {
 			return nil
 		}
@@ -150,15 +153,19 @@ func waitConfigVersion(ctx context.Context, p *Pod, version string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("envoy of %s does not run version %s (%s): %w", p.W.ID(), version, last, ctx.Err())
+			return fmt.Errorf("envoy of %s does not run LDS version %s and CDS version %s (%s): %w", p.W.ID(), want["LDS"], want["CDS"], last, ctx.Err())
 		case <-time.After(20 * time.Millisecond): // the admin API has no watch
 		}
 	}
 }
 
-func configAtVersion(ctx context.Context, p *Pod, version string) (bool, string, error) {
+func configAtVersion(ctx context.Context, p *Pod, want map[string]string) (bool, string, error) {
 	var seen []string
 	for _, res := range []string{"dynamic_listeners", "dynamic_active_clusters"} {
+		version := want["LDS"]
+		if res == "dynamic_active_clusters" {
+			version = want["CDS"]
+		}
 		b, err := p.Admin.ConfigDump(ctx, "resource="+res)
 		if err != nil {
 			return false, "", err

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"github.com/meshtls/meshtls/xds"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -376,31 +377,41 @@ func (b *builder) clientOutbound(id string, call *pod.CallResult) *LogEntry {
 	lines := b.obs.AccessLogs[id]
 	isOut := func(e *LogEntry) bool { return e.Direction == "" || e.Direction == "outbound" }
 	if call.LocalAddr != "" {
-		for i := len(lines) - 1; i >= 0; i-- {
-			if e := &lines[i]; isOut(e) && e.DownstreamRemoteAddress == call.LocalAddr {
-				return e
-			}
+		if e := latest(lines, func(e *LogEntry) bool { return isOut(e) && e.DownstreamRemoteAddress == call.LocalAddr }); e != nil {
+			return e
 		}
 	}
 	if call.RemoteAddr != "" {
-		for i := len(lines) - 1; i >= 0; i-- {
-			if e := &lines[i]; isOut(e) && e.DownstreamLocalAddress == call.RemoteAddr {
-				return e
-			}
-		}
+		return latest(lines, func(e *LogEntry) bool { return isOut(e) && e.DownstreamLocalAddress == call.RemoteAddr })
 	}
 	return nil
 }
 
 // receiverLine is a proxy's line for a connection it accepted from src.
 func (b *builder) receiverLine(id, src string) *LogEntry {
-	lines := b.obs.AccessLogs[id]
+	return latest(b.obs.AccessLogs[id], func(e *LogEntry) bool {
+		return e.Direction != "outbound" && e.DownstreamRemoteAddress == src
+	})
+}
+
+// latest is the newest line that matches, preferring a line that closes
+// the connection or request over the early line written on connect, which
+// lacks the response flags and termination details.
+func latest(lines []LogEntry, match func(*LogEntry) bool) *LogEntry {
+	var early *LogEntry
 	for i := len(lines) - 1; i >= 0; i-- {
-		if e := &lines[i]; e.Direction != "outbound" && e.DownstreamRemoteAddress == src {
+		e := &lines[i]
+		if !match(e) {
+			continue
+		}
+		if e.Event != xds.EventTCPConnected {
 			return e
 		}
+		if early == nil {
+			early = e
+		}
 	}
-	return nil
+	return early
 }
 
 // findFlow finds the connection src→dst in a pod's capture. With src

@@ -191,9 +191,13 @@ func (h *Hop) Short() string {
 // LogEntry is one line of an Envoy JSON access log. Every value is kept as
 // text; Envoy's "-" (and JSON null) become "". Unknown keys are ignored.
 type LogEntry struct {
-	Start                            string `json:"start"`
-	Proxy                            string `json:"proxy"`
-	Direction                        string `json:"direction"` // outbound | inbound | gateway
+	Start     string `json:"start"`
+	Proxy     string `json:"proxy"`
+	Direction string `json:"direction"` // outbound | inbound | gateway
+	// Event is Envoy's %ACCESS_LOG_TYPE%: TcpUpstreamConnected (a tcp_proxy
+	// line written when the upstream connects), TcpConnectionEnd,
+	// DownstreamEnd (an HTTP request), NotSet (no filter chain matched).
+	Event                            string `json:"event"`
 	Listener                         string `json:"listener"`
 	Method                           string `json:"method"`
 	Path                             string `json:"path"`
