@@ -485,6 +485,26 @@ func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
 
 func (l *loader) addService(src Source, meta metav1.ObjectMeta, s *corev1.Service, rep report) {
 	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: src}
+	// Only what meshtls models; the rest would be silently ignored. Service
+	// names resolve to the selected pods (there are no cluster IPs), which is
+	// a headless Service, so clusterIP may be empty or None.
+	if t := s.Spec.Type; t != "" && t != corev1.ServiceTypeClusterIP {
+		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP)", t))
+	}
+	if ip := s.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		rep("spec.clusterIP", fmt.Sprintf("%q is not supported: meshtls gives Services no cluster IP (service names resolve to the selected pods); remove it or use None", ip))
+	}
+	if spec, err := json.Marshal(s.Spec); err == nil {
+		var keys map[string]any
+		_ = json.Unmarshal(spec, &keys)
+		for k := range keys {
+			switch k {
+			case "selector", "ports", "type", "clusterIP":
+			default:
+				rep("spec."+k, "not supported by meshtls (supported: selector, ports, type ClusterIP, clusterIP None)")
+			}
+		}
+	}
 	var targets []intstr.IntOrString
 	for i, p := range s.Spec.Ports {
 		if p.Port <= 0 || p.Port > 65535 {
