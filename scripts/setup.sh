@@ -60,6 +60,15 @@ else
 	fi
 	command -v docker >/dev/null || { echo "setup: dockerd is installed but the docker client is missing (apt-get install -y docker.io)" >&2; exit 1; }
 	[ "$(id -u)" = 0 ] || { echo "setup: dockerd is installed but not running; start it as root (sudo dockerd &)" >&2; exit 1; }
+	# A daemon that was killed leaves its pid file, and a new one refuses to
+	# start while it exists: remove it when no such process runs.
+	for entry in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
+		pidfile=${entry%%:*} comm=${entry##*:}
+		if [ -f "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile" 2>/dev/null)/comm" 2>/dev/null)" != "$comm" ]; then
+			say "removing stale $pidfile"
+			rm -f "$pidfile"
+		fi
+	done
 	say "starting dockerd (log: /var/log/meshtls-dockerd.log)"
 	nohup dockerd >/var/log/meshtls-dockerd.log 2>&1 </dev/null &
 	# Wait on the engine's own answer, with a deadline.
