@@ -62,15 +62,20 @@ else
 	[ "$(id -u)" = 0 ] || { echo "setup: dockerd is installed but not running; start it as root (sudo dockerd &)" >&2; exit 1; }
 	# A daemon that was killed leaves its pid file, and a new one refuses to
 	# start while it exists: remove it when no such process runs.
+	# (A killed daemon not yet reaped is a zombie: that is not running.)
+	running_as() { # pid comm
+		local name state
+		[ -r "/proc/$1/stat" ] && read -r _ name state _ <"/proc/$1/stat" && [ "$name" = "($2)" ] && [ "$state" != Z ]
+	}
 	for entry in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
 		pidfile=${entry%%:*} comm=${entry##*:}
-		if [ -f "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile" 2>/dev/null)/comm" 2>/dev/null)" != "$comm" ]; then
+		if [ -f "$pidfile" ] && ! running_as "$(cat "$pidfile" 2>/dev/null)" "$comm"; then
 			say "removing stale $pidfile"
 			rm -f "$pidfile"
 		fi
 	done
 	say "starting dockerd (log: /var/log/meshtls-dockerd.log)"
-	nohup dockerd >/var/log/meshtls-dockerd.log 2>&1 </dev/null &
+	nohup dockerd >>/var/log/meshtls-dockerd.log 2>&1 </dev/null &
 	# Wait on the engine's own answer, with a deadline.
 	for _ in $(seq 1 120); do
 		docker info >/dev/null 2>&1 && break
