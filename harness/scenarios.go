@@ -72,6 +72,11 @@ type RunOptions struct {
 	Progress func(*trace.Result)
 	// Artifacts, when set, is where evidence of failed checks is saved.
 	Artifacts string
+	// Keep leaves a mesh running when one of its checks failed (the CLI sets
+	// it from MESHTLS_KEEP) and hands OnKeep the message that says how to
+	// reach each proxy's admin API and how to remove the mesh.
+	Keep   bool
+	OnKeep func(msg string)
 }
 
 // RunScenarios runs scenarios, sharing pods between scenarios that declare
@@ -109,7 +114,16 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 	if err != nil {
 		return fmt.Errorf("scenario %s: %w", scs[0].Name, err)
 	}
-	defer rt.Close()
+	failed := false
+	defer func() {
+		if ro.Keep && failed && ctx.Err() == nil {
+			if ro.OnKeep != nil {
+				ro.OnKeep(fmt.Sprintf("%s\n  it holds the config of scenario %s (the last of the scenarios sharing its pods; run a failing file alone to keep its config)", rt.KeepMessage(), scs[len(scs)-1].Name))
+			}
+			return
+		}
+		rt.Close()
+	}()
 	for i, s := range scs {
 		if i > 0 {
 			if err := rt.Apply(ctx, s.Mesh); err != nil {
@@ -134,6 +148,9 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 		}
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("scenario %s: %w", s.Name, err)
+		}
+		for _, r := range res {
+			failed = failed || r.Verdict == trace.VerdictFail
 		}
 		if ro.Artifacts != "" {
 			for _, r := range res {

@@ -122,7 +122,8 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	if f.verbose || tty {
 		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
 	}
-	ro := harness.RunOptions{Parallel: f.parallel, Artifacts: f.artifacts}
+	ro := harness.RunOptions{Parallel: f.parallel, Artifacts: f.artifacts,
+		Keep: os.Getenv("MESHTLS_KEEP") != "", OnKeep: func(msg string) { say("%s", msg) }}
 	if tty {
 		ro.Progress = func(r *trace.Result) {
 			mark := map[string]string{trace.VerdictPass: "✓", trace.VerdictFail: "✗", trace.VerdictReport: "·"}[r.Verdict]
