@@ -105,18 +105,7 @@ func (r *Runtime) RestartControlPlane(ctx context.Context, m *mesh.Mesh) error {
 	if m != nil {
 		r.mesh = m
 	}
-	versions := map[string]string{}
-	for _, w := range r.mesh.Workloads {
-		if !w.HasProxy() {
-			continue
-		}
-		v, err := r.push(w)
-		if err != nil {
-			return err
-		}
-		versions[w.ID()] = v
-	}
-	return r.waitProxies(ctx, versions)
+	return r.pushAll(ctx)
 }
 
 // followSince is follow for a restarted container: only lines written after t.

@@ -217,38 +217,8 @@ func expectedText(e *trace.Expected) string {
 	return strings.Join(parts, " ")
 }
 
-func layerText(l trace.Layer) string {
-	if l.Kind != trace.KindTLS {
-		return "plaintext"
-	}
-	parts := []string{"TLS"}
-	if l.Version != "" {
-		parts = append(parts, l.Version)
-	}
-	if l.SNI != "" {
-		parts = append(parts, "SNI "+l.SNI)
-	} else {
-		parts = append(parts, "no SNI")
-	}
-	if len(l.ALPN) > 0 {
-		parts = append(parts, "ALPN "+strings.Join(l.ALPN, ","))
-	}
-	if l.TerminatedBy != "" {
-		parts = append(parts, "terminated by "+l.TerminatedBy)
-	}
-	if l.PeerVerified {
-		parts = append(parts, "client cert verified: "+l.Peer)
-	} else {
-		parts = append(parts, "no client cert verified")
-	}
-	if l.Server != "" {
-		parts = append(parts, "server cert: "+l.Server)
-	}
-	return strings.Join(parts, " · ")
-}
-
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"layer": layerText,
+	"layer": trace.Layer.String,
 	"join":  strings.Join,
 	"inc":   func(i int) int { return i + 1 },
 }).Parse(reportSrc))

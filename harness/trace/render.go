@@ -62,7 +62,7 @@ func (r *Result) Explain() string {
 	for i, h := range r.Hops {
 		fmt.Fprintf(&b, "    %d. %s -> %s  %s\n", i+1, endpoint(h.From, h.Src), endpoint(h.To, h.Dst), h.Wire)
 		for j, l := range h.Layers {
-			fmt.Fprintf(&b, "       layer %d: %s\n", j+1, l.describe())
+			fmt.Fprintf(&b, "       layer %d: %s\n", j+1, l.String())
 		}
 		if h.Flags != "" {
 			fmt.Fprintf(&b, "       flags: %s\n", h.Flags)
@@ -82,7 +82,9 @@ func (r *Result) Explain() string {
 	return b.String()
 }
 
-func (l Layer) describe() string {
+// String describes a layer in one line: kind, version, SNI, ALPN, who
+// terminated it, the client identity verified and the server certificate.
+func (l Layer) String() string {
 	if l.Kind != KindTLS {
 		return KindPlaintext
 	}
