@@ -76,3 +76,30 @@ func TestBuildImageIsContentTaggedAndBuiltOnce(t *testing.T) {
 		t.Fatalf("changed content kept tag %s", first)
 	}
 }
+
+// ENVOY_IMAGE names a ready-made image: it is used as is, and one that is
+// not in the local engine is an error with the fix (nothing is pulled).
+func TestEnvoyImageFromEnv(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live: needs Docker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := ensureImages(ctx, cli, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ENVOY_IMAGE", built.Envoy)
+	got, err := ensureImages(ctx, cli, t.Logf)
+	if err != nil || got.Envoy != built.Envoy {
+		t.Fatalf("ENVOY_IMAGE=%s: got %q, %v", built.Envoy, got.Envoy, err)
+	}
+	t.Setenv("ENVOY_IMAGE", "meshtls/no-such-envoy:1")
+	if _, err := ensureImages(ctx, cli, t.Logf); err == nil || !strings.Contains(err.Error(), "never pulls") {
+		t.Fatalf("missing ENVOY_IMAGE: err = %v, want the no-pull fix", err)
+	}
+}
