@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/moby/moby/client"
 
@@ -51,6 +52,13 @@ func ensureImages(ctx context.Context, cli *client.Client, logf func(string, ...
 	if im, ok := imagesDone[key]; ok {
 		return im, nil
 	}
+	// Test packages run as parallel processes: one builds, the others
+	// then find the tag and reuse it.
+	unlock, err := lockFile(filepath.Join(cacheDir(), "images.lock"))
+	if err != nil {
+		return Images{}, err
+	}
+	defer unlock()
 	podBin, err := podBinary(ctx)
 	if err != nil {
 		return Images{}, err
@@ -131,6 +139,19 @@ func podBinary(ctx context.Context) (string, error) {
 		}
 	}
 	return "", errors.New("no meshtls-pod binary: run from the meshtls source tree, put meshtls-pod beside meshtls (make setup builds bin/meshtls-pod), or set MESHTLS_POD_BINARY")
+}
+
+// lockFile takes an exclusive lock shared with other processes.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func cacheDir() string {
