@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,9 +134,4 @@ func artifactRoot(t *testing.T) string {
 
 func sanitize(s string) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(s)
-}
-
-// wl renders a Workload document; it keeps workload tables short.
-func wl(ns, name string, spec string) string {
-	return fmt.Sprintf("apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: %s, namespace: %s}\nspec: %s\n---\n", name, ns, spec)
 }
