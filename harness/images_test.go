@@ -59,7 +59,9 @@ func TestBuildImageIsContentTaggedAndBuiltOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), first, client.ImageRemoveOptions{Force: true, PruneChildren: true}) })
+	t.Cleanup(func() {
+		_, _ = cli.ImageRemove(context.Background(), first, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
 	again, err := buildImage(ctx, cli, "meshtls/test", ctxFiles(stamp), logf)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +73,9 @@ func TestBuildImageIsContentTaggedAndBuiltOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), other, client.ImageRemoveOptions{Force: true, PruneChildren: true}) })
+	t.Cleanup(func() {
+		_, _ = cli.ImageRemove(context.Background(), other, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
 	if other == first {
 		t.Fatalf("changed content kept tag %s", first)
 	}
