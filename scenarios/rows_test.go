@@ -19,7 +19,7 @@ import (
 //
 // Run one group or one row with the usual filters, e.g.
 //
-//	go test ./scenarios/ -run 'TestSidecarMatrix/STRICT'
+//	go test ./scenarios/ -run 'TestSidecarMatrix/1-strict'
 
 // row is one configuration and the calls made under it.
 type row struct {
@@ -134,4 +134,33 @@ func artifactRoot(t *testing.T) string {
 
 func sanitize(s string) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(s)
+}
+
+const clientID = "spiffe://cluster.local/ns/default/sa/client"
+
+// meshPA is a mesh-wide PeerAuthentication (root namespace, no selector).
+func meshPA(mode string) string {
+	return `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: ` + mode + `}
+---
+`
+}
+
+// meshDR is a DestinationRule for every host, as the reachability test
+// installs it in the root namespace.
+func meshDR(mode string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: default, namespace: istio-system}
+spec:
+  host: "*"
+  trafficPolicy:
+    tls: {mode: ` + mode + `}
+---
+`
 }
