@@ -145,6 +145,28 @@ func TestGateways(t *testing.T) {
 				// Upstream from a gateway follows auto mTLS like a sidecar.
 				{name: "plain", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect("ok", w("plaintext", "mtls"), gatewayID, "")},
 			}},
+		// httpsRedirect is per server: the redirect-only server (no
+		// VirtualService) answers 301 for its host; the other server on
+		// the same port keeps serving plain HTTP.
+		{name: "httpsRedirect_per_server", cite: "https://istio.io/latest/docs/reference/config/networking/gateway/#ServerTLSSettings; pilot/pkg/networking/core/gateway.go (buildGatewayHTTPRouteConfig)",
+			config: `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http-redirect, protocol: HTTP}
+    hosts: [a.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [b.example.com]
+---
+` + httpToB,
+			checks: []check{
+				{name: "redirect-only-server", from: "outside/curl", to: "http://a.example.com/", via: ingress, want: expect("http-301", w("plaintext"), "none", "")},
+				{name: "other-server-not-redirected", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect("ok", w("plaintext", "mtls"), gatewayID, "")},
+			}},
 		{name: "HTTPS_SIMPLE", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + httpToB,
 			checks: []check{
 				{name: "no-client-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},

@@ -293,43 +293,57 @@ type vsHosts struct {
 
 // gatewayRouteConfig: virtual hosts from the http routes of the bound
 // VirtualServices; routes of several VirtualServices for one host are
-// merged in order (gateway.go, buildGatewayVirtualHosts). Hosts no
+// merged in order (gateway.go, buildGatewayHTTPRouteConfig). Hosts no
 // VirtualService serves get Envoy's 404.
+//
+// tls.httpsRedirect belongs to its server: it marks the virtual hosts that
+// server contributes, and each of the server's own hosts gets a virtual host
+// even without a VirtualService, so a redirect-only server answers 301
+// (gateway.go, buildGatewayHTTPRouteConfig: RequireTls ALL per server, then
+// "create VirtualHost to redirect" for server.Hosts taken as written).
 func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServer) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{Name: name, ValidateClusters: wrapperspb.Bool(false)}
 	byHost := map[string]*route.VirtualHost{}
 	var order []string
-	redirect := false
-	for _, s := range servers {
-		if s.tls.GetHttpsRedirect() {
-			redirect = true
-		}
-		for _, vh := range b.boundVirtualServices(s) {
-			if len(vh.vs.Spec.GetHttp()) == 0 {
-				continue // only the http block applies to HTTP(S) servers
+	vhost := func(h string) *route.VirtualHost {
+		h = strings.ToLower(h)
+		v, ok := byHost[h]
+		if !ok {
+			v = &route.VirtualHost{Name: fmt.Sprintf("%s:%d", h, port), Domains: []string{h, fmt.Sprintf("%s:%d", h, port)}}
+			if h == "*" {
+				v.Domains = []string{"*"}
 			}
+			byHost[h] = v
+			order = append(order, h)
+		}
+		return v
+	}
+	for _, s := range servers {
+		redirect := s.tls.GetHttpsRedirect()
+		for _, vh := range b.boundVirtualServices(s) {
+			// Only the http block applies to HTTP(S) servers; a
+			// VirtualService none of whose routes applies here is skipped
+			// (route.go, BuildHTTPRoutesForVirtualService: "no routes matched").
 			routes := b.httpRoutes(vh.vs, port, s.ref, b.proxy.Labels)
+			if len(routes) == 0 {
+				continue
+			}
 			for _, h := range vh.hosts {
-				v, ok := byHost[h]
-				if !ok {
-					v = &route.VirtualHost{Name: fmt.Sprintf("%s:%d", h, port), Domains: []string{h, fmt.Sprintf("%s:%d", h, port)}}
-					if h == "*" {
-						v.Domains = []string{"*"}
-					}
-					byHost[h] = v
-					order = append(order, h)
-				}
+				v := vhost(h)
 				v.Routes = append(v.Routes, routes...)
+				if redirect {
+					v.RequireTls = route.VirtualHost_ALL
+				}
+			}
+		}
+		if redirect {
+			for _, h := range s.srv.GetHosts() {
+				vhost(h).RequireTls = route.VirtualHost_ALL
 			}
 		}
 	}
 	for _, h := range order {
-		v := byHost[h]
-		if redirect {
-			// tls.httpsRedirect: 301 to https (gateway.go, RequireTls ALL).
-			v.RequireTls = route.VirtualHost_ALL
-		}
-		rc.VirtualHosts = append(rc.VirtualHosts, v)
+		rc.VirtualHosts = append(rc.VirtualHosts, byHost[h])
 	}
 	return rc
 }

@@ -270,3 +270,54 @@ spec:
 		t.Errorf("gateway endpoint: found=%v tlsMode=%v, want found and unlabelled", found, labelled)
 	}
 }
+
+// httpsRedirect belongs to its server: a second server on the port without
+// it is not redirected, and a redirect-only server with no VirtualService
+// still gets a virtual host that redirects
+// (pilot/pkg/networking/core/gateway.go, buildGatewayHTTPRouteConfig).
+func TestGatewayHTTPSRedirectPerServer(t *testing.T) {
+	res, _ := translate(t, "gateway.yaml", `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: redirect, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http-redirect, protocol: HTTP}
+    hosts: [R.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 80, name: http-served, protocol: HTTP}
+    hosts: [s.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: s, namespace: default}
+spec:
+  hosts: [s.example.com]
+  gateways: [redirect]
+  http:
+  - route: [{destination: {host: b, port: {number: 8080}}}]
+`, gwID)
+	rc := findRoute(t, res, "http.80")
+	got := map[string]route.VirtualHost_TlsRequirementType{}
+	routes := map[string]int{}
+	for _, vh := range rc.VirtualHosts {
+		got[vh.Name] = vh.RequireTls
+		routes[vh.Name] = len(vh.Routes)
+	}
+	want := map[string]route.VirtualHost_TlsRequirementType{
+		"r.example.com:80": route.VirtualHost_ALL,  // redirect-only, host lower-cased
+		"s.example.com:80": route.VirtualHost_NONE, // the other server keeps plain HTTP
+	}
+	if len(got) != len(want) {
+		t.Fatalf("virtual hosts = %v, want %v", got, want)
+	}
+	for n, w := range want {
+		if g, ok := got[n]; !ok || g != w {
+			t.Errorf("%s: require_tls = %v (present %v), want %v", n, g, ok, w)
+		}
+	}
+	if routes["r.example.com:80"] != 0 || routes["s.example.com:80"] != 1 {
+		t.Errorf("routes per vhost = %v", routes)
+	}
+}
