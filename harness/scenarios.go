@@ -23,7 +23,7 @@ type Scenario struct {
 
 // LoadScenarios loads each file (directories expand to their *.yaml and
 // *.yml files, sorted) as one scenario. Every file is validated before any
-// container starts; all problems are returned together.
+// container starts, translation included; all problems are returned together.
 func LoadScenarios(paths ...string) ([]Scenario, error) {
 	var files []string
 	for _, p := range paths {
@@ -49,13 +49,12 @@ func LoadScenarios(paths ...string) ([]Scenario, error) {
 	var out []Scenario
 	var errs []string
 	for _, f := range files {
-		m, err := mesh.Load(f)
+		s, err := LoadScenario(f)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
-		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
-		out = append(out, Scenario{Name: name, File: f, Mesh: m})
+		out = append(out, s)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/harness"
 )
 
 // Exit codes: the contract in DESIGN.md.
@@ -63,7 +63,8 @@ func validateCmd() *cobra.Command {
 		Use:   "validate FILE|DIR...",
 		Short: "Check bundles without Docker",
 		Long: `Each file is checked on its own, as ` + "`run`" + ` would load it as one scenario
-(a directory stands for its *.yaml and *.yml files). Every problem of every
+(a directory stands for its *.yaml and *.yml files), translation to Envoy
+config included: a bundle validate accepts is one run accepts. Every problem of every
 file is reported, each naming the file, document, kind/name and field.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,13 +74,13 @@ file is reported, each naming the file, document, kind/name and field.`,
 			}
 			failed := 0
 			for _, f := range files {
-				m, err := mesh.Load(f)
+				s, err := harness.LoadScenario(f)
 				if err != nil {
 					failed++
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: invalid\n%s\n", f, indent(err.Error()))
 					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d workloads, %d checks)\n", f, len(m.Workloads), len(m.Checks))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d workloads, %d checks)\n", f, len(s.Mesh.Workloads), len(s.Mesh.Checks))
 			}
 			if failed > 0 {
 				return bad(fmt.Errorf("%d of %d files invalid", failed, len(files)))

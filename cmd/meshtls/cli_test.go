@@ -217,3 +217,65 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// untranslatable loads (every field and reference is valid) but cannot be
+// translated: the MUTUAL gateway needs the client CA from its credential
+// Secret, which has no ca.crt. Two gateway pods select the Gateway, so the
+// problem is met twice and must be reported once.
+const untranslatable = `apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: gw1, namespace: istio-system, labels: {istio: ingressgateway}}
+spec: {gateway: true}
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: gw2, namespace: istio-system, labels: {istio: ingressgateway}}
+spec: {gateway: true}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cred, namespace: istio-system}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+  tls.key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mutual, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: MUTUAL, credentialName: cred}
+`
+
+// validate translates as run does: a bundle run refuses is refused by
+// validate with the same problem, naming the file and document.
+func TestValidateIncludesTranslation(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/meshtls-test.sock")
+	f := writeBundle(t, "untranslatable.yaml", untranslatable)
+	want := []string{"untranslatable.yaml (document 3) Secret istio-system/cred", "no ca.crt"}
+	code, _, vErr := run(t, "validate", f)
+	if code != 2 {
+		t.Fatalf("validate: exit %d, want 2\n%s", code, vErr)
+	}
+	code, _, rErr := run(t, "run", f)
+	if code != 2 {
+		t.Fatalf("run: exit %d, want 2\n%s", code, rErr)
+	}
+	for _, out := range []string{vErr, rErr} {
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+		if n := strings.Count(out, "no ca.crt"); n != 1 {
+			t.Errorf("the problem is reported %d times, want once:\n%s", n, out)
+		}
+		if strings.Contains(out, "Docker") {
+			t.Errorf("Docker was contacted for bad input:\n%s", out)
+		}
+	}
+}
