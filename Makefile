@@ -30,6 +30,6 @@ build:
 # sidecar matrix of bench/matrix, marginal check, push-to-ACK for 6 proxies),
 # each of RUNS (default 3) in a fresh process, medians printed.
 bench:
-	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./xds/
+	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./translate/
 	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
 	./bin/meshtls-bench -runs $(or $(RUNS),3)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/meshtls/meshtls/xds"
 	"net"
 	"net/netip"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
+	"github.com/meshtls/meshtls/translate"
 )
 
 // evidenceWait bounds how long a check waits for the access-log lines its
@@ -132,7 +132,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		// left if the connection is still open when the budget runs out.
 		this := func(l string) bool { return strings.Contains(l, `"downstream_remote_address":"`+s.src+`"`) }
 		line, err := s.p.Logs.WaitFor(wctx, mk[s.p.W.ID()], func(l string) bool {
-			return this(l) && !strings.Contains(l, `"event":"`+xds.EventTCPConnected+`"`)
+			return this(l) && !strings.Contains(l, `"event":"`+translate.EventTCPConnected+`"`)
 		})
 		if err != nil {
 			line = ""

@@ -30,6 +30,7 @@ import (
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
+	"github.com/meshtls/meshtls/translate"
 	"github.com/meshtls/meshtls/xds"
 )
 
@@ -243,7 +244,7 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 
 // push translates one proxy's config and hands it to the xDS server.
 func (r *Runtime) push(w *mesh.Workload) (string, error) {
-	res, err := xds.Translate(r.mesh, w, &xds.Env{Addrs: r.addrs, Certs: r.certs})
+	res, err := translate.Translate(r.mesh, w, &translate.Env{Addrs: r.addrs, Certs: r.certs})
 	if err != nil {
 		return "", fmt.Errorf("translating config for %s: %w", w.ID(), err)
 	}

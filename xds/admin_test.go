@@ -25,6 +25,9 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/meshtls/meshtls/internal/envoytest"
+	"github.com/meshtls/meshtls/translate"
 )
 
 // fakeAdmin serves canned admin answers on a Unix socket.
@@ -117,7 +120,7 @@ func TestAdminNotReady(t *testing.T) {
 // admin client. Output is kept and shown if the test fails.
 func startEnvoy(t *testing.T, node, xdsSock string) *Admin {
 	t.Helper()
-	bin := envoyBinary(t)
+	bin := envoytest.Binary(t)
 	dir := t.TempDir()
 	opts := BootstrapOptions{
 		NodeID: node, Cluster: "live.test",
@@ -245,7 +248,7 @@ func TestServerLiveEnvoy(t *testing.T) {
 	bad := tcpListener(t, "bad", freePort(t), "backend")
 	bad.FilterChains[0].Filters[0].ConfigType = &listener.Filter_TypedConfig{
 		TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/meshtls.test.NoSuchFilter"}}
-	err = s.Push(ctxTimeout(t, 20*time.Second), map[string]*Resources{node: {
+	err = s.Push(ctxTimeout(t, 20*time.Second), map[string]*translate.Resources{node: {
 		Listeners: []*listener.Listener{bad},
 		Clusters:  []*cluster.Cluster{staticCluster("backend", backendPort)},
 	}})
@@ -261,11 +264,11 @@ func TestServerLiveEnvoy(t *testing.T) {
 
 	// 2. Accepted and serving.
 	port := freePort(t)
-	good := &Resources{
+	good := &translate.Resources{
 		Listeners: []*listener.Listener{tcpListener(t, "good", port, "backend")},
 		Clusters:  []*cluster.Cluster{staticCluster("backend", backendPort)},
 	}
-	if err := s.Push(ctxTimeout(t, 20*time.Second), map[string]*Resources{node: good}); err != nil {
+	if err := s.Push(ctxTimeout(t, 20*time.Second), map[string]*translate.Resources{node: good}); err != nil {
 		t.Fatal(err)
 	}
 	if err := admin.Ready(ctxTimeout(t, 10*time.Second)); err != nil {
@@ -301,7 +304,7 @@ func TestServerLiveEnvoy(t *testing.T) {
 	warming.FilterChains[0].TransportSocket = &core.TransportSocket{
 		Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: tlsCtx}}
 	good.Listeners = append(good.Listeners, warming)
-	if err := s.Push(ctxTimeout(t, 20*time.Second), map[string]*Resources{node: good}); err != nil {
+	if err := s.Push(ctxTimeout(t, 20*time.Second), map[string]*translate.Resources{node: good}); err != nil {
 		t.Fatal(err)
 	}
 	err = admin.WaitNoWarming(ctxTimeout(t, 500*time.Millisecond))

@@ -12,6 +12,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshtls/meshtls/translate"
 )
 
 // autoACK connects an in-process fake Envoy for node that ACKs every
@@ -60,7 +62,7 @@ func benchmarkPushAck(b *testing.B, proxies int) {
 	i := 0
 	for b.Loop() {
 		i++
-		push := make(map[string]*Resources, proxies)
+		push := make(map[string]*translate.Resources, proxies)
 		for _, n := range nodes {
 			// New content every round so every push is a new version.
 			push[n] = simpleResources("l" + strconv.Itoa(i))

@@ -13,34 +13,9 @@ import (
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
-)
 
-// envoyBinary finds the Envoy used by live tests: $ENVOY_BINARY, then the
-// repo's bin/envoy (installed by `make setup`), then envoy on PATH. Without
-// one the test fails (or skips under -short): a live check that silently
-// does not run proves nothing.
-func envoyBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("ENVOY_BINARY"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("ENVOY_BINARY=%s: %v", p, err)
-		}
-		return p
-	}
-	if p, err := filepath.Abs(filepath.Join("..", "bin", "envoy")); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p
-	}
-	if testing.Short() {
-		t.Skip("no Envoy binary (ENVOY_BINARY, bin/envoy, PATH); skipped under -short")
-	}
-	t.Fatal("no Envoy binary found (ENVOY_BINARY, bin/envoy or envoy on PATH): run `make setup`")
-	return ""
-}
+	"github.com/meshtls/meshtls/internal/envoytest"
+)
 
 func TestBootstrap(t *testing.T) {
 	tests := []struct {
@@ -144,7 +119,7 @@ func TestBootstrapCommandLine(t *testing.T) {
 // TestBootstrapEnvoyValidates asks the real Envoy to load the bootstrap and
 // the command line (--mode validate: parse and check, serve nothing).
 func TestBootstrapEnvoyValidates(t *testing.T) {
-	envoy := envoyBinary(t)
+	envoy := envoytest.Binary(t)
 	dir := t.TempDir()
 	for _, o := range []BootstrapOptions{
 		{NodeID: "ns/a", Cluster: "a.ns", XDSSocket: filepath.Join(dir, "xds.sock"), AdminSocket: filepath.Join(dir, "admin.sock")},

@@ -20,6 +20,8 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtls/meshtls/translate"
 )
 
 // Server serves each proxy (xDS node ID = workload ID "namespace/name") the
@@ -152,12 +154,12 @@ var typeOrder = []string{
 // listener-only change is one LDS response, not five re-applied types).
 // The returned version names the whole snapshot for Wait; TypeVersions
 // gives the version each type carries on the wire and in Envoy's config dump.
-func (s *Server) Set(node string, res *Resources) (string, error) {
+func (s *Server) Set(node string, res *translate.Resources) (string, error) {
 	if node == "" {
 		return "", errors.New("xds: Set needs a node ID (workload ID namespace/name)")
 	}
 	if res == nil {
-		res = &Resources{}
+		res = &translate.Resources{}
 	}
 	byType := map[string][]types.Resource{
 		resource.ListenerType: toResources(res.Listeners),
@@ -236,7 +238,7 @@ func (s *Server) Wait(ctx context.Context, node, version string) error {
 
 // Push sets the resources of every node and waits until every node runs
 // them. Errors of all nodes are joined, in node order.
-func (s *Server) Push(ctx context.Context, byNode map[string]*Resources) error {
+func (s *Server) Push(ctx context.Context, byNode map[string]*translate.Resources) error {
 	nodes := make([]string, 0, len(byNode))
 	for n := range byNode {
 		nodes = append(nodes, n)

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/meshtls/meshtls/translate"
 )
 
 // testServer starts a Server on a temp Unix socket and returns it with the
@@ -201,13 +203,13 @@ func (f *fakeEnvoy) noMore() {
 	}
 }
 
-func simpleResources(listeners ...string) *Resources {
+func simpleResources(listeners ...string) *translate.Resources {
 	return resourcesOf(listeners, []string{"c1"})
 }
 
 // resourcesOf is listeners and clusters with the given names.
-func resourcesOf(listeners, clusters []string) *Resources {
-	r := &Resources{}
+func resourcesOf(listeners, clusters []string) *translate.Resources {
+	r := &translate.Resources{}
 	for _, l := range listeners {
 		r.Listeners = append(r.Listeners, &listener.Listener{Name: l})
 	}
@@ -245,7 +247,7 @@ func TestServerACK(t *testing.T) {
 		t.Fatalf("LastACKed = %v, want LDS and CDS at %s", got, v1)
 	}
 	// Push of identical content returns at once.
-	if err := s.Push(ctxTimeout(t, 5*time.Second), map[string]*Resources{node: simpleResources("l1")}); err != nil {
+	if err := s.Push(ctxTimeout(t, 5*time.Second), map[string]*translate.Resources{node: simpleResources("l1")}); err != nil {
 		t.Fatal(err)
 	}
 	// A change of listeners and clusters is pushed to the open stream as
@@ -271,7 +273,7 @@ func TestServerACK(t *testing.T) {
 func TestServerListenerOnlyChange(t *testing.T) {
 	s, sock, _ := testServer(t)
 	const node = "ns/a"
-	withSecret := func(listeners ...string) *Resources {
+	withSecret := func(listeners ...string) *translate.Resources {
 		r := simpleResources(listeners...)
 		r.Secrets = []*tlsv3.Secret{{Name: "default"}}
 		return r
@@ -363,7 +365,7 @@ func TestServerPushManyNodes(t *testing.T) {
 		fakes[n] = dialFake(t, sock, n)
 		fakes[n].subscribe("")
 	}
-	push := map[string]*Resources{}
+	push := map[string]*translate.Resources{}
 	for _, n := range nodes {
 		push[n] = simpleResources("l-" + n)
 	}
@@ -599,7 +601,7 @@ func TestServerSetInconsistent(t *testing.T) {
 	l := &listener.Listener{Name: "l1", FilterChains: []*listener.FilterChain{{
 		Filters: []*listener.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: h}}},
 	}}}
-	_, err = s.Set("ns/a", &Resources{Listeners: []*listener.Listener{l}})
+	_, err = s.Set("ns/a", &translate.Resources{Listeners: []*listener.Listener{l}})
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("Set = %v, want an inconsistency error naming the route", err)
 	}

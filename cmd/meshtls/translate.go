@@ -12,7 +12,7 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/mesh"
-	"github.com/meshtls/meshtls/xds"
+	"github.com/meshtls/meshtls/translate"
 )
 
 // planPrefix is where `translate` places workloads when no network exists;
@@ -44,7 +44,7 @@ func translateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := xds.Translate(m, w, &xds.Env{Addrs: m.AddressPlan(planPrefix), Certs: certs.NewStore(set)})
+			res, err := translate.Translate(m, w, &translate.Env{Addrs: m.AddressPlan(planPrefix), Certs: certs.NewStore(set)})
 			if err != nil {
 				return bad(err)
 			}
@@ -68,7 +68,7 @@ func translateCmd() *cobra.Command {
 }
 
 // renderResources prints each resource in protobuf JSON, private keys redacted.
-func renderResources(res *xds.Resources) ([]byte, error) {
+func renderResources(res *translate.Resources) ([]byte, error) {
 	conv := func(msgs []proto.Message) ([]json.RawMessage, error) {
 		out := []json.RawMessage{}
 		for _, m := range msgs {
@@ -94,7 +94,7 @@ func renderResources(res *xds.Resources) ([]byte, error) {
 	var secrets []proto.Message
 	for _, s := range res.Secrets {
 		c := proto.Clone(s)
-		xds.RedactSecret(c)
+		translate.RedactSecret(c)
 		secrets = append(secrets, c)
 	}
 	if doc["secrets"], err = conv(secrets); err != nil {

@@ -1,13 +1,13 @@
 package trace
 
 import (
-	"github.com/meshtls/meshtls/xds"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/meshtls/meshtls/pod"
+	"github.com/meshtls/meshtls/translate"
 )
 
 // maxHops bounds the chain walk (a routing loop through gateways must not hang us).
@@ -404,7 +404,7 @@ func latest(lines []LogEntry, match func(*LogEntry) bool) *LogEntry {
 		if !match(e) {
 			continue
 		}
-		if e.Event != xds.EventTCPConnected {
+		if e.Event != translate.EventTCPConnected {
 			return e
 		}
 		if early == nil {

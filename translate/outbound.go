@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"fmt"
@@ -233,7 +233,7 @@ func noConnectedLogOnTerminatedTLS(ls []*listener.Listener) {
 				}
 				tp := &tcpproxy.TcpProxy{}
 				if err := a.UnmarshalTo(tp); err != nil {
-					panic(fmt.Sprintf("xds: tcp_proxy of %s/%s: %v", l.GetName(), fc.GetName(), err)) // we marshalled it
+					panic(fmt.Sprintf("translate: tcp_proxy of %s/%s: %v", l.GetName(), fc.GetName(), err)) // we marshalled it
 				}
 				tp.AccessLogOptions = nil
 				f.ConfigType = &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}

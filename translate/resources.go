@@ -1,7 +1,7 @@
-// Package xds turns a mesh into the Envoy resources of one proxy (translate),
-// serves them over ADS (serve), and knows when each proxy really runs them
-// (track). It knows nothing of Docker.
-package xds
+// Package translate turns a mesh into the Envoy resources of one proxy:
+// Istio model in, Envoy resources out. It is pure (no I/O, no gRPC, no
+// Docker); package xds serves what it builds.
+package translate
 
 import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtls/meshtls/certs"
+	"github.com/meshtls/meshtls/internal/envoytest"
 )
 
 // staticBootstrap embeds a proxy's translated config as static resources:
@@ -27,12 +28,11 @@ import (
 // static secret so Envoy parses the certificates.
 func staticBootstrap(t *testing.T, id string, r *Resources, adminSock string) *bootstrap.Bootstrap {
 	t.Helper()
-	b, err := BootstrapProto(BootstrapOptions{NodeID: id, Cluster: "validate", AdminSocket: adminSock})
-	if err != nil {
-		t.Fatal(err)
+	b := &bootstrap.Bootstrap{
+		Node:            &core.Node{Id: id, Cluster: "validate"},
+		Admin:           &bootstrap.Admin{Address: &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: adminSock}}}},
+		StaticResources: &bootstrap.Bootstrap_StaticResources{},
 	}
-	b.DynamicResources.LdsConfig = nil
-	b.DynamicResources.CdsConfig = nil
 	routes := map[string]*route.RouteConfiguration{}
 	for _, rc := range r.Routes {
 		routes[rc.Name] = rc
@@ -114,7 +114,7 @@ func TestEnvoyValidatesTranslation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Envoy")
 	}
-	envoy := envoyBinary(t) // bootstrap_test.go
+	envoy := envoytest.Binary(t)
 	for _, f := range fixtureFiles(t) {
 		m := loadFile(t, f)
 		env := testEnv(t, m)

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"fmt"
@@ -208,7 +208,7 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 	}
 	if t.proto == mesh.ProtoAuto && (autoIstio || tls.GetMode() == networkingapi.ClientTLSSettings_ISTIO_MUTUAL) {
 		// HTTP on an auto-detected port goes out in the downstream's
-		// protocol: its mTLS ALPN is set per request (translate_alpn.go).
+		// protocol: its mTLS ALPN is set per request (alpn.go).
 		b.markALPNOverride(name)
 	}
 	if httpOpts != nil {

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"

@@ -1,4 +1,4 @@
-package xds
+package translate
 
 import (
 	"cmp"
@@ -34,10 +34,10 @@ type Env struct {
 // naming the resource and field, never silently dropped.
 func Translate(m *mesh.Mesh, proxy *mesh.Workload, env *Env) (*Resources, error) {
 	if m == nil || proxy == nil || env == nil {
-		return nil, errors.New("xds.Translate: mesh, proxy and env must not be nil")
+		return nil, errors.New("translate.Translate: mesh, proxy and env must not be nil")
 	}
 	if !proxy.HasProxy() {
-		return nil, fmt.Errorf("xds.Translate: workload %s has no proxy (sidecar: false or external: true); only sidecars and gateways get Envoy config", proxy.ID())
+		return nil, fmt.Errorf("translate.Translate: workload %s has no proxy (sidecar: false or external: true); only sidecars and gateways get Envoy config", proxy.ID())
 	}
 	b := &builder{
 		m:           m,
@@ -116,7 +116,7 @@ type builder struct {
 	targetPorts map[string][]uint32
 
 	// alpnOverride lists the clusters whose routes enable the per-request
-	// Istio ALPN (translate_alpn.go).
+	// Istio ALPN (alpn.go).
 	alpnOverride map[string]bool
 
 	errs     []error
@@ -163,7 +163,7 @@ func (b *builder) proxyName() string { return b.proxy.ID() }
 func mustAny(m proto.Message) *anypb.Any {
 	a, err := anypb.New(m)
 	if err != nil {
-		panic(fmt.Sprintf("xds: marshal %T: %v", m, err)) // only fails for nil or broken descriptors
+		panic(fmt.Sprintf("translate: marshal %T: %v", m, err)) // only fails for nil or broken descriptors
 	}
 	return a
 }
