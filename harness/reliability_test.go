@@ -436,8 +436,12 @@ func TestReliabilityKilledRunIsSwept(t *testing.T) {
 	if got := leftovers(t, cli, runID); len(got) == 0 {
 		t.Fatalf("the killed child's run %s left nothing: the test proves nothing", runID)
 	}
+	// The sweep also meets other dead runs on this shared engine (another
+	// process may be removing them at the same time, or dockerd may keep a
+	// stale endpoint on their network): Start only warns about those, and
+	// so does this test. The child's own run is what must be gone.
 	if err := sweepDeadRuns(ctx, cli, t.Logf); err != nil {
-		t.Fatalf("sweepDeadRuns: %v", err)
+		t.Logf("sweepDeadRuns: %v", err)
 	}
 	if got := leftovers(t, cli, runID); len(got) > 0 {
 		t.Errorf("after the sweep, killed run %s left %s", runID, strings.Join(got, "; "))
