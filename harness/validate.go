@@ -9,7 +9,7 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/mesh"
-	"github.com/meshtls/meshtls/xds"
+	"github.com/meshtls/meshtls/translate"
 )
 
 // validationPrefix places workloads when a bundle is translated without a
@@ -41,14 +41,14 @@ func CheckTranslation(m *mesh.Mesh) error {
 	if err != nil {
 		return err
 	}
-	env := &xds.Env{Addrs: m.AddressPlan(validationPrefix), Certs: certs.NewStore(set)}
+	env := &translate.Env{Addrs: m.AddressPlan(validationPrefix), Certs: certs.NewStore(set)}
 	var probs []mesh.Problem
 	seen := map[string]bool{}
 	for _, w := range m.Workloads {
 		if !w.HasProxy() {
 			continue
 		}
-		_, err := xds.Translate(m, w, env)
+		_, err := translate.Translate(m, w, env)
 		for _, e := range leafErrors(err) {
 			msg := strings.TrimPrefix(e.Error(), "translate "+w.ID()+": ")
 			if seen[msg] {
