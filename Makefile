@@ -4,7 +4,7 @@
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 
-.PHONY: setup test test-short lint build bench fuzz
+.PHONY: setup test test-short lint build bench fuzz test-envoy-versions
 
 setup:
 	bash scripts/setup.sh
@@ -22,7 +22,6 @@ test-short:
 
 build:
 	mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -o bin/meshtls-pod ./cmd/meshtls-pod
 	$(GO) build -o bin/meshtls ./cmd/meshtls
 
 # Figures, not assertions (BENCHMARKS.md): translating one sidecar's config in
@@ -33,3 +32,9 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./translate/
 	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
 	./bin/meshtls-bench -runs $(or $(RUNS),3)
+
+# Every bundle of scenarios/testdata/ on each pinned Envoy release
+# (docs/envoy-versions.md); prints the checks whose outcome differs.
+# VERSIONS="1.36.4 1.40.0" limits the list.
+test-envoy-versions: build
+	bash scripts/envoy-versions.sh

@@ -8,7 +8,8 @@ import _ "embed"
 //go:embed envoy/Dockerfile
 var EnvoyDockerfile []byte
 
-// PodDockerfile builds the in-pod image from the static meshtls-pod binary.
+// PodDockerfile builds the in-pod image from a prepared rootfs/ (the running
+// binary as /meshtls-pod, and its libraries when it is not static).
 //
 //go:embed pod/Dockerfile
 var PodDockerfile []byte

@@ -8,12 +8,11 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +21,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/meshtls/meshtls/docker"
+	"github.com/meshtls/meshtls/envoybin"
+	"github.com/meshtls/meshtls/pod"
 )
 
 // Images names the two images a run uses.
@@ -43,14 +44,33 @@ var (
 	imagesDone = map[string]Images{}
 )
 
+// WithEnvoyVersion runs Envoy v, a pinned release from the user cache
+// (`meshtls setup --envoy-version v` installs it); default: ENVOY_VERSION,
+// else the Envoy envoybin.Find picks.
+func WithEnvoyVersion(v string) Option { return func(o *options) { o.envoyVersion = v } }
+
 // ensureImages builds (once per content) the pod and Envoy images, or uses
 // ENVOY_IMAGE for Envoy. Tags are content hashes, so a second run reuses them.
-func ensureImages(ctx context.Context, cli *client.Client, logf func(string, ...any)) (Images, error) {
+// envoyVersion selects a pinned Envoy from the user cache ("": ENVOY_VERSION,
+// else the search of envoybin.Find).
+func ensureImages(ctx context.Context, cli *client.Client, envoyVersion string, logf func(string, ...any)) (Images, error) {
 	imagesOnce.Lock()
 	defer imagesOnce.Unlock()
-	key := os.Getenv("ENVOY_IMAGE") + "|" + os.Getenv("ENVOY_BINARY") + "|" + os.Getenv("MESHTLS_POD_BINARY")
+	key := os.Getenv("ENVOY_IMAGE") + "|" + os.Getenv("ENVOY_BINARY") + "|" + os.Getenv("MESHTLS_POD_BINARY") + "|" + envoybin.Requested(envoyVersion)
 	if im, ok := imagesDone[key]; ok {
 		return im, nil
+	}
+	// Both binaries are found before anything is built, so a missing one
+	// fails at once with its fix.
+	podFiles, err := podRootfs()
+	if err != nil {
+		return Images{}, err
+	}
+	var envoyBin string
+	if os.Getenv("ENVOY_IMAGE") == "" {
+		if envoyBin, _, err = envoybin.Find(envoyVersion); err != nil {
+			return Images{}, err
+		}
 	}
 	// Test packages run as parallel processes: one builds, the others
 	// then find the tag and reuse it.
@@ -59,86 +79,47 @@ func ensureImages(ctx context.Context, cli *client.Client, logf func(string, ...
 		return Images{}, err
 	}
 	defer unlock()
-	podBin, err := podBinary(ctx)
-	if err != nil {
-		return Images{}, err
-	}
 	var im Images
-	im.Pod, err = buildImage(ctx, cli, "meshtls/pod", []file{
-		{name: "Dockerfile", data: docker.PodDockerfile, mode: 0o644},
-		{name: "meshtls-pod", src: podBin, mode: 0o755},
-	}, logf)
+	im.Pod, err = buildImage(ctx, cli, "meshtls/pod", append(podFiles,
+		file{name: "Dockerfile", data: docker.PodDockerfile, mode: 0o644}), logf)
 	if err != nil {
 		return Images{}, fmt.Errorf("building the pod image: %w", err)
 	}
 	if im.Envoy = os.Getenv("ENVOY_IMAGE"); im.Envoy != "" {
 		if _, err := cli.ImageInspect(ctx, im.Envoy); err != nil {
-			return Images{}, fmt.Errorf("ENVOY_IMAGE=%s is not in the local Docker engine (meshtls never pulls): docker pull it first, or unset ENVOY_IMAGE to build one from bin/envoy: %w", im.Envoy, err)
+			return Images{}, fmt.Errorf("ENVOY_IMAGE=%s is not in the local Docker engine (meshtls never pulls): docker pull it first, or unset ENVOY_IMAGE to build one from an Envoy binary: %w", im.Envoy, err)
 		}
 	} else {
-		bin, err := envoyBinary()
-		if err != nil {
-			return Images{}, err
-		}
-		files, err := envoyRootfs(bin)
+		files, err := envoyRootfs(envoyBin)
 		if err != nil {
 			return Images{}, err
 		}
 		files = append(files, file{name: "Dockerfile", data: docker.EnvoyDockerfile, mode: 0o644})
 		if im.Envoy, err = buildImage(ctx, cli, "meshtls/envoy", files, logf); err != nil {
-			return Images{}, fmt.Errorf("building the Envoy image from %s: %w", bin, err)
+			return Images{}, fmt.Errorf("building the Envoy image from %s: %w", envoyBin, err)
 		}
 	}
 	imagesDone[key] = im
 	return im, nil
 }
 
-// repoRoot finds the meshtls source tree from the working directory, if any.
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for dir != "" {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/meshtls/meshtls\n")) {
-			return dir
+// podRootfs is the pod image's content: the running binary (or
+// MESHTLS_POD_BINARY) at /meshtls-pod, where it runs the in-pod program
+// (podrole.go), with the libraries it needs when it is not static.
+func podRootfs() ([]file, error) {
+	bin := os.Getenv("MESHTLS_POD_BINARY")
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the running binary for the pod image: %w", err)
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
+		bin = exe
 	}
-	return ""
-}
-
-func exeDir() string {
-	exe, err := os.Executable()
+	files, err := elfRootfs(bin, "/"+pod.Exe)
 	if err != nil {
-		return ""
+		return nil, fmt.Errorf("the in-pod program: %w", err)
 	}
-	return filepath.Dir(exe)
-}
-
-// podBinary returns a static meshtls-pod: MESHTLS_POD_BINARY, else a fresh
-// build from the source tree (go caches it), else the one beside our binary.
-func podBinary(ctx context.Context) (string, error) {
-	if p := os.Getenv("MESHTLS_POD_BINARY"); p != "" {
-		return p, nil
-	}
-	if root := repoRoot(); root != "" {
-		out := filepath.Join(cacheDir(), "meshtls-pod")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/meshtls-pod")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("building cmd/meshtls-pod: %v\n%s", err, b)
-		}
-		return out, nil
-	}
-	if d := exeDir(); d != "" {
-		if p := filepath.Join(d, "meshtls-pod"); fileExists(p) {
-			return p, nil
-		}
-	}
-	return "", errors.New("no meshtls-pod binary: run from the meshtls source tree, put meshtls-pod beside meshtls (make setup builds bin/meshtls-pod), or set MESHTLS_POD_BINARY")
+	return files, nil
 }
 
 // lockFile takes an exclusive lock shared with other processes.
@@ -169,43 +150,32 @@ func fileExists(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// envoyBinary finds the Envoy binary: ENVOY_BINARY, bin/envoy of the source
-// tree, envoy beside our binary, envoy on PATH.
-func envoyBinary() (string, error) {
-	if p := os.Getenv("ENVOY_BINARY"); p != "" {
-		if !fileExists(p) {
-			return "", fmt.Errorf("ENVOY_BINARY=%s does not exist", p)
-		}
-		return p, nil
-	}
-	var cands []string
-	if root := repoRoot(); root != "" {
-		cands = append(cands, filepath.Join(root, "bin", "envoy"))
-	}
-	if d := exeDir(); d != "" {
-		cands = append(cands, filepath.Join(d, "envoy"))
-	}
-	for _, c := range cands {
-		if fileExists(c) {
-			return c, nil
-		}
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("no Envoy binary found: run `make setup` (installs Envoy 1.40.0 into bin/envoy), or set ENVOY_BINARY to an envoy binary, or ENVOY_IMAGE to a local Envoy image")
-}
-
-// envoyRootfs lists the binary, its ELF interpreter and the shared libraries
-// it needs (resolved like the dynamic loader's default paths), and the
+// envoyRootfs lists Envoy with what it needs to run (elfRootfs) and the
 // system CA bundle that SIMPLE origination without a CA trusts.
 func envoyRootfs(bin string) ([]file, error) {
+	files, err := elfRootfs(bin, "/usr/local/bin/envoy")
+	if err != nil {
+		return nil, err
+	}
+	for _, ca := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"} {
+		if fileExists(ca) {
+			files = append(files, file{name: "rootfs/etc/ssl/certs/ca-certificates.crt", src: ca, mode: 0o644})
+			break
+		}
+	}
+	return files, nil
+}
+
+// elfRootfs lists a Linux binary at dest, its ELF interpreter and the shared
+// libraries it needs (resolved like the dynamic loader's default paths): a
+// dynamically linked binary runs in a FROM-scratch image.
+func elfRootfs(bin, dest string) ([]file, error) {
 	f, err := elf.Open(bin)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", bin, err)
+		return nil, fmt.Errorf("%s is not a Linux executable (%v): containers need one built for linux/%s", bin, err, runtime.GOARCH)
 	}
 	defer f.Close()
-	files := []file{{name: "rootfs/usr/local/bin/envoy", src: bin, mode: 0o755}}
+	files := []file{{name: "rootfs" + dest, src: bin, mode: 0o755}}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			b, err := io.ReadAll(p.Open())
@@ -233,12 +203,6 @@ func envoyRootfs(bin string) ([]file, error) {
 			return nil, fmt.Errorf("%s needs %s, which is not on this machine", bin, lib)
 		}
 		files = append(files, file{name: "rootfs" + found, src: found, mode: 0o755})
-	}
-	for _, ca := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"} {
-		if fileExists(ca) {
-			files = append(files, file{name: "rootfs/etc/ssl/certs/ca-certificates.crt", src: ca, mode: 0o644})
-			break
-		}
 	}
 	return files, nil
 }

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/meshtls/meshtls/envoybin"
 )
 
 func TestEnvoyRootfsHasLoaderAndLibraries(t *testing.T) {
-	bin, err := envoyBinary()
+	bin, _, err := envoybin.Find("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +95,17 @@ func TestEnvoyImageFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := ensureImages(ctx, cli, t.Logf)
+	built, err := ensureImages(ctx, cli, "", t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("ENVOY_IMAGE", built.Envoy)
-	got, err := ensureImages(ctx, cli, t.Logf)
+	got, err := ensureImages(ctx, cli, "", t.Logf)
 	if err != nil || got.Envoy != built.Envoy {
 		t.Fatalf("ENVOY_IMAGE=%s: got %q, %v", built.Envoy, got.Envoy, err)
 	}
 	t.Setenv("ENVOY_IMAGE", "meshtls/no-such-envoy:1")
-	if _, err := ensureImages(ctx, cli, t.Logf); err == nil || !strings.Contains(err.Error(), "never pulls") {
+	if _, err := ensureImages(ctx, cli, "", t.Logf); err == nil || !strings.Contains(err.Error(), "never pulls") {
 		t.Fatalf("missing ENVOY_IMAGE: err = %v, want the no-pull fix", err)
 	}
 }

@@ -332,7 +332,7 @@ func TestReliabilitySweepsDeadRuns(t *testing.T) {
 	mkNet(liveRun, os.Getpid())
 
 	// A created (never started) container of the dead run, from our pod image.
-	images, err := ensureImages(ctx, cli, t.Logf)
+	images, err := ensureImages(ctx, cli, "", t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

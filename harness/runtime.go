@@ -45,8 +45,9 @@ const (
 type Option func(*options)
 
 type options struct {
-	logf      func(string, ...any)
-	startWait time.Duration
+	logf         func(string, ...any)
+	startWait    time.Duration
+	envoyVersion string
 }
 
 // WithLogf sends progress lines to f (default: discarded).
@@ -107,7 +108,7 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	if err := sweepDeadRuns(ctx, r.cli, o.logf); err != nil {
 		o.logf("warning: removing leftovers of dead runs: %v", err)
 	}
-	if r.images, err = ensureImages(ctx, r.cli, o.logf); err != nil {
+	if r.images, err = ensureImages(ctx, r.cli, o.envoyVersion, o.logf); err != nil {
 		return nil, err
 	}
 	var b [4]byte

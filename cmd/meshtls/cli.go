@@ -23,8 +23,9 @@ const (
 
 // exitError carries an exit status through cobra.
 type exitError struct {
-	code int
-	err  error
+	code    int
+	err     error
+	printed bool // the command already wrote its JSON output
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -41,25 +42,37 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(validateCmd(), translateCmd(), runCmd())
-	err := root.Execute()
+	showVersion := root.Flags().Bool("version", false, "print the version (as `meshtls version`)")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if *showVersion {
+			fmt.Fprint(stdout, versionText(""))
+			return nil
+		}
+		return cmd.Help()
+	}
+	root.AddCommand(validateCmd(), translateCmd(), runCmd(), setupCmd(), versionCmd())
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
+	code, msg := exitBad, err // flag and argument errors are bad input
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil && ee.code != exitMismatch {
-			fmt.Fprintln(stderr, "meshtls:", ee.err)
-		}
-		return ee.code
+		code, msg = ee.code, ee.err
 	}
-	// Flag and argument errors are bad input.
-	fmt.Fprintln(stderr, "meshtls:", err)
-	return exitBad
+	if code == exitMismatch || msg == nil {
+		return code // the output already says what failed
+	}
+	fmt.Fprintln(stderr, "meshtls:", msg)
+	if o := cmd.Flags().Lookup("output"); o != nil && o.Value.String() == "json" && (ee == nil || !ee.printed) {
+		_ = writeJSON(stdout, errorOutput{Error: errorBody{Message: msg.Error(), ExitCode: code, Problems: problemsOf(msg)}})
+	}
+	return code
 }
 
 func validateCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "validate FILE|DIR...",
 		Short: "Check bundles without Docker",
 		Long: `Each file is checked on its own, as ` + "`run`" + ` would load it as one scenario
@@ -72,22 +85,51 @@ file is reported, each naming the file, document, kind/name and field.`,
 			if err != nil {
 				return bad(err)
 			}
-			failed := 0
+			if output != "text" && output != "json" {
+				return bad(fmt.Errorf("-o %q: use text or json", output))
+			}
+			var out validateOutput
 			for _, f := range files {
 				s, err := harness.LoadScenario(f)
+				vf := validatedFile{File: f, Valid: err == nil}
 				if err != nil {
-					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: invalid\n%s\n", f, indent(err.Error()))
-					continue
+					out.Summary.Invalid++
+					if vf.Problems = problemsOf(err); len(vf.Problems) == 0 {
+						vf.Error = err.Error()
+					}
+					if output == "text" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: invalid\n%s\n", f, indent(err.Error()))
+					}
+				} else {
+					vf.Workloads, vf.Checks = len(s.Mesh.Workloads), len(s.Mesh.Checks)
+					if output == "text" {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", f, plural(vf.Workloads, "workload"), plural(vf.Checks, "check"))
+					}
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d workloads, %d checks)\n", f, len(s.Mesh.Workloads), len(s.Mesh.Checks))
+				out.Files = append(out.Files, vf)
 			}
-			if failed > 0 {
-				return bad(fmt.Errorf("%d of %d files invalid", failed, len(files)))
+			out.Summary.Files = len(files)
+			if output == "json" {
+				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			}
+			if out.Summary.Invalid > 0 {
+				return &exitError{code: exitBad, err: fmt.Errorf("%d of %s invalid", out.Summary.Invalid, plural(len(files), "file")), printed: output == "json"}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (json: one object on stdout: every file with its problems)")
+	return cmd
+}
+
+// plural is "1 check", "2 checks".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // expandFiles turns directories into their *.yaml and *.yml files, sorted,

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/harness/trace"
 )
 
 // Unit tests: no Docker. They call execute as main does.
@@ -197,8 +201,18 @@ func TestRunBadInput(t *testing.T) {
 			if code != 2 {
 				t.Fatalf("exit %d, want 2\nstderr:\n%s", code, errOut)
 			}
-			if out != "" {
-				t.Errorf("stdout %q, want nothing on bad input", out)
+			if tt.name == "bad -o" { // -o xml asked for no JSON
+				if out != "" {
+					t.Errorf("stdout %q, want nothing", out)
+				}
+				return
+			}
+			// stdout is one JSON error object, so a CI step parsing it gets JSON.
+			var got errorOutput
+			dec := json.NewDecoder(strings.NewReader(out))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&got); err != nil || got.Error.ExitCode != 2 || !strings.Contains(got.Error.Message, tt.want) || dec.More() {
+				t.Errorf("stdout %q (%v), want one JSON error object with exit code 2", out, err)
 			}
 			if !strings.Contains(errOut, tt.want) {
 				t.Errorf("stderr %q lacks %q", errOut, tt.want)
@@ -276,6 +290,95 @@ func TestValidateIncludesTranslation(t *testing.T) {
 		}
 		if strings.Contains(out, "Docker") {
 			t.Errorf("Docker was contacted for bad input:\n%s", out)
+		}
+	}
+}
+
+// JUnit: one testsuite per scenario, one testcase per check, the trace in
+// the failure body.
+func TestJUnitReport(t *testing.T) {
+	scs, err := harness.LoadScenarios("testdata/two-pods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := []*trace.Result{
+		{Scenario: "two-pods", Name: "a-to-b", Verdict: trace.VerdictPass, Result: "ok"},
+		{Scenario: "two-pods", Name: "wrong", Verdict: trace.VerdictFail, Result: "ok", Mismatches: []string{"wire: hop 1 expected plaintext, observed mtls"}},
+		{Scenario: "two-pods", Name: "b-to-a", Verdict: trace.VerdictReport, Result: "ok"},
+	}
+	path := filepath.Join(t.TempDir(), "out.xml")
+	if err := writeJUnit(path, scs, results, Summary{DurationMS: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Name  string `xml:"name,attr"`
+			Tests int    `xml:"tests,attr"`
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+					Body    string `xml:",chardata"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &got); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, b)
+	}
+	if got.Tests != 3 || got.Failures != 1 || len(got.Suites) != 1 || got.Suites[0].Name != "two-pods" || len(got.Suites[0].Cases) != 3 {
+		t.Fatalf("want 1 suite two-pods with 3 cases and 1 failure, got:\n%s", b)
+	}
+	f := got.Suites[0].Cases[1].Failure
+	if f == nil || !strings.Contains(f.Message, "expected plaintext") || !strings.Contains(f.Body, "check wrong (scenario two-pods): FAIL") {
+		t.Fatalf("failure of check wrong lacks its mismatch or trace:\n%s", b)
+	}
+	if code, _, errOut := run(t, "run", "--junit", "/nonexistent/dir/out.xml", "testdata/two-pods.yaml"); code != 2 || !strings.Contains(errOut, "--junit") {
+		t.Errorf("--junit into a missing folder: exit %d, %q; want 2 naming --junit", code, errOut)
+	}
+}
+
+// -o json on a bundle problem: the error object lists each problem with
+// its file, document and field.
+func TestJSONErrorProblems(t *testing.T) {
+	bundle := writeBundle(t, "field.yaml", podA+"  bogus: 1\n")
+	code, out, _ := run(t, "run", "-o", "json", bundle)
+	var got errorOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 2 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if p := got.Error.Problems; len(p) != 1 || p[0].Field != "spec.bogus" || p[0].Document != 1 || p[0].File != bundle || p[0].Kind != "Workload" {
+		t.Errorf("problems %+v, want spec.bogus of Workload in document 1 of %s", p, bundle)
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	badFile := writeBundle(t, "field.yaml", podA+"  bogus: 1\n")
+	code, out, _ := run(t, "validate", "-o", "json", "testdata/two-pods.yaml", badFile)
+	var got validateOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 2 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if len(got.Files) != 2 || !got.Files[0].Valid || got.Files[0].Checks != 3 || got.Files[1].Valid ||
+		len(got.Files[1].Problems) != 1 || got.Files[1].Problems[0].Kind != "Workload" || got.Summary.Invalid != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	if code, out, _ := run(t, "validate", "-o", "json", "testdata/two-pods.yaml"); code != 0 || !strings.Contains(out, `"valid": true`) {
+		t.Fatalf("valid file: exit %d\n%s", code, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := run(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "meshtls ") || !strings.Contains(out, "\nenvoy ") || !strings.Contains(out, "\nistio   1.") {
+			t.Errorf("%q: exit %d\n%s", args, code, out)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtls/meshtls/envoybin"
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/harness/trace"
 )
@@ -31,6 +32,8 @@ type runFlags struct {
 	artifacts string
 	parallel  int
 	verbose   bool
+	envoy     string // --envoy-version
+	junit     string
 }
 
 // Summary is the "summary" object of `run -o json` (DESIGN.md).
@@ -68,8 +71,10 @@ failure, 130 interrupted (everything the run made is removed first).`,
 	fl := cmd.Flags()
 	fl.StringVarP(&f.output, "output", "o", "table", "table or json (json: one object on stdout, nothing else)")
 	fl.StringVar(&f.report, "report", "", "write a self-contained HTML report to this file")
+	fl.StringVar(&f.junit, "junit", "", "write JUnit XML to this file (one testsuite per scenario, one testcase per check)")
 	fl.StringVar(&f.artifacts, "artifacts", "", "keep the evidence of failed checks (config dumps, ssl stats, access logs, pcaps) under this directory")
 	fl.IntVar(&f.parallel, "parallel", 4, "checks run at once within a scenario")
+	fl.StringVar(&f.envoy, "envoy-version", "", "run this pinned Envoy release from the user cache (meshtls setup --envoy-version V installs it; default: ENVOY_VERSION, else the Envoy found)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr")
 	return cmd
 }
@@ -86,12 +91,22 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 			return bad(fmt.Errorf("--report %s: %w", f.report, err))
 		}
 	}
+	if f.junit != "" {
+		if err := checkFolder(f.junit); err != nil {
+			return bad(fmt.Errorf("--junit %s: %w", f.junit, err))
+		}
+	}
 	if f.artifacts != "" {
 		abs, err := filepath.Abs(f.artifacts)
 		if err != nil {
 			return bad(fmt.Errorf("--artifacts %s: %w", f.artifacts, err))
 		}
 		f.artifacts = abs
+	}
+	if v := envoybin.Requested(f.envoy); v != "" {
+		if err := envoybin.Check(v); err != nil {
+			return bad(fmt.Errorf("--envoy-version: %w", err))
+		}
 	}
 	// Bad input never starts a container: every file is validated first.
 	scs, err := harness.LoadScenarios(args...)
@@ -118,7 +133,7 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		stop()
 	}()
 
-	var opts []harness.Option
+	opts := []harness.Option{harness.WithEnvoyVersion(f.envoy)}
 	if f.verbose || tty {
 		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
 	}
@@ -135,7 +150,7 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		nChecks += len(s.Mesh.Checks)
 	}
 	if tty || f.verbose {
-		say("meshtls: running %d scenario(s), %d check(s)", len(scs), nChecks)
+		say("meshtls: running %s, %s", plural(len(scs), "scenario"), plural(nChecks, "check"))
 	}
 
 	start := time.Now()
@@ -174,6 +189,12 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		}
 	}
 
+	if f.junit != "" {
+		if err := writeJUnit(f.junit, scs, results, sum); err != nil {
+			return bad(fmt.Errorf("--junit %s: %w", f.junit, err))
+		}
+	}
+
 	// Human notes go to stdout in table mode, to stderr in json mode (stdout
 	// then holds exactly one JSON object).
 	notes := stdout
@@ -198,8 +219,8 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 				fmt.Fprintf(stdout, "\n%s", r.Explain())
 			}
 		}
-		fmt.Fprintf(stdout, "\n%d checks in %d scenario(s): %d passed, %d failed, %d reported (%.1fs)\n",
-			sum.Total, sum.Scenarios, sum.Passed, sum.Failed, sum.Reported, elapsed.Seconds())
+		fmt.Fprintf(stdout, "\n%s in %s: %d passed, %d failed, %d reported (%.1fs)\n",
+			plural(sum.Total, "check"), plural(sum.Scenarios, "scenario"), sum.Passed, sum.Failed, sum.Reported, elapsed.Seconds())
 	}
 	seen := map[string]bool{}
 	for _, r := range results {
@@ -210,6 +231,9 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	}
 	if f.report != "" {
 		fmt.Fprintf(notes, "report: %s\n", f.report)
+	}
+	if f.junit != "" {
+		fmt.Fprintf(notes, "junit: %s\n", f.junit)
 	}
 	if sum.Failed > 0 {
 		return &exitError{code: exitMismatch, err: fmt.Errorf("%d of %d checks did not meet their expectation", sum.Failed, sum.Total)}
@@ -228,9 +252,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// checkWritable fails early (before any container starts) when the report
-// cannot be written.
-func checkWritable(path string) error {
+// checkFolder fails early (before any container starts) when path's
+// folder does not exist.
+func checkFolder(path string) error {
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -238,6 +262,15 @@ func checkWritable(path string) error {
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("%s is not a folder", dir)
+	}
+	return nil
+}
+
+// checkWritable fails early (before any container starts) when the report
+// cannot be written.
+func checkWritable(path string) error {
+	if err := checkFolder(path); err != nil {
+		return err
 	}
 	if !strings.HasSuffix(strings.ToLower(path), ".html") && !strings.HasSuffix(strings.ToLower(path), ".htm") {
 		return errors.New("give a file name ending in .html")

@@ -1,11 +1,12 @@
-package main
+package pod
 
 import (
+	"io"
 	"strings"
 	"testing"
 )
 
-func TestRunUsage(t *testing.T) {
+func TestMainUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -15,9 +16,9 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"agent", "--config", "/nonexistent/pod.json"}, "read pod config"},
 		{[]string{"init", "--outbound-port", "0"}, "ports must be"},
 	} {
-		err := run(tc.args)
+		err := Main(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("run(%q) = %v, want %q", tc.args, err, tc.want)
+			t.Errorf("Main(%q) = %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }
