@@ -180,8 +180,8 @@ func hasSelector(pa *security.PeerAuthentication) bool {
 
 // meshAndNamespacePolicies picks the mesh-level (root namespace, no selector)
 // and namespace-level (ns, no selector) policies. When several exist at one
-// level Istio keeps the oldest (creationTimestamp); we have no timestamps and
-// keep the first in load order.
+// level Istio keeps the oldest; the mesh holds them in Istio's order
+// (order.go), so that is the first.
 // Source: pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication).
 func (m *Mesh) meshAndNamespacePolicies(ns string) (meshPA, nsPA *security.PeerAuthentication) {
 	for _, pa := range m.PeerAuthentications {
@@ -213,7 +213,7 @@ func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
 	for _, pa := range m.PeerAuthentications {
 		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
 			labelsMatch(pa.Spec.GetSelector().GetMatchLabels(), w.Labels) {
-			wl = pa // first in load order stands in for "oldest"
+			wl = pa // the oldest (Istio's order, order.go)
 			break
 		}
 	}
