@@ -555,6 +555,7 @@ func (l *loader) finish() (*Mesh, error) {
 	if len(l.probs) > 0 {
 		return nil, &ValidationError{Problems: l.probs}
 	}
+	l.notices()
 	m.sortByIstioOrder() // after validation, whose problems stay in file order
 	return m, nil
 }

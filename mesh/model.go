@@ -45,6 +45,11 @@ type Mesh struct {
 	ServiceEntries      []*networking.ServiceEntry
 	Secrets             []*corev1.Secret
 
+	// Notices name fields that are accepted but not translated because they
+	// cannot change TLS or reachability (notice.go). They do not make the
+	// bundle invalid; validate and run print them.
+	Notices []Problem
+
 	// Sources maps "Kind/namespace/name" to where the document came from.
 	Sources map[string]Source
 

@@ -182,6 +182,45 @@ func TestSidecarDestinationRules(t *testing.T) {
 				{name: "tls-port", from: "client", to: serverTLS, want: expect("reset", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
 			},
 		},
+		{
+			// DestinationRule and VirtualService fields besides tls are
+			// translated, not refused: load balancing, connection pool and
+			// outlier detection leave ISTIO_MUTUAL as it is; a port-level
+			// entry without tls replaces the rule's tls for its port (auto
+			// mTLS there, still mTLS to a sidecar); a fault abort answers
+			// from the client's sidecar (flag FI) while the other route keeps
+			// its retries, timeout, header edits and CORS policy.
+			name: "policy_fields_translated",
+			cite: "pilot/pkg/networking/core/cluster_traffic_policy.go; pilot/pkg/model/destination_rule.go (MergeTrafficPolicy); pilot/pkg/networking/core/route/route.go (TranslateRoute, TranslateFault); https://istio.io/latest/docs/reference/config/networking/destination-rule/",
+			config: drServerTop + `    tls: {mode: ISTIO_MUTUAL}
+    loadBalancer: {simple: LEAST_REQUEST}
+    connectionPool: {tcp: {maxConnections: 100, connectTimeout: 5s}, http: {http1MaxPendingRequests: 10, maxRequestsPerConnection: 10}}
+    outlierDetection: {consecutive5xxErrors: 7, interval: 5s, baseEjectionTime: 15s}
+    portLevelSettings:
+    - port: {number: 9000}
+      connectionPool: {tcp: {maxConnections: 10}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: server, namespace: default}
+spec:
+  hosts: [server.default.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /abort}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: server.default.svc.cluster.local}}]
+  - retries: {attempts: 2, retryOn: "5xx,503", perTryTimeout: 5s}
+    timeout: 20s
+    headers: {request: {set: {x-meshtls: "1"}}}
+    corsPolicy: {allowOrigins: [{exact: "https://example.com"}], allowMethods: [GET]}
+    route: [{destination: {host: server.default.svc.cluster.local}}]
+`,
+			checks: []check{
+				{name: "http", from: "client", to: serverHTTP, want: expect("ok", w("mtls"), clientID, "")},
+				{name: "fault-abort", from: "client", to: serverHTTP + "abort", want: expect("http-418", nil, "", "FI")},
+				{name: "tcp-port-level", from: "client", to: serverTCP, want: expect("ok", w("mtls"), clientID, "")},
+			},
+		},
 	}
 	runRows(t, rulesWorkloads, rows)
 }

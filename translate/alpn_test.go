@@ -43,11 +43,11 @@ spec:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, _ := translate(t, "sidecar.yaml", tt.extra, "a")
-			// The HCM carries the filter, disabled, before the router.
+			// The HCM carries the filter, disabled, first; the router last.
 			fc := findChain(t, findListener(t, res, OutboundListenerName(7070)), "outbound|7070||b.default.svc.cluster.local|http")
 			h := chainHCM(t, fc)
-			if len(h.HttpFilters) != 2 || h.HttpFilters[0].Name != alpnFilterName || !h.HttpFilters[0].Disabled {
-				t.Fatalf("HCM filters = %v, want disabled %s then router", names(h.HttpFilters), alpnFilterName)
+			if n := len(h.HttpFilters); n < 2 || h.HttpFilters[0].Name != alpnFilterName || !h.HttpFilters[0].Disabled || h.HttpFilters[n-1].Name != "envoy.filters.http.router" {
+				t.Fatalf("HCM filters = %v, want disabled %s first, router last", names(h.HttpFilters), alpnFilterName)
 			}
 			var vh *route.VirtualHost
 			for _, v := range findRoute(t, res, tt.route).VirtualHosts {

@@ -73,36 +73,20 @@ func (b *builder) checkDestinationRule(dr *networking.DestinationRule) {
 		if tp == nil {
 			return
 		}
-		if tp.GetLoadBalancer() != nil {
-			b.unsupported(res, path+".loadBalancer")
-		}
-		if tp.GetConnectionPool() != nil {
-			b.unsupported(res, path+".connectionPool")
-		}
-		if tp.GetOutlierDetection() != nil {
-			b.unsupported(res, path+".outlierDetection")
-		}
+		// loadBalancer, connectionPool, outlierDetection and retryBudget
+		// are translated (translate_policy.go); these change where calls
+		// go or what goes on the wire and are not modelled.
+		checkPolicyParts(b, res, path, tp.GetLoadBalancer(), tp.GetConnectionPool())
 		if tp.GetTunnel() != nil {
 			b.unsupported(res, path+".tunnel")
 		}
 		if tp.GetProxyProtocol() != nil {
 			b.unsupported(res, path+".proxyProtocol")
 		}
-		if tp.GetRetryBudget() != nil {
-			b.unsupported(res, path+".retryBudget")
-		}
 		b.checkClientTLS(res, path+".tls", tp.GetTls())
 		for i, pl := range tp.GetPortLevelSettings() {
 			p := fmt.Sprintf("%s.portLevelSettings[%d]", path, i)
-			if pl.GetLoadBalancer() != nil {
-				b.unsupported(res, p+".loadBalancer")
-			}
-			if pl.GetConnectionPool() != nil {
-				b.unsupported(res, p+".connectionPool")
-			}
-			if pl.GetOutlierDetection() != nil {
-				b.unsupported(res, p+".outlierDetection")
-			}
+			checkPolicyParts(b, res, p, pl.GetLoadBalancer(), pl.GetConnectionPool())
 			b.checkClientTLS(res, p+".tls", pl.GetTls())
 		}
 	}
@@ -112,6 +96,24 @@ func (b *builder) checkDestinationRule(dr *networking.DestinationRule) {
 	}
 	if dr.Spec.GetWorkloadSelector() != nil {
 		b.unsupported(res, "spec.workloadSelector")
+	}
+}
+
+// checkPolicyParts refuses the load-balancer and connection-pool settings
+// that change where a call goes or the protocol on the wire (and with it the
+// ALPN of the TLS handshake), which meshtls does not model: PASSTHROUGH
+// load balancing (an ORIGINAL_DST cluster, cluster_traffic_policy.go
+// applyLoadBalancer), h2UpgradePolicy UPGRADE and useClientProtocol
+// (applyH2Upgrade, setUseDownstreamProtocol).
+func checkPolicyParts(b *builder, res, path string, lb *networkingapi.LoadBalancerSettings, cp *networkingapi.ConnectionPoolSettings) {
+	if lb.GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH {
+		b.fail(fmt.Errorf("%s: %s.loadBalancer.simple: PASSTHROUGH (connect to the address the app dialled) changes where calls go and is not modelled by meshtls; remove it", res, path))
+	}
+	if cp.GetHttp().GetH2UpgradePolicy() == networkingapi.ConnectionPoolSettings_HTTPSettings_UPGRADE {
+		b.fail(fmt.Errorf("%s: %s.connectionPool.http.h2UpgradePolicy: UPGRADE changes the upstream protocol (and its TLS ALPN) and is not modelled by meshtls; remove it or use DO_NOT_UPGRADE", res, path))
+	}
+	if cp.GetHttp().GetUseClientProtocol() {
+		b.fail(fmt.Errorf("%s: %s.connectionPool.http.useClientProtocol changes the upstream protocol (and its TLS ALPN) and is not modelled by meshtls; remove it", res, path))
 	}
 }
 
@@ -211,6 +213,9 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 		// protocol: its mTLS ALPN is set per request (alpn.go).
 		b.markALPNOverride(name)
 	}
+	// The rest of the DestinationRule policy: load balancing, connection
+	// pool, outlier detection (translate_policy.go).
+	httpOpts = applyTrafficPolicy(c, httpOpts, b.m.TrafficPolicy(t.host, t.port, subset, b.proxy.Namespace))
 	if httpOpts != nil {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptsKey: mustAny(httpOpts)}
 	}

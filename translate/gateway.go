@@ -324,7 +324,7 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServ
 			// Only the http block applies to HTTP(S) servers; a
 			// VirtualService none of whose routes applies here is skipped
 			// (route.go, BuildHTTPRoutesForVirtualService: "no routes matched").
-			routes := b.httpRoutes(vh.vs, port, s.ref, b.proxy.Labels)
+			routes := b.httpRoutes(vh.vs, port, s.ref, b.proxy.Labels, s.tls != nil)
 			if len(routes) == 0 {
 				continue
 			}
@@ -360,7 +360,7 @@ func (b *builder) gatewayHCM(port uint32, routeName string, logs []*accesslog.Ac
 			ConfigSource:    adsSource(),
 			RouteConfigName: routeName,
 		}},
-		HttpFilters:              []*hcm.HttpFilter{alpnHTTPFilter(), routerFilter()},
+		HttpFilters:              routeHTTPFilters(),
 		AccessLog:                logs,
 		UseRemoteAddress:         wrapperspb.Bool(true),
 		ForwardClientCertDetails: hcm.HttpConnectionManager_SANITIZE_SET,

@@ -251,7 +251,7 @@ func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listene
 			ConfigSource:    adsSource(),
 			RouteConfigName: OutboundRouteName(port),
 		}},
-		HttpFilters: []*hcm.HttpFilter{alpnHTTPFilter(), routerFilter()},
+		HttpFilters: routeHTTPFilters(),
 		AccessLog:   logs,
 	})
 }
@@ -296,7 +296,7 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 		if v := vs[t.host]; v != nil {
 			// A VirtualService replaces the default route; requests that
 			// match none of its routes get 404 (httproute.go).
-			routes = b.httpRoutes(v, port, "mesh", b.proxy.Labels)
+			routes = b.httpRoutes(v, port, "mesh", b.proxy.Labels, false)
 		} else {
 			routes = []*route.Route{defaultRoute(OutboundClusterName(port, "", t.host))}
 		}

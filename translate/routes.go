@@ -2,7 +2,10 @@ package translate
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -22,18 +25,22 @@ func vsName(vs *networking.VirtualService) string {
 // gateway ("mesh" for sidecars) (pilot/pkg/networking/core/route/route.go,
 // BuildHTTPRoutesForVirtualService / translateRoute). sourceLabels are the
 // labels of the proxy that routes, for match.sourceLabels.
-func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway string, sourceLabels map[string]string) []*route.Route {
+//
+// isTLS says the routes serve a server with TLS settings (a gateway's), for
+// the scheme of a redirect with a port (route.go, ApplyRedirect).
+func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway string, sourceLabels map[string]string, isTLS bool) []*route.Route {
 	res := vsName(vs)
 	var out []*route.Route
 	for i, hr := range vs.Spec.GetHttp() {
 		path := fmt.Sprintf("spec.http[%d]", i)
 		b.checkHTTPRoute(res, path, hr)
-		act, reqAdd, respAdd, reqRm, respRm := b.httpAction(vs, path, hr, port)
+		act, reqAdd, respAdd, reqRm, respRm := b.httpAction(vs, path, hr, port, isTLS)
 		if act == nil {
 			continue
 		}
 		mk := func(name string, rm *route.RouteMatch) *route.Route {
-			r := &route.Route{Name: name, Match: rm, RequestHeadersToAdd: reqAdd, ResponseHeadersToAdd: respAdd, RequestHeadersToRemove: reqRm, ResponseHeadersToRemove: respRm}
+			r := &route.Route{Name: name, Match: rm, RequestHeadersToAdd: reqAdd, ResponseHeadersToAdd: respAdd, RequestHeadersToRemove: reqRm, ResponseHeadersToRemove: respRm,
+				TypedPerFilterConfig: routeFilterConfigs(hr)}
 			switch a := act.(type) {
 			case *route.Route_Route:
 				r.Action = a
@@ -61,8 +68,13 @@ func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway
 			if len(m.GetSourceLabels()) > 0 && !subsetMatches(m.GetSourceLabels(), sourceLabels) {
 				continue
 			}
-			rm := b.routeMatch(res, fmt.Sprintf("%s.match[%d]", path, j), m)
-			out = append(out, mk(routeName(hr, i, j), rm))
+			// sourceNamespace: the routing proxy's namespace (route.go, sourceMatchHTTP).
+			if m.GetSourceNamespace() != "" && m.GetSourceNamespace() != b.proxy.Namespace {
+				continue
+			}
+			r := mk(routeName(hr, i, j), b.routeMatch(m))
+			r.StatPrefix = m.GetStatPrefix() // route.go, TranslateRoute
+			out = append(out, r)
 		}
 	}
 	return out
@@ -83,14 +95,10 @@ func (b *builder) checkHTTPRoute(res, path string, hr *networkingapi.HTTPRoute) 
 		set  bool
 		name string
 	}
+	// Every other field is translated; delegate (a VirtualService
+	// included from another) changes which routes exist and is not modelled.
 	for _, f := range []field{
 		{hr.GetDelegate() != nil, "delegate"},
-		{hr.GetFault() != nil, "fault"},
-		{hr.GetMirror() != nil || len(hr.GetMirrors()) > 0 || hr.GetMirrorPercentage() != nil, "mirror"},
-		{hr.GetCorsPolicy() != nil, "corsPolicy"},
-		{hr.GetRedirect().GetDerivePort() != networkingapi.HTTPRedirect_FROM_PROTOCOL_DEFAULT, "redirect.derivePort"},
-		{hr.GetRetries().GetRetryRemoteLocalities() != nil, "retries.retryRemoteLocalities"},
-		{hr.GetRetries().GetBackoff() != nil, "retries.backoff"},
 	} {
 		if f.set {
 			b.unsupported(res, path+"."+f.name)
@@ -101,7 +109,9 @@ func (b *builder) checkHTTPRoute(res, path string, hr *networkingapi.HTTPRoute) 
 	}
 }
 
-func (b *builder) routeMatch(res, path string, m *networkingapi.HTTPMatchRequest) *route.RouteMatch {
+// routeMatch (route.go, TranslateRouteMatch): uri, headers and
+// withoutHeaders (inverted), method, authority, scheme, query parameters.
+func (b *builder) routeMatch(m *networkingapi.HTTPMatchRequest) *route.RouteMatch {
 	rm := &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}}
 	if m.GetIgnoreUriCase() {
 		rm.CaseSensitive = wrapperspb.Bool(false)
@@ -118,6 +128,15 @@ func (b *builder) routeMatch(res, path string, m *networkingapi.HTTPMatchRequest
 	for _, name := range sortedKeys(m.GetHeaders()) {
 		rm.Headers = append(rm.Headers, headerMatcher(name, m.GetHeaders()[name]))
 	}
+	for _, name := range sortedKeys(m.GetWithoutHeaders()) {
+		sm := m.GetWithoutHeaders()[name]
+		hm := headerMatcher(name, sm)
+		hm.InvertMatch = true
+		// treat_missing_header_as_empty conflicts with present_match.
+		hm.TreatMissingHeaderAsEmpty = hm.GetPresentMatch() == false
+		rm.Headers = append(rm.Headers, hm)
+	}
+	slices.SortStableFunc(rm.Headers, func(a, b *route.HeaderMatcher) int { return strings.Compare(a.Name, b.Name) })
 	for _, hm := range []struct {
 		name string
 		sm   *networkingapi.StringMatch
@@ -126,17 +145,14 @@ func (b *builder) routeMatch(res, path string, m *networkingapi.HTTPMatchRequest
 			rm.Headers = append(rm.Headers, headerMatcher(hm.name, hm.sm))
 		}
 	}
-	if len(m.GetQueryParams()) > 0 {
-		b.unsupported(res, path+".queryParams")
-	}
-	if len(m.GetWithoutHeaders()) > 0 {
-		b.unsupported(res, path+".withoutHeaders")
-	}
-	if m.GetSourceNamespace() != "" {
-		b.unsupported(res, path+".sourceNamespace")
-	}
-	if m.GetStatPrefix() != "" {
-		b.unsupported(res, path+".statPrefix")
+	for _, name := range sortedKeys(m.GetQueryParams()) {
+		qm := &route.QueryParameterMatcher{Name: name}
+		if sm := stringMatcher(m.GetQueryParams()[name]); sm != nil {
+			qm.QueryParameterMatchSpecifier = &route.QueryParameterMatcher_StringMatch{StringMatch: sm}
+		} else {
+			qm.QueryParameterMatchSpecifier = &route.QueryParameterMatcher_PresentMatch{PresentMatch: true}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
 	}
 	return rm
 }
@@ -165,23 +181,13 @@ func headerMatcher(name string, sm *networkingapi.StringMatch) *route.HeaderMatc
 // when several) with timeout, retries, rewrite and header edits
 // (pilot/pkg/networking/core/route/route.go, translateRoute,
 // applyHTTPRouteDestination, translateRetryPolicy in route/retry/retry.go).
-func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *networkingapi.HTTPRoute, port uint32) (action any, reqAdd, respAdd []*core.HeaderValueOption, reqRm, respRm []string) {
+func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *networkingapi.HTTPRoute, port uint32, isTLS bool) (action any, reqAdd, respAdd []*core.HeaderValueOption, reqRm, respRm []string) {
 	if h := hr.GetHeaders(); h != nil {
 		reqAdd, reqRm = headerOps(h.GetRequest())
 		respAdd, respRm = headerOps(h.GetResponse())
 	}
 	if r := hr.GetRedirect(); r != nil {
-		ra := &route.RedirectAction{HostRedirect: r.GetAuthority(), ResponseCode: redirectCode(r.GetRedirectCode())}
-		if r.GetUri() != "" {
-			ra.PathRewriteSpecifier = &route.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}
-		}
-		if r.GetScheme() != "" {
-			ra.SchemeRewriteSpecifier = &route.RedirectAction_SchemeRedirect{SchemeRedirect: r.GetScheme()}
-		}
-		if r.GetPort() != 0 {
-			ra.PortRedirect = r.GetPort()
-		}
-		return &route.Route_Redirect{Redirect: ra}, reqAdd, respAdd, reqRm, respRm
+		return &route.Route_Redirect{Redirect: redirectAction(r, port, isTLS)}, reqAdd, respAdd, reqRm, respRm
 	}
 	if d := hr.GetDirectResponse(); d != nil {
 		dr := &route.DirectResponseAction{Status: d.GetStatus()}
@@ -198,18 +204,7 @@ func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *net
 		ra.Timeout = durationpb.New(hr.GetTimeout().AsDuration())
 	}
 	if r := hr.GetRetries(); r != nil {
-		// attempts 0 disables retries (retry.go, ConvertPolicy).
-		if r.GetAttempts() == 0 {
-			ra.RetryPolicy = nil
-		} else {
-			ra.RetryPolicy.NumRetries = wrapperspb.UInt32(uint32(r.GetAttempts()))
-			if r.GetRetryOn() != "" {
-				ra.RetryPolicy.RetryOn = r.GetRetryOn()
-			}
-			if r.GetPerTryTimeout() != nil {
-				ra.RetryPolicy.PerTryTimeout = durationpb.New(r.GetPerTryTimeout().AsDuration())
-			}
-		}
+		ra.RetryPolicy = retryPolicy(r)
 	}
 	if rw := hr.GetRewrite(); rw != nil {
 		if rw.GetUri() != "" {
@@ -222,6 +217,9 @@ func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *net
 			ra.HostRewriteSpecifier = &route.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.GetAuthority()}
 		}
 	}
+	ra.RequestMirrorPolicies = b.mirrorPolicies(func(p string, d *networkingapi.Destination) string {
+		return b.destinationCluster(vs, p, d, port)
+	}, path, hr)
 	var wcs []*route.WeightedCluster_ClusterWeight
 	for j, d := range hr.GetRoute() {
 		name := b.destinationCluster(vs, fmt.Sprintf("%s.route[%d].destination", path, j), d.GetDestination(), port)
@@ -237,6 +235,11 @@ func (b *builder) httpAction(vs *networking.VirtualService, path string, hr *net
 		return nil, nil, nil, nil, nil
 	case len(wcs) == 1:
 		ra.ClusterSpecifier = &route.RouteAction_Cluster{Cluster: wcs[0].Name}
+		// A consistent-hash DestinationRule hashes on its key for a
+		// single destination (route.go, applyHTTPRouteDestination).
+		if hp := b.hashPolicy(vs, hr.GetRoute()[0].GetDestination(), port); hp != nil {
+			ra.HashPolicy = []*route.RouteAction_HashPolicy{hp}
+		}
 		// Destination-level header edits apply to the route (route.go).
 		reqAdd = append(reqAdd, wcs[0].RequestHeadersToAdd...)
 		respAdd = append(respAdd, wcs[0].ResponseHeadersToAdd...)
@@ -263,6 +266,42 @@ func headerOps(h *networkingapi.Headers_HeaderOperations) ([]*core.HeaderValueOp
 	return add, h.GetRemove()
 }
 
+// redirectAction (route.go, ApplyRedirect): authority, path or prefix,
+// scheme, port (derivePort FROM_REQUEST_PORT is the listener port; a
+// scheme's default port is left out) and code (default 301).
+func redirectAction(r *networkingapi.HTTPRedirect, port uint32, isTLS bool) *route.RedirectAction {
+	ra := &route.RedirectAction{HostRedirect: r.GetAuthority(), ResponseCode: redirectCode(r.GetRedirectCode())}
+	if r.GetPrefixRewrite() != "" {
+		ra.PathRewriteSpecifier = &route.RedirectAction_PrefixRewrite{PrefixRewrite: r.GetPrefixRewrite()}
+	} else if r.GetUri() != "" {
+		ra.PathRewriteSpecifier = &route.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}
+	}
+	if r.GetScheme() != "" {
+		ra.SchemeRewriteSpecifier = &route.RedirectAction_SchemeRedirect{SchemeRedirect: r.GetScheme()}
+	}
+	if r.GetRedirectPort() != nil {
+		switch rp := r.GetRedirectPort().(type) {
+		case *networkingapi.HTTPRedirect_DerivePort:
+			if rp.DerivePort == networkingapi.HTTPRedirect_FROM_REQUEST_PORT {
+				ra.PortRedirect = port
+			}
+		case *networkingapi.HTTPRedirect_Port:
+			ra.PortRedirect = rp.Port
+		}
+		scheme := r.GetScheme()
+		if scheme == "" {
+			scheme = "http"
+			if isTLS {
+				scheme = "https"
+			}
+		}
+		if (ra.PortRedirect == 80 && scheme == "http") || (ra.PortRedirect == 443 && scheme == "https") {
+			ra.PortRedirect = 0
+		}
+	}
+	return ra
+}
+
 // redirectCode maps Istio's redirectCode (default 301) to Envoy's enum.
 func redirectCode(code uint32) route.RedirectAction_RedirectResponseCode {
 	switch code {
@@ -278,6 +317,48 @@ func redirectCode(code uint32) route.RedirectAction_RedirectResponseCode {
 	return route.RedirectAction_MOVED_PERMANENTLY
 }
 
+// retryPolicy (route/retry/retry.go, ConvertPolicy): attempts 0 disables
+// retries; numbers in retryOn are retriable status codes; the previous-hosts
+// predicate follows retryIgnorePreviousHosts; backoff is the base interval.
+// retryRemoteLocalities has no effect in meshtls (no localities) and is
+// accepted with a notice.
+func retryPolicy(r *networkingapi.HTTPRetry) *route.RetryPolicy {
+	if r.GetAttempts() <= 0 {
+		return nil
+	}
+	p := defaultRetryPolicy()
+	p.NumRetries = wrapperspb.UInt32(uint32(r.GetAttempts()))
+	if r.GetRetryOn() != "" {
+		var on []string
+		p.RetriableStatusCodes = nil
+		for _, part := range strings.Split(r.GetRetryOn(), ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if n, err := strconv.Atoi(part); err == nil && http.StatusText(n) != "" {
+				p.RetriableStatusCodes = append(p.RetriableStatusCodes, uint32(n))
+			} else {
+				on = append(on, part)
+			}
+		}
+		p.RetryOn = strings.Join(on, ",")
+		if len(p.RetriableStatusCodes) > 0 && !strings.Contains(p.RetryOn, "retriable-status-codes") {
+			p.RetryOn += ",retriable-status-codes"
+		}
+	}
+	if r.GetPerTryTimeout() != nil {
+		p.PerTryTimeout = durationpb.New(r.GetPerTryTimeout().AsDuration())
+	}
+	if v := r.GetRetryIgnorePreviousHosts(); v != nil && !v.GetValue() {
+		p.RetryHostPredicate = nil
+	}
+	if r.GetBackoff() != nil {
+		p.RetryBackOff = &route.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(r.GetBackoff().AsDuration())}
+	}
+	return p
+}
+
 // destinationCluster names the cluster of a route destination: the host
 // resolved in the VirtualService's namespace, the port given or, when the
 // service has one port, that one, else the listener's port
@@ -288,6 +369,13 @@ func (b *builder) destinationCluster(vs *networking.VirtualService, path string,
 		b.fail(fmt.Errorf("%s: %s is missing", vsName(vs), path))
 		return BlackHoleCluster
 	}
+	host, p := b.destinationHostPort(vs, d, port)
+	return OutboundClusterName(p, d.GetSubset(), host)
+}
+
+// destinationHostPort resolves a destination's host and port (see
+// destinationCluster).
+func (b *builder) destinationHostPort(vs *networking.VirtualService, d *networkingapi.Destination, port uint32) (string, uint32) {
 	host := d.GetHost()
 	p := d.GetPort().GetNumber()
 	if s, ok := b.m.ServiceByHost(host, vs.Namespace); ok {
@@ -301,7 +389,7 @@ func (b *builder) destinationCluster(vs *networking.VirtualService, path string,
 	if p == 0 {
 		p = port
 	}
-	return OutboundClusterName(p, d.GetSubset(), host)
+	return host, p
 }
 
 // tcpRoute is the first tcp route of vs that applies to port and gateway

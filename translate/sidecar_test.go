@@ -428,20 +428,30 @@ func TestUnsupportedIsAnError(t *testing.T) {
 	tests := []struct {
 		name, extra, want string
 	}{
-		{"DR loadBalancer", `apiVersion: networking.istio.io/v1
+		// Fields that change where calls go or the upstream protocol (and
+		// its ALPN) and are not modelled stay errors.
+		{"DR loadBalancer PASSTHROUGH", `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: x, namespace: default}
 spec:
   host: b
-  trafficPolicy: {loadBalancer: {simple: RANDOM}}
-`, "DestinationRule default/x: spec.trafficPolicy.loadBalancer is not supported by meshtls yet"},
-		{"VS fault", `apiVersion: networking.istio.io/v1
+  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}
+`, "DestinationRule default/x: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH"},
+		{"DR h2UpgradePolicy", `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: x, namespace: default}
+spec:
+  host: b
+  trafficPolicy:
+    portLevelSettings: [{port: {number: 8080}, connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}]
+`, "DestinationRule default/x: spec.trafficPolicy.portLevelSettings[0].connectionPool.http.h2UpgradePolicy: UPGRADE"},
+		{"VS delegate", `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: v, namespace: default}
 spec:
   hosts: [b]
-  http: [{fault: {abort: {httpStatus: 500, percentage: {value: 100}}}, route: [{destination: {host: b}}]}]
-`, "VirtualService default/v: spec.http[0].fault is not supported"},
+  http: [{delegate: {name: other}}]
+`, "VirtualService default/v: spec.http[0].delegate is not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

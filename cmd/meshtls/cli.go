@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/mesh"
 )
 
 // Exit codes: the contract in DESIGN.md.
@@ -105,6 +106,7 @@ file is reported, each naming the file, document, kind/name and field.`,
 					if output == "text" {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", f, plural(vf.Workloads, "workload"), plural(vf.Checks, "check"))
 					}
+					printNotices(cmd.ErrOrStderr(), s.Mesh)
 				}
 				out.Files = append(out.Files, vf)
 			}
@@ -130,6 +132,14 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printNotices lists the fields a bundle uses that meshtls accepts without
+// translating (they cannot change TLS or reachability), one line each.
+func printNotices(w io.Writer, m *mesh.Mesh) {
+	for _, n := range m.Notices {
+		fmt.Fprintf(w, "notice: %s\n", n)
+	}
 }
 
 // expandFiles turns directories into their *.yaml and *.yml files, sorted,

@@ -382,3 +382,24 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// A field accepted without translation is named on stderr; the bundle is valid.
+func TestValidatePrintsNotices(t *testing.T) {
+	f := writeBundle(t, "notice.yaml", podA+`---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a, namespace: default}
+spec:
+  host: a
+  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: true}}}
+`)
+	code, out, errOut := run(t, "validate", f)
+	if code != 0 || !strings.Contains(out, "notice.yaml: ok") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, w := range []string{"notice: ", "(document 2) DestinationRule default/a: spec.trafficPolicy.loadBalancer.localityLbSetting: accepted, not translated"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
+	}
+}

@@ -113,6 +113,9 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	if err != nil {
 		return bad(err)
 	}
+	for _, sc := range scs {
+		printNotices(stderr, sc.Mesh)
+	}
 
 	if parent == nil {
 		parent = context.Background()
