@@ -2,6 +2,7 @@ package certs
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ type Store struct {
 	servers   map[string]*KeyPair // ingress CA, by name
 	apps      map[string]*KeyPair // app CA, by name
 	clients   map[string]*KeyPair // by CA name
+	chosen    map[string]*KeyPair // client certificates with chosen SANs, by "ca|uri|dns"
 }
 
 // NewStore returns an empty store issuing from set.
@@ -28,6 +30,7 @@ func NewStore(set *Set) *Store {
 		servers:   map[string]*KeyPair{},
 		apps:      map[string]*KeyPair{},
 		clients:   map[string]*KeyPair{},
+		chosen:    map[string]*KeyPair{},
 	}
 }
 
@@ -139,6 +142,39 @@ func (s *Store) Client(caName string) (*KeyPair, error) {
 		return nil, err
 	}
 	s.clients[caName] = kp
+	return kp, nil
+}
+
+// ClientWithSAN returns a client certificate (CN "meshtls-client") issued
+// from any CA of the set with the given URI and/or DNS SAN, issuing it on
+// first use: a check's client can then claim any identity from any CA.
+func (s *Store) ClientWithSAN(caName, uri, dns string) (*KeyPair, error) {
+	var opts []Option
+	if uri != "" {
+		u, err := url.Parse(uri)
+		if err != nil || u.Scheme == "" {
+			return nil, fmt.Errorf("certs: client URI SAN %q is not an absolute URI", uri)
+		}
+		opts = append(opts, WithURIs(u))
+	}
+	if dns != "" {
+		opts = append(opts, WithDNSNames(dns))
+	}
+	key := caName + "|" + uri + "|" + dns
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kp, ok := s.chosen[key]; ok {
+		return kp, nil
+	}
+	ca, err := s.ca(caName)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := ca.IssueClient(ClientCommonName, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.chosen[key] = kp
 	return kp, nil
 }
 

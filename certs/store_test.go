@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/ecdsa"
 	"crypto/x509"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +85,9 @@ func TestStoreServersAndClients(t *testing.T) {
 		}, s.App, x509.ExtKeyUsageServerAuth, "b.example.com"},
 		{"client", func() (*KeyPair, error) { return st.Client("client") }, s.Client, x509.ExtKeyUsageClientAuth, ClientCommonName},
 		{"untrusted client", func() (*KeyPair, error) { return st.Client("untrusted") }, s.Untrusted, x509.ExtKeyUsageClientAuth, ClientCommonName},
+		{"client with chosen SAN from mesh", func() (*KeyPair, error) {
+			return st.ClientWithSAN("mesh", "spiffe://cluster.local/ns/default/sa/x", "x.example.com")
+		}, s.Mesh, x509.ExtKeyUsageClientAuth, ClientCommonName},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +109,14 @@ func TestStoreServersAndClients(t *testing.T) {
 				t.Errorf("CN = %q, want %q", a.Cert.Subject.CommonName, tc.cn)
 			}
 		})
+	}
+
+	kp, _ := st.ClientWithSAN("mesh", "spiffe://cluster.local/ns/default/sa/x", "x.example.com")
+	if len(kp.Cert.URIs) != 1 || kp.Cert.URIs[0].String() != "spiffe://cluster.local/ns/default/sa/x" || !slices.Equal(kp.Cert.DNSNames, []string{"x.example.com"}) {
+		t.Errorf("chosen SANs: URIs %v DNS %v", kp.Cert.URIs, kp.Cert.DNSNames)
+	}
+	if other, _ := st.ClientWithSAN("mesh", "", "x.example.com"); other == kp {
+		t.Error("another SAN returned the cached pair")
 	}
 
 	// Same name for ingress and app are separate caches.

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
@@ -37,7 +40,7 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 	if !ok {
 		return nil, fmt.Errorf("check %s: from %q: no such workload", c.Name, c.From)
 	}
-	req, err := r.callRequest(c)
+	req, err := r.callRequest(c, from)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %w", c.Name, err)
 	}
@@ -54,10 +57,26 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 }
 
 // callRequest turns a Check into the agent's call.
-func (r *Runtime) callRequest(c *mesh.Check) (pod.CallRequest, error) {
-	req := pod.CallRequest{URL: c.To}
-	if c.TLS != nil {
-		req.SNI, req.CAs, req.ClientCert = c.TLS.SNI, c.TLS.CA, c.TLS.ClientCert
+func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (pod.CallRequest, error) {
+	req := pod.CallRequest{URL: c.To, ServerFirst: c.ServerFirst}
+	if t := c.TLS; t != nil {
+		req.SNI, req.CAs, req.ClientCert, req.ALPN = t.SNI, t.CA, t.ClientCert, t.ALPN
+		req.MinVersion, _ = mesh.CheckTLSVersion(t.MinVersion)
+		req.MaxVersion, _ = mesh.CheckTLSVersion(t.MaxVersion)
+		for _, name := range t.Ciphers {
+			iana, ok := mesh.CipherSuiteName(name)
+			if !ok {
+				return req, fmt.Errorf("tls.cipherSuites: unknown cipher suite %q", name)
+			}
+			req.Ciphers = append(req.Ciphers, iana)
+		}
+		if t.HasCustomClientCert() {
+			name, err := r.writeCheckClientCert(from, t)
+			if err != nil {
+				return req, err
+			}
+			req.ClientCert = name
+		}
 	}
 	if c.Via != "" {
 		gw, ok := r.Pod(c.Via)
@@ -75,6 +94,22 @@ func (r *Runtime) callRequest(c *mesh.Check) (pod.CallRequest, error) {
 		req.Dial = net.JoinHostPort(gw.IP.String(), port)
 	}
 	return req, nil
+}
+
+// writeCheckClientCert issues the client certificate a check asks for (its
+// CA and SANs) and writes it into the calling pod's cert dir under a name
+// derived from them; it returns that name for the agent.
+func (r *Runtime) writeCheckClientCert(from *Pod, t *mesh.CheckTLS) (string, error) {
+	kp, err := r.certs.ClientWithSAN(t.ClientCert, t.ClientURI, t.ClientDNS)
+	if err != nil {
+		return "", fmt.Errorf("tls.clientCert: %w", err)
+	}
+	sum := sha256.Sum256([]byte(t.ClientCert + "|" + t.ClientURI + "|" + t.ClientDNS))
+	name := "check-" + hex.EncodeToString(sum[:8])
+	if err := certs.WriteKeyPair(filepath.Join(from.Dir, "certs"), name, kp); err != nil {
+		return "", fmt.Errorf("tls.clientCert: %w", err)
+	}
+	return name, nil
 }
 
 // marks are log positions before a call, so only new lines are considered.

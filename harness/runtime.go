@@ -472,7 +472,7 @@ func (r *Runtime) writePodFiles(p *Pod) error {
 	cfg := pod.Config{Name: w.Name, Namespace: w.Namespace, Capture: true}
 	var tlsNames []string
 	for _, pt := range w.Ports {
-		cfg.Ports = append(cfg.Ports, pod.Port{Name: pt.Name, Port: pt.Port, TLS: pt.TLS})
+		cfg.Ports = append(cfg.Ports, pod.Port{Name: pt.Name, Port: pt.Port, TLS: pt.TLS, ServerFirst: pt.ServerFirst})
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

@@ -418,27 +418,42 @@ type workloadPortSpec struct {
 	Port        uint32 `json:"port,omitempty"`
 	AppProtocol string `json:"appProtocol,omitempty"`
 	TLS         bool   `json:"tls,omitempty"`
+	ServerFirst bool   `json:"serverFirst,omitempty"`
 }
 
 type checkSpec struct {
-	From   string        `json:"from,omitempty"`
-	To     string        `json:"to,omitempty"`
-	Via    string        `json:"via,omitempty"`
-	TLS    *checkTLSSpec `json:"tls,omitempty"`
-	Expect *expectSpec   `json:"expect,omitempty"`
+	From        string        `json:"from,omitempty"`
+	To          string        `json:"to,omitempty"`
+	Via         string        `json:"via,omitempty"`
+	ServerFirst bool          `json:"serverFirst,omitempty"`
+	TLS         *checkTLSSpec `json:"tls,omitempty"`
+	Expect      *expectSpec   `json:"expect,omitempty"`
 }
 
 type checkTLSSpec struct {
 	SNI        *string  `json:"sni,omitempty"` // nil: omitted; "": no SNI
 	CA         []string `json:"ca,omitempty"`
 	ClientCert string   `json:"clientCert,omitempty"`
+	ClientURI  string   `json:"clientURI,omitempty"`
+	ClientDNS  string   `json:"clientDNS,omitempty"`
+	MinVersion string   `json:"minVersion,omitempty"`
+	MaxVersion string   `json:"maxVersion,omitempty"`
+	ALPN       []string `json:"alpn,omitempty"`
+	Ciphers    []string `json:"cipherSuites,omitempty"`
 }
 
 type expectSpec struct {
-	Result string   `json:"result,omitempty"`
-	Wire   []string `json:"wire,omitempty"`
-	Peer   string   `json:"peer,omitempty"`
-	Reason string   `json:"reason,omitempty"`
+	Result string          `json:"result,omitempty"`
+	Wire   []string        `json:"wire,omitempty"`
+	Peer   string          `json:"peer,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+	Hops   []hopExpectSpec `json:"hops,omitempty"`
+}
+
+type hopExpectSpec struct {
+	TLSVersion string   `json:"tlsVersion,omitempty"`
+	SNI        string   `json:"sni,omitempty"`
+	ALPN       []string `json:"alpn,omitempty"`
 }
 
 // DefaultCheckCAs are the CAs a check's client trusts unless told otherwise.
@@ -470,15 +485,19 @@ func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec
 }
 
 func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
-	c := &Check{Name: meta.Name, Namespace: meta.Namespace, From: s.From, To: s.To, Via: s.Via, Source: src}
-	if s.TLS != nil {
-		c.TLS = &CheckTLS{SNI: s.TLS.SNI, CA: s.TLS.CA, ClientCert: s.TLS.ClientCert}
+	c := &Check{Name: meta.Name, Namespace: meta.Namespace, From: s.From, To: s.To, Via: s.Via, ServerFirst: s.ServerFirst, Source: src}
+	if t := s.TLS; t != nil {
+		c.TLS = &CheckTLS{SNI: t.SNI, CA: t.CA, ClientCert: t.ClientCert, ClientURI: t.ClientURI, ClientDNS: t.ClientDNS,
+			MinVersion: t.MinVersion, MaxVersion: t.MaxVersion, ALPN: t.ALPN, Ciphers: t.Ciphers}
 		if len(c.TLS.CA) == 0 {
 			c.TLS.CA = slices.Clone(DefaultCheckCAs)
 		}
 	}
 	if s.Expect != nil {
 		c.Expect = &Expect{Result: s.Expect.Result, Wire: s.Expect.Wire, Peer: s.Expect.Peer, Reason: s.Expect.Reason}
+		for _, h := range s.Expect.Hops {
+			c.Expect.Hops = append(c.Expect.Hops, HopExpect(h))
+		}
 	}
 	l.m.Checks = append(l.m.Checks, c)
 }

@@ -6,6 +6,7 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 
 	networking "istio.io/client-go/pkg/apis/networking/v1"
@@ -77,6 +78,9 @@ type WorkloadPort struct {
 	Port        uint32
 	AppProtocol string
 	TLS         bool // the app terminates TLS itself (certificate from the app CA)
+	// ServerFirst: the app greets each connection before reading anything
+	// (MySQL, SMTP), which defeats protocol sniffing under PERMISSIVE.
+	ServerFirst bool
 }
 
 // ID is "namespace/name".
@@ -122,24 +126,49 @@ type Check struct {
 	From      string // workload ref: name, or namespace/name
 	To        string // URL: http, https, tcp, tls
 	Via       string // optional gateway workload ref to dial instead
-	TLS       *CheckTLS
-	Expect    *Expect
-	Source    Source
+	// ServerFirst: the client sends nothing and waits for the app's greeting
+	// (tcp and tls URLs), as a client of a server-first protocol does.
+	ServerFirst bool
+	TLS         *CheckTLS
+	Expect      *Expect
+	Source      Source
 }
 
 // CheckTLS are client TLS settings for https and tls URLs.
 type CheckTLS struct {
 	SNI        *string  // nil: the URL host; "": no SNI
 	CA         []string // CA names the client trusts; default [ingress, app]
-	ClientCert string   // "", client, untrusted
+	ClientCert string   // CA that issues the client certificate: "" (none), or one of KnownCAs
+	ClientURI  string   // URI SAN of that certificate (default: none)
+	ClientDNS  string   // DNS SAN of that certificate (default: none)
+	MinVersion string   // lowest TLS version offered, Istio's names TLSV1_0..TLSV1_3 ("": Go's default, TLSV1_2)
+	MaxVersion string   // highest TLS version offered ("": TLSV1_3)
+	ALPN       []string // ALPN protocols offered (default: http/1.1 for https, none for tls)
+	Ciphers    []string // TLS 1.2 and older cipher suites offered (default: Go's); TLS 1.3 suites are not configurable
+}
+
+// HasCustomClientCert reports whether the check asks for a client
+// certificate other than the fixed ones (CN meshtls-client from client or
+// untrusted): a chosen SAN, or another CA.
+func (t *CheckTLS) HasCustomClientCert() bool {
+	return t != nil && t.ClientCert != "" && (t.ClientURI != "" || t.ClientDNS != "" || !slices.Contains(KnownClientCerts, t.ClientCert))
 }
 
 // Expect is what must be observed. Empty fields are not compared.
 type Expect struct {
-	Result string   // ok | http-NNN | reset | refused | timeout | tls-error
+	Result string   // ok | http-NNN | reset | refused | timeout | tls-error | fail (any outcome but ok)
 	Wire   []string // per network hop: plaintext, tls, mtls, tls+tls, mtls+tls, none
 	Peer   string   // SPIFFE ID verified by the receiver on the last hop, or "none"
 	Reason string   // substring of Envoy's failure reason or response flags
+	Hops   []HopExpect
+}
+
+// HopExpect is what the outer TLS layer of one network hop must show, by
+// position (the first entry is the first hop). Empty fields are not compared.
+type HopExpect struct {
+	TLSVersion string   // negotiated version, as Envoy spells it: TLSv1.2, TLSv1.3; "none": no TLS on the hop
+	SNI        string   // server name sent; "none": none
+	ALPN       []string // protocols offered in the ClientHello, in order
 }
 
 // AddressPlan gives every workload a fixed address in prefix, in load order

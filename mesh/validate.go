@@ -19,7 +19,9 @@ var (
 	KnownClientCerts = []string{"client", "untrusted"}
 	KnownWire        = []string{"plaintext", "tls", "mtls", "tls+tls", "mtls+tls", "none"}
 	CheckSchemes     = []string{"http", "https", "tcp", "tls"}
-	resultRE         = regexp.MustCompile(`^(ok|http-[1-5][0-9][0-9]|reset|refused|timeout|tls-error)$`)
+	resultRE         = regexp.MustCompile(`^(ok|http-[1-5][0-9][0-9]|reset|refused|timeout|tls-error|fail)$`)
+	// KnownHopTLSVersions are the versions a hop expectation may name, as Envoy's access log spells them.
+	KnownHopTLSVersions = []string{"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "none"}
 )
 
 // validate runs the semantic and cross-reference checks once every
@@ -403,13 +405,14 @@ func (l *loader) validateCheck(c *Check, rep report) {
 				rep(fmt.Sprintf("spec.tls.ca[%d]", i), fmt.Sprintf("unknown CA %q (allowed: %s)", ca, strings.Join(KnownCAs, ", ")))
 			}
 		}
-		if t.ClientCert != "" && !slices.Contains(KnownClientCerts, t.ClientCert) {
-			rep("spec.tls.clientCert", fmt.Sprintf("unknown value %q (allowed: %s)", t.ClientCert, strings.Join(KnownClientCerts, ", ")))
-		}
+		validateCheckTLS(t, rep)
+	}
+	if c.ServerFirst && (scheme == "http" || scheme == "https") {
+		rep("spec.serverFirst", fmt.Sprintf("applies only to tcp and tls URLs, not %s (HTTP clients speak first)", scheme))
 	}
 	if e := c.Expect; e != nil {
 		if e.Result != "" && !resultRE.MatchString(e.Result) {
-			rep("spec.expect.result", fmt.Sprintf("unknown value %q (allowed: ok, http-NNN, reset, refused, timeout, tls-error)", e.Result))
+			rep("spec.expect.result", fmt.Sprintf("unknown value %q (allowed: ok, http-NNN, reset, refused, timeout, tls-error, fail)", e.Result))
 		}
 		for i, w := range e.Wire {
 			if !slices.Contains(KnownWire, w) {
@@ -419,5 +422,58 @@ func (l *loader) validateCheck(c *Check, rep report) {
 		if e.Peer != "" && e.Peer != "none" && !strings.HasPrefix(e.Peer, "spiffe://") {
 			rep("spec.expect.peer", fmt.Sprintf("must be a SPIFFE ID (spiffe://...) or none, got %q", e.Peer))
 		}
+		for i, h := range e.Hops {
+			if h.TLSVersion != "" && !slices.Contains(KnownHopTLSVersions, h.TLSVersion) {
+				rep(fmt.Sprintf("spec.expect.hops[%d].tlsVersion", i), fmt.Sprintf("unknown value %q (allowed: %s)", h.TLSVersion, strings.Join(KnownHopTLSVersions, ", ")))
+			}
+			for j, a := range h.ALPN {
+				if a == "" {
+					rep(fmt.Sprintf("spec.expect.hops[%d].alpn[%d]", i, j), "must not be empty")
+				}
+			}
+		}
 	}
 }
+
+// validateCheckTLS checks the client's TLS settings of a Check.
+func validateCheckTLS(t *CheckTLS, rep report) {
+	switch {
+	case t.ClientCert == "" && (t.ClientURI != "" || t.ClientDNS != ""):
+		rep("spec.tls.clientCert", "required with clientURI or clientDNS: name the CA that issues the certificate ("+strings.Join(KnownCAs, ", ")+")")
+	case t.ClientCert == "":
+	case !slices.Contains(KnownCAs, t.ClientCert):
+		rep("spec.tls.clientCert", fmt.Sprintf("unknown CA %q (allowed: %s)", t.ClientCert, strings.Join(KnownCAs, ", ")))
+	}
+	if t.ClientURI != "" {
+		if u, err := url.Parse(t.ClientURI); err != nil || u.Scheme == "" {
+			rep("spec.tls.clientURI", fmt.Sprintf("must be an absolute URI such as spiffe://cluster.local/ns/default/sa/a, got %q", t.ClientURI))
+		}
+	}
+	if t.ClientDNS != "" && !dnsNameRE.MatchString(t.ClientDNS) {
+		rep("spec.tls.clientDNS", fmt.Sprintf("must be a DNS name such as client.example.com, got %q", t.ClientDNS))
+	}
+	versions := strings.Join(sortedKeys(checkTLSVersions), ", ")
+	minV, minOK := CheckTLSVersion(t.MinVersion)
+	maxV, maxOK := CheckTLSVersion(t.MaxVersion)
+	if t.MinVersion != "" && !minOK {
+		rep("spec.tls.minVersion", fmt.Sprintf("unknown value %q (allowed: %s)", t.MinVersion, versions))
+	}
+	if t.MaxVersion != "" && !maxOK {
+		rep("spec.tls.maxVersion", fmt.Sprintf("unknown value %q (allowed: %s)", t.MaxVersion, versions))
+	}
+	if minOK && maxOK && minV > maxV {
+		rep("spec.tls.minVersion", fmt.Sprintf("%s is above maxVersion %s", t.MinVersion, t.MaxVersion))
+	}
+	for i, a := range t.ALPN {
+		if a == "" || len(a) > 255 {
+			rep(fmt.Sprintf("spec.tls.alpn[%d]", i), "an ALPN protocol name is 1-255 bytes (e.g. h2, http/1.1, istio-peer-exchange)")
+		}
+	}
+	for i, c := range t.Ciphers {
+		if _, ok := CipherSuiteName(c); !ok {
+			rep(fmt.Sprintf("spec.tls.cipherSuites[%d]", i), fmt.Sprintf("unknown or TLS 1.3-only cipher suite %q (allowed: %s, or their IANA names)", c, knownCipherNames()))
+		}
+	}
+}
+
+var dnsNameRE = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$`)

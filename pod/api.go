@@ -30,6 +30,9 @@ type Port struct {
 	Name string `json:"name"`
 	Port uint32 `json:"port"`
 	TLS  bool   `json:"tls,omitempty"`
+	// ServerFirst: greet each connection (after the TLS handshake when TLS
+	// is set) with a Report line before reading anything.
+	ServerFirst bool `json:"serverFirst,omitempty"`
 }
 
 // CallRequest asks the agent to make one call from inside the pod.
@@ -39,9 +42,18 @@ type CallRequest struct {
 	Dial       string   `json:"dial,omitempty"`       // host:port to dial instead (a gateway); Host and SNI stay the URL's
 	SNI        *string  `json:"sni,omitempty"`        // nil: URL host; "": send none
 	CAs        []string `json:"cas,omitempty"`        // CA names trusted (files CADir/<name>.pem)
-	ClientCert string   `json:"clientCert,omitempty"` // "client" or "untrusted": CertDir/<name>.crt/.key
+	ClientCert string   `json:"clientCert,omitempty"` // key pair CertDir/<name>.crt/.key: "client", "untrusted", or one the harness wrote for the check
 	Payload    string   `json:"payload,omitempty"`    // tcp/tls: line to send (default "hello")
-	TimeoutMS  int      `json:"timeoutMs,omitempty"`  // default 5000
+	// ServerFirst (tcp/tls): send nothing, read the server's greeting line.
+	ServerFirst bool `json:"serverFirst,omitempty"`
+	// Client TLS offer (https/tls): version range (crypto/tls numbers; 0:
+	// Go's default), ALPN (nil: http/1.1 for https, none for tls) and TLS
+	// 1.2-or-older cipher suites by IANA name (nil: Go's default).
+	MinVersion uint16   `json:"minVersion,omitempty"`
+	MaxVersion uint16   `json:"maxVersion,omitempty"`
+	ALPN       []string `json:"alpn"` // nil (null): the default; empty: offer none
+	Ciphers    []string `json:"ciphers,omitempty"`
+	TimeoutMS  int      `json:"timeoutMs,omitempty"` // default 5000
 }
 
 // CallResult is what the client saw.

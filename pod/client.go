@@ -126,7 +126,9 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 			return res
 		}
 		res.TLS = tlsInfo(tc.ConnectionState(), tlsConf.ServerName)
-		if certRequested && tc.ConnectionState().Version == tls.VersionTLS13 {
+		// A server-first app's greeting is its verdict: the read below
+		// gets the alert of a rejected certificate instead.
+		if certRequested && tc.ConnectionState().Version == tls.VersionTLS13 && !req.ServerFirst {
 			if err := awaitCertVerdict(tc, deadline); err != nil {
 				res.Result, res.Error = "tls-error", "TLS handshake with "+dialAddr+": the server rejected the client certificate after the handshake: "+err.Error()
 				return res
@@ -139,9 +141,13 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 		return res
 	}
 
-	switch u.Scheme {
-	case "http", "https":
+	switch {
+	case res.TLS != nil && res.TLS.ALPN == "h2":
+		h2Call(ctx, conn, u, &res)
+	case u.Scheme == "http" || u.Scheme == "https":
 		httpCall(ctx, conn, u, &res)
+	case req.ServerFirst:
+		readLine(ctx, conn, &res)
 	default:
 		lineCall(ctx, conn, req.Payload, &res)
 	}
@@ -190,8 +196,19 @@ func clientTLS(req CallRequest, scheme, host string, paths Paths) (*tls.Config, 
 			return nil
 		},
 	}
-	if scheme == "https" {
-		conf.NextProtos = []string{"http/1.1"} // we speak HTTP/1.1 only
+	conf.MinVersion, conf.MaxVersion = req.MinVersion, req.MaxVersion
+	for _, name := range req.Ciphers {
+		id, ok := cipherID(name)
+		if !ok {
+			return nil, fmt.Errorf("unknown cipher suite %q", name)
+		}
+		conf.CipherSuites = append(conf.CipherSuites, id)
+	}
+	switch {
+	case req.ALPN != nil:
+		conf.NextProtos = req.ALPN
+	case scheme == "https":
+		conf.NextProtos = []string{"http/1.1"} // the default client speaks HTTP/1.1
 	}
 	if req.ClientCert != "" {
 		cert, err := paths.LoadKeyPair(req.ClientCert)
@@ -257,6 +274,11 @@ func httpCall(ctx context.Context, conn net.Conn, u *url.URL, res *CallResult) {
 		res.Result, res.Error = classifyCtx(ctx, err, "read response")
 		return
 	}
+	readResponse(resp, res)
+}
+
+// readResponse records an HTTP answer: status, body and the echo report in it.
+func readResponse(resp *http.Response, res *CallResult) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	res.Status = resp.StatusCode
@@ -283,6 +305,12 @@ func lineCall(ctx context.Context, conn net.Conn, payload string, res *CallResul
 		res.Result, res.Error = classifyCtx(ctx, err, "send payload")
 		return
 	}
+	readLine(ctx, conn, res)
+}
+
+// readLine reads the one-line answer of a raw TCP app: after our line, or
+// as the greeting of a server-first app.
+func readLine(ctx context.Context, conn net.Conn, res *CallResult) {
 	br := bufio.NewReaderSize(conn, maxBody)
 	line, err := br.ReadSlice('\n')
 	if len(line) == 0 {
@@ -310,6 +338,38 @@ func lineCall(ctx context.Context, conn net.Conn, payload string, res *CallResul
 	}
 	res.Result = "error"
 	res.Error = "answer is not an echo report: " + printable(line, 128)
+}
+
+// h2Call makes the request over HTTP/2 on a TLS connection that negotiated
+// h2 (the check offered it in its ALPN), through net/http's own HTTP/2
+// client on that one connection.
+func h2Call(ctx context.Context, conn net.Conn, u *url.URL, res *CallResult) {
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	used := false
+	tr := &http.Transport{
+		Protocols: &protos,
+		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+			if used {
+				return nil, errors.New("the check's connection is already used")
+			}
+			used = true
+			return conn, nil
+		},
+	}
+	defer tr.CloseIdleConnections()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		res.Result, res.Error = "error", err.Error()
+		return
+	}
+	hr.Header.Set("User-Agent", "meshtls-pod")
+	resp, err := tr.RoundTrip(hr)
+	if err != nil {
+		res.Result, res.Error = classifyCtx(ctx, err, "HTTP/2 request")
+		return
+	}
+	readResponse(resp, res)
 }
 
 // classifyCtx is classify, except that any failure after our own deadline
@@ -350,4 +410,16 @@ func classify(err error, what string) (string, string) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// cipherID is the crypto/tls number of a cipher suite's IANA name.
+func cipherID(name string) (uint16, bool) {
+	for _, list := range [][]*tls.CipherSuite{tls.CipherSuites(), tls.InsecureCipherSuites()} {
+		for _, cs := range list {
+			if cs.Name == name {
+				return cs.ID, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -184,6 +184,10 @@ func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (e *Echo) handle(c net.Conn) {
 	br := bufio.NewReaderSize(c, maxLine)
+	if e.port.ServerFirst && e.tlsConf == nil {
+		e.greet(&bufConn{Conn: c, r: br})
+		return
+	}
 	kind, err := sniff(c, br)
 	if err != nil {
 		_ = c.Close()
@@ -212,6 +216,10 @@ func (e *Echo) handle(c net.Conn) {
 		st := tc.ConnectionState()
 		info = tlsInfo(st, st.ServerName)
 		br = bufio.NewReaderSize(tc, maxLine)
+		if e.port.ServerFirst {
+			e.greet(&bufConn{Conn: tc, r: br, tls: info})
+			return
+		}
 		if kind, err = sniff(tc, br); err != nil {
 			_ = tc.Close()
 			return
@@ -249,8 +257,20 @@ func (e *Echo) serveRaw(c *bufConn, tlsBytes bool) {
 		payload = bytes.TrimRight(line, "\r\n")
 	}
 	rep := e.report(c)
-	rep.Protocol = "tcp"
 	rep.Payload = printable(payload, 256)
+	e.answerLine(c, rep)
+}
+
+// greet is a server-first app (MySQL, SMTP): it writes its Report line as
+// soon as the connection is up, before reading anything.
+func (e *Echo) greet(c *bufConn) {
+	defer c.Close()
+	e.answerLine(c, e.report(c))
+}
+
+// answerLine writes rep as one JSON line and half-closes.
+func (e *Echo) answerLine(c *bufConn, rep Report) {
+	rep.Protocol = "tcp"
 	b, _ := json.Marshal(rep)
 	_ = c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 	_, _ = c.Write(append(b, '\n'))

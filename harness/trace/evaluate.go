@@ -2,6 +2,7 @@ package trace
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,7 +43,7 @@ func ResultIs(want string) Predicate {
 				return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
 			}
 		}
-		if r.Result == want {
+		if r.Result == want || (want == ResultFail && r.Result != ResultOK) {
 			return nil
 		}
 		return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
@@ -94,6 +95,52 @@ func ReasonContains(sub string) Predicate {
 	}
 }
 
+// HopsAre compares the outer TLS layer of each hop, by position, with the
+// expected version, SNI and ALPN offer; empty fields are not compared and
+// "none" means no TLS (version) or no SNI.
+func HopsAre(want []mesh.HopExpect) Predicate {
+	return func(r *Result) error {
+		var diffs []string
+		for i, w := range want {
+			if i >= len(r.Hops) {
+				diffs = append(diffs, fmt.Sprintf("hop %d expected, observed %d hop(s)", i+1, len(r.Hops)))
+				break
+			}
+			var outer Layer
+			if ls := r.Hops[i].Layers; len(ls) > 0 && ls[0].Kind == KindTLS {
+				outer = ls[0]
+			}
+			version, sni := outer.Version, outer.SNI
+			if outer.Kind != KindTLS {
+				version = WireNone
+			}
+			if sni == "" {
+				sni = WireNone
+			}
+			if w.TLSVersion != "" && w.TLSVersion != version {
+				diffs = append(diffs, fmt.Sprintf("hop %d TLS version expected %s, observed %s", i+1, w.TLSVersion, orUnknown(version)))
+			}
+			if w.SNI != "" && w.SNI != sni {
+				diffs = append(diffs, fmt.Sprintf("hop %d SNI expected %s, observed %s", i+1, w.SNI, sni))
+			}
+			if w.ALPN != nil && !slices.Equal(w.ALPN, outer.ALPN) {
+				diffs = append(diffs, fmt.Sprintf("hop %d ALPN offer expected %v, observed %v", i+1, w.ALPN, outer.ALPN))
+			}
+		}
+		if len(diffs) > 0 {
+			return fmt.Errorf("hops: %s", strings.Join(diffs, "; "))
+		}
+		return nil
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
 // FromExpect turns a check's expectation into predicates; empty fields are
 // not compared.
 func FromExpect(exp *mesh.Expect) []Predicate {
@@ -113,6 +160,9 @@ func FromExpect(exp *mesh.Expect) []Predicate {
 	if exp.Reason != "" {
 		ps = append(ps, ReasonContains(exp.Reason))
 	}
+	if len(exp.Hops) > 0 {
+		ps = append(ps, HopsAre(exp.Hops))
+	}
 	return ps
 }
 
@@ -125,6 +175,9 @@ func Evaluate(res *Result, exp *mesh.Expect) {
 		return
 	}
 	res.Expected = &Expected{Result: exp.Result, Wire: exp.Wire, Peer: exp.Peer, Reason: exp.Reason}
+	for _, h := range exp.Hops {
+		res.Expected.Hops = append(res.Expected.Hops, HopExpected(h))
+	}
 	for _, p := range FromExpect(exp) {
 		if err := p(res); err != nil {
 			res.Mismatches = append(res.Mismatches, err.Error())

@@ -63,6 +63,7 @@ func TestEvaluate(t *testing.T) {
 
 func TestPredicates(t *testing.T) {
 	ok := &Result{Result: "ok", Status: 200, Wire: []string{"mtls"}, Peer: ""}
+	tlsHop := &Result{Result: "ok", Hops: []Hop{{Layers: []Layer{{Kind: KindTLS, Version: "TLSv1.3", SNI: "b.example.com", ALPN: []string{"h2"}}}}}}
 	tests := []struct {
 		name string
 		p    Predicate
@@ -79,6 +80,16 @@ func TestPredicates(t *testing.T) {
 		{"all holds", All(ResultIs("ok"), WireIs([]string{"mtls"})), ok, true},
 		{"all fails on one", All(ResultIs("ok"), PeerIs(spiffeB)), ok, false},
 		{"reason substring", ReasonContains("VERIFY"), &Result{Reason: "UF; CERTIFICATE_VERIFY_FAILED"}, true},
+		{"fail holds for reset", ResultIs("fail"), &Result{Result: "reset"}, true},
+		{"fail holds for http-503", ResultIs("fail"), &Result{Result: "http-503", Status: 503}, true},
+		{"fail does not hold for ok", ResultIs("fail"), ok, false},
+		{"hop tls fields hold", HopsAre([]mesh.HopExpect{{TLSVersion: "TLSv1.3", SNI: "b.example.com", ALPN: []string{"h2"}}}), tlsHop, true},
+		{"hop version differs", HopsAre([]mesh.HopExpect{{TLSVersion: "TLSv1.2"}}), tlsHop, false},
+		{"hop sni differs", HopsAre([]mesh.HopExpect{{SNI: "none"}}), tlsHop, false},
+		{"hop alpn differs", HopsAre([]mesh.HopExpect{{ALPN: []string{"http/1.1"}}}), tlsHop, false},
+		{"empty hop entry skips", HopsAre([]mesh.HopExpect{{}}), tlsHop, true},
+		{"plaintext hop is version none", HopsAre([]mesh.HopExpect{{TLSVersion: "none", SNI: "none"}}), sample(), true},
+		{"more hops expected than seen", HopsAre([]mesh.HopExpect{{}, {TLSVersion: "TLSv1.3"}}), tlsHop, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,8 @@ const (
 	ResultRefused  = "refused"
 	ResultTimeout  = "timeout"
 	ResultTLSError = "tls-error"
+	// ResultFail is an expectation only: any outcome but ok.
+	ResultFail = "fail"
 )
 
 // Wire vocabulary, one entry per network hop (DESIGN.md: expect.wire).
@@ -127,10 +129,18 @@ type Result struct {
 
 // Expected is the expectation a Result was compared with.
 type Expected struct {
-	Result string   `json:"result,omitempty"`
-	Wire   []string `json:"wire,omitempty"`
-	Peer   string   `json:"peer,omitempty"`
-	Reason string   `json:"reason,omitempty"`
+	Result string        `json:"result,omitempty"`
+	Wire   []string      `json:"wire,omitempty"`
+	Peer   string        `json:"peer,omitempty"`
+	Reason string        `json:"reason,omitempty"`
+	Hops   []HopExpected `json:"hops,omitempty"`
+}
+
+// HopExpected is what one hop's outer TLS layer was expected to show.
+type HopExpected struct {
+	TLSVersion string   `json:"tlsVersion,omitempty"`
+	SNI        string   `json:"sni,omitempty"`
+	ALPN       []string `json:"alpn,omitempty"`
 }
 
 // Hop is one TCP connection between two different pods.
