@@ -11,32 +11,6 @@ import (
 // chosen SAN from a named CA, the negotiated version, SNI and ALPN offer per
 // hop, and result fail. Each row cites the Istio rule it exercises.
 
-const checkWorkloads = `
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: istio-ingressgateway, namespace: istio-system, labels: {istio: ingressgateway}}
-spec:
-  gateway: true
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: curl, namespace: outside}
-spec:
-  sidecar: false
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: client}
-spec:
-  ports: [{name: http, port: 8080}]
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: b}
-spec:
-  ports: [{name: http, port: 8080}, {name: tcp, port: 9000}]
-`
-
 func TestCheckExpressiveness(t *testing.T) {
 	const bHTTPS = "https://b.example.com/"
 	const serverTLS = "https://istio.io/latest/docs/reference/config/networking/gateway/#ServerTLSSettings; pilot/pkg/networking/core/gateway.go"
@@ -126,5 +100,5 @@ func TestCheckExpressiveness(t *testing.T) {
 					want: withHops(expect("fail", nil, "", ""), hop("none", "none"))},
 			}},
 	}
-	runRows(t, checkWorkloads, rows)
+	runRows(t, gatewayWorkloads, rows)
 }
