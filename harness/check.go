@@ -155,7 +155,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 	if call.LocalAddr != "" {
 		if from.Logs != nil && from.W.Sidecar {
 			next = append(next, step{from, call.LocalAddr})
-		} else if p := r.podAt(call.RemoteAddr); p != nil && p.Logs != nil {
+		} else if p := r.podAt(r.translatedDst(ctx, from, call)); p != nil && p.Logs != nil {
 			next = append(next, step{p, call.LocalAddr})
 		}
 	}
@@ -199,6 +199,26 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		}
 	}
 	return obs
+}
+
+// translatedDst is where a pod without sidecar really connected: a cluster
+// IP (or a translated service port) is rewritten by the DNAT in its pod, so
+// the pod's capture of the connection has the endpoint. The dialled address
+// when the capture does not have it.
+func (r *Runtime) translatedDst(ctx context.Context, from *Pod, call *pod.CallResult) string {
+	if r.podAt(call.RemoteAddr) != nil {
+		return call.RemoteAddr
+	}
+	fl, err := from.Agent.Flows(ctx, 0)
+	if err != nil {
+		return call.RemoteAddr
+	}
+	for i := len(fl) - 1; i >= 0; i-- {
+		if fl[i].Src == call.LocalAddr {
+			return fl[i].Dst
+		}
+	}
+	return call.RemoteAddr
 }
 
 // podAt finds the pod at an ip:port (or ip).

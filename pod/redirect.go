@@ -25,31 +25,41 @@ type RedirectConfig struct {
 	OutboundPort uint16 // Istio: 15001
 	InboundPort  uint16 // Istio: 15006
 	Iface        string // inbound redirection applies to TCP arriving here (default eth0)
-	// ServiceDNAT stands in for kube-proxy in pods without a sidecar: we have
-	// no cluster IPs (service names resolve to pod addresses), so a service
-	// port that differs from its targetPort is translated here.
+	// ServiceDNAT stands in for kube-proxy in pods without a sidecar: a
+	// cluster IP's port goes to one of the Service's endpoints, and a
+	// headless Service's port that differs from its targetPort is translated.
 	ServiceDNAT []PortMap
 }
 
-// PortMap sends TCP for Addr:Port to Addr:TargetPort.
+// PortMap sends TCP for Addr:Port to one of Targets, chosen at random for
+// each connection as kube-proxy does.
 type PortMap struct {
-	Addr       netip.Addr
-	Port       uint16
-	TargetPort uint16
+	Addr    netip.Addr
+	Port    uint16
+	Targets []netip.AddrPort
 }
 
-// ParsePortMap reads "ADDR:PORT=TARGETPORT".
+// ParsePortMap reads "ADDR:PORT=TARGETPORT" (the same address, another
+// port) or "ADDR:PORT=IP:PORT,IP:PORT..." (endpoints of a cluster IP).
 func ParsePortMap(s string) (PortMap, error) {
 	lhs, rhs, ok := strings.Cut(s, "=")
 	ap, err := netip.ParseAddrPort(lhs)
-	if !ok || err != nil || !ap.Addr().Is4() {
-		return PortMap{}, fmt.Errorf("--dnat %q: want IPv4:PORT=TARGETPORT", s)
+	if !ok || err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
+		return PortMap{}, fmt.Errorf("--dnat %q: want IPv4:PORT=TARGETPORT or IPv4:PORT=IPv4:PORT,... (ports 1..65535)", s)
 	}
-	tp, err := strconv.ParseUint(rhs, 10, 16)
-	if err != nil || tp == 0 || ap.Port() == 0 {
-		return PortMap{}, fmt.Errorf("--dnat %q: ports must be 1..65535", s)
+	m := PortMap{Addr: ap.Addr(), Port: ap.Port()}
+	if tp, err := strconv.ParseUint(rhs, 10, 16); err == nil && tp != 0 {
+		m.Targets = []netip.AddrPort{netip.AddrPortFrom(ap.Addr(), uint16(tp))}
+		return m, nil
 	}
-	return PortMap{Addr: ap.Addr(), Port: ap.Port(), TargetPort: uint16(tp)}, nil
+	for _, f := range strings.Split(rhs, ",") {
+		t, err := netip.ParseAddrPort(f)
+		if err != nil || !t.Addr().Is4() || t.Port() == 0 {
+			return PortMap{}, fmt.Errorf("--dnat %q: target %q: want TARGETPORT or IPv4:PORT (ports 1..65535)", s, f)
+		}
+		m.Targets = append(m.Targets, t)
+	}
+	return m, nil
 }
 
 // Redirect programs, in the current network namespace, the capture Istio's
@@ -104,16 +114,11 @@ func Redirect(cfg RedirectConfig) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
 	}
 	if !capture {
-		// ip daddr ADDR tcp dport PORT dnat to ADDR:TARGETPORT
+		// ip daddr ADDR tcp dport PORT [numgen random mod K == 0] dnat to TARGET
 		for _, m := range cfg.ServiceDNAT {
-			a := m.Addr.As4()
-			add(out, append(append(daddrIs(a[:]), isTCP()...),
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.Port)},
-				&expr.Immediate{Register: 1, Data: a[:]},
-				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(m.TargetPort)},
-				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-			)...)
+			for _, r := range dnatRules(m) {
+				add(out, r...)
+			}
 		}
 		if err := c.Flush(); err != nil {
 			return netAdminHint("program nftables table ip "+RedirectTable, err)
@@ -168,6 +173,36 @@ func Redirect(cfg RedirectConfig) error {
 		return netAdminHint("program nftables table ip "+RedirectTable, err)
 	}
 	return nil
+}
+
+// dnatRules spread connections over m's targets like kube-proxy: rule i
+// of n takes the connection with probability 1/(n-i), the last takes the
+// rest, so each target gets 1/n (kubernetes pkg/proxy/iptables/proxier.go,
+// "-m statistic --mode random --probability"; the nftables proxier does it
+// with numgen random).
+func dnatRules(m PortMap) [][]expr.Any {
+	a := m.Addr.As4()
+	match := cat(daddrIs(a[:]), isTCP(), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.Port)},
+	})
+	var rules [][]expr.Any
+	for i, t := range m.Targets {
+		var pick []expr.Any
+		if left := len(m.Targets) - i; left > 1 {
+			pick = []expr.Any{
+				&expr.Numgen{Register: 1, Modulus: uint32(left), Type: unix.NFT_NG_RANDOM},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			}
+		}
+		ta := t.Addr().As4()
+		rules = append(rules, cat(match, pick, []expr.Any{
+			&expr.Immediate{Register: 1, Data: ta[:]},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(t.Port())},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		}))
+	}
+	return rules
 }
 
 func cat(parts ...[]expr.Any) []expr.Any {

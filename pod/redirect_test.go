@@ -50,7 +50,7 @@ func TestRedirectInNetns(t *testing.T) {
 	// 10.9.9.9 is remote (routed out of a veth, as a pod address on the
 	// pod network); 10.9.8.8 is local, for the service DNAT case.
 	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1"},
-		{"link", "set", "dummy0", "up"}, {"addr", "add", "10.9.9.1/24", "dev", "dummy0"}, {"addr", "add", "10.9.8.8/32", "dev", "lo"}} {
+		{"link", "set", "dummy0", "up"}, {"addr", "add", "10.9.9.1/24", "dev", "dummy0"}, {"addr", "add", "10.9.8.8/32", "dev", "lo"}, {"addr", "add", "10.9.8.9/32", "dev", "lo"}} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %v: %v %s", args, err, out)
 		}
@@ -152,7 +152,7 @@ func TestRedirectInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	if err := Redirect(RedirectConfig{ServiceDNAT: []PortMap{{Addr: netip.MustParseAddr("10.9.8.8"), Port: 8000, TargetPort: 80}}}); err != nil {
+	if err := Redirect(RedirectConfig{ServiceDNAT: []PortMap{{Addr: netip.MustParseAddr("10.9.8.8"), Port: 8000, Targets: []netip.AddrPort{netip.MustParseAddrPort("10.9.8.8:80")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -164,6 +164,71 @@ func TestRedirectInNetns(t *testing.T) {
 		t.Errorf("service port 8000 -> targetPort 80: %v", err)
 	} else {
 		c.Close()
+	}
+
+	// A cluster IP (in the pod's subnet, routed out like any pod address)
+	// spreads over its endpoints: each is reached within a bounded number
+	// of connections (the chance of missing one in 64 is 2^-63).
+	got := make(chan string, 128)
+	for _, a := range []string{"10.9.8.8:81", "10.9.8.9:81"} {
+		ep, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ep.Close()
+		go func() {
+			for {
+				c, err := ep.Accept()
+				if err != nil {
+					return
+				}
+				got <- c.LocalAddr().String()
+				c.Close()
+			}
+		}()
+	}
+	vip := PortMap{Addr: netip.MustParseAddr("10.9.9.200"), Port: 80, Targets: []netip.AddrPort{
+		netip.MustParseAddrPort("10.9.8.8:81"), netip.MustParseAddrPort("10.9.8.9:81")}}
+	if err := Redirect(RedirectConfig{ServiceDNAT: []PortMap{vip}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 64 && len(seen) < 2; i++ {
+		c, err := net.DialTimeout("tcp", "10.9.9.200:80", 2*time.Second)
+		if err != nil {
+			t.Fatalf("cluster IP 10.9.9.200:80: %v", err)
+		}
+		seen[<-got] = true
+		c.Close()
+	}
+	if !seen["10.9.8.8:81"] || !seen["10.9.8.9:81"] {
+		t.Errorf("endpoints reached through the cluster IP: %v, want both", seen)
+	}
+}
+
+func TestParsePortMap(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want: targets joined, or "error"
+	}{
+		{"10.0.0.2:80=8080", "10.0.0.2:8080"},
+		{"10.0.0.254:80=10.0.0.2:8080,10.0.0.3:9090", "10.0.0.2:8080 10.0.0.3:9090"},
+		{"10.0.0.254:80=", "error"},
+		{"10.0.0.254:80=10.0.0.2", "error"},
+		{"10.0.0.254=8080", "error"},
+		{"10.0.0.254:80=10.0.0.2:0", "error"},
+	} {
+		m, err := ParsePortMap(tc.in)
+		got := "error"
+		if err == nil {
+			var ts []string
+			for _, x := range m.Targets {
+				ts = append(ts, x.String())
+			}
+			got = strings.Join(ts, " ")
+		}
+		if got != tc.want {
+			t.Errorf("ParsePortMap(%q) = %s (%v), want %s", tc.in, got, err, tc.want)
+		}
 	}
 }
 

@@ -88,6 +88,15 @@ func (b *builder) build() *Result {
 	if dst == "" {
 		dst = call.RemoteAddr
 	}
+	// A client without sidecar that dialled a cluster IP, or a service port
+	// kube-proxy translates, left its pod for the translated destination:
+	// its own capture holds the connection by source, after the DNAT.
+	var dialled string
+	if !client.Sidecar && src != "" {
+		if f := b.flowFrom(client.ID, src); f != nil && f.Dst != dst {
+			dialled, dst = dst, f.Dst
+		}
+	}
 	if dst == "" {
 		dst = b.dialTarget()
 	}
@@ -106,6 +115,9 @@ func (b *builder) build() *Result {
 		in = d.layers
 	}
 
+	if dialled != "" {
+		drafts[0].hop.Notes = append(drafts[0].hop.Notes, "dialled "+dialled+", translated to "+dst+" in the client's pod (kube-proxy's DNAT)")
+	}
 	b.applyApp(drafts[len(drafts)-1], call)
 
 	var reasons []string
@@ -440,6 +452,17 @@ func (b *builder) findFlow(id string, from netip.Addr, src, dst string) *pod.Flo
 	for i := len(flows) - 1; i >= 0; i-- {
 		if f := &flows[i]; f.Dst == dst && addrOf(f.Src) == from && f.TimeUnixMS >= since {
 			return f
+		}
+	}
+	return nil
+}
+
+// flowFrom is the connection a pod opened from src, in its own capture.
+func (b *builder) flowFrom(id, src string) *pod.Flow {
+	flows := b.obs.Flows[id]
+	for i := len(flows) - 1; i >= 0; i-- {
+		if flows[i].Src == src {
+			return &flows[i]
 		}
 	}
 	return nil

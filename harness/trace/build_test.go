@@ -86,6 +86,29 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			// kube-proxy's DNAT in the client's pod: the app dialled a
+			// cluster IP, its capture shows the endpoint it went to.
+			name: "plain client dials a cluster IP",
+			obs: obs(mesh.Check{Name: "n-to-ext-vip", From: "naked", To: "http://ext.default.svc.cluster.local:80/"},
+				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40002", RemoteAddr: "10.0.0.254:80",
+					Report: &pod.Report{Workload: idExt, Protocol: "HTTP/1.1", RemoteAddr: ipN + ":40002"}},
+				map[string][]pod.Flow{
+					idN:   {{Src: ipN + ":40002", Dst: ipExt + ":8080", Kind: "plaintext", Preview: "GET / HTTP/1.1"}},
+					idExt: {{Src: ipN + ":40002", Dst: ipExt + ":8080", Kind: "plaintext"}},
+				}, nil),
+			wantResult: "ok", wantWire: []string{"plaintext"}, wantPeer: "none",
+			wantPath: []string{idN + ">" + idExt},
+			check: func(t *testing.T, r *Result) {
+				h := r.Hops[0]
+				if h.Dst != ipExt+":8080" || len(h.Notes) != 1 || !strings.Contains(h.Notes[0], "dialled 10.0.0.254:80") {
+					t.Errorf("hop dst %s notes %q", h.Dst, h.Notes)
+				}
+				if want := []string{"capture:" + idN, "capture:" + idExt, "app:" + idExt}; !slices.Equal(h.Sources, want) {
+					t.Errorf("sources = %v, want %v", h.Sources, want)
+				}
+			},
+		},
+		{
 			name: "app TLS passed through a PERMISSIVE sidecar",
 			obs: obs(mesh.Check{Name: "n-to-c-tls", From: "naked", To: "https://c.default.svc.cluster.local:8443/"},
 				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40001", RemoteAddr: ipC + ":8443",
