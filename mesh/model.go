@@ -55,6 +55,7 @@ type Mesh struct {
 	Sources map[string]Source
 
 	index atomic.Pointer[index]
+	drs   atomic.Pointer[drCache]
 }
 
 // Workload is a pod (app with or without sidecar), a standalone gateway, or

@@ -196,7 +196,7 @@ spec: {ports: [{name: http, port: 8080}]}
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := mustParse(t, svcs+tc.drs)
-			dr := m.DestinationRuleFor(tc.host, tc.client)
+			dr := m.DestinationRuleFor(tc.host, &Workload{Namespace: tc.client})
 			got := ""
 			if dr != nil {
 				got = dr.Namespace + "/" + dr.Name
@@ -207,6 +207,9 @@ spec: {ports: [{name: http, port: 8080}]}
 		})
 	}
 }
+
+// inDefault is a client in the default namespace, without labels.
+var inDefault = &Workload{Namespace: "default"}
 
 func TestClientTLS(t *testing.T) {
 	svcs := `
@@ -235,23 +238,23 @@ spec: {ports: [{name: http, port: 8080}, {name: tcp, port: 9000}]}
 		{8080, "missing", "ISTIO_MUTUAL"},
 	} {
 		got := "<nil>"
-		if tls := m.ClientTLS("b.default.svc.cluster.local", tc.port, tc.subset, "default"); tls != nil {
+		if tls := m.ClientTLS("b.default.svc.cluster.local", tc.port, tc.subset, inDefault); tls != nil {
 			got = tls.GetMode().String()
 		}
 		if got != tc.want {
 			t.Errorf("ClientTLS(port %d, subset %q) = %s, want %s", tc.port, tc.subset, got, tc.want)
 		}
 	}
-	if tls := m.ClientTLS("x.other.svc.cluster.local", 80, "", "default"); tls != nil {
+	if tls := m.ClientTLS("x.other.svc.cluster.local", 80, "", inDefault); tls != nil {
 		t.Errorf("DR without tls gave %v", tls)
 	}
-	if tls := m.ClientTLS("nothing.example.com", 80, "", "default"); tls != nil {
+	if tls := m.ClientTLS("nothing.example.com", 80, "", inDefault); tls != nil {
 		t.Errorf("no DR gave %v", tls)
 	}
-	if s, ok := m.Subset("b", "v1", "default"); !ok || s.GetName() != "v1" {
+	if s, ok := m.Subset("b", "v1", inDefault); !ok || s.GetName() != "v1" {
 		t.Errorf("Subset(v1) = %v %v", s, ok)
 	}
-	if _, ok := m.Subset("b", "v9", "default"); ok {
+	if _, ok := m.Subset("b", "v9", inDefault); ok {
 		t.Errorf("Subset(v9) found")
 	}
 }

@@ -12,8 +12,8 @@ import (
 // result has no portLevelSettings; nil when no rule applies.
 // Source: pilot/pkg/model/destination_rule.go (MergeTrafficPolicy,
 // ShallowCopyTrafficPolicy) and pilot/pkg/networking/util (MergeSubsetTrafficPolicy).
-func (m *Mesh) TrafficPolicy(host string, port uint32, subset, clientNS string) *networkingapi.TrafficPolicy {
-	dr := m.DestinationRuleFor(host, clientNS)
+func (m *Mesh) TrafficPolicy(host string, port uint32, subset string, client *Workload) *networkingapi.TrafficPolicy {
+	dr := m.DestinationRuleFor(host, client)
 	if dr == nil {
 		return nil
 	}

@@ -76,6 +76,59 @@ func TestPolicySemantics(t *testing.T) {
 				{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
 			},
 		},
+		{
+			// Two rules for one host: Istio merges them into the oldest one:
+			// its top-level trafficPolicy stays, the newer rule's subsets are
+			// added. The route to subset v1 (defined only by the newer rule)
+			// works, and uses the older rule's DISABLE.
+			name: "2-rules_for_one_host_merge",
+			cite: "pilot/pkg/model/destination_rule.go (mergeDestinationRule); pilot/pkg/model/push_context.go (setDestinationRules)",
+			config: dr("z-old", "default", "2024-01-01T00:00:00Z", "host: server\n  trafficPolicy: {tls: {mode: DISABLE}}") +
+				dr("a-new", "default", "2024-06-01T00:00:00Z", "host: server\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n  subsets: [{name: v1, labels: {app: server}}]") + `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: server, namespace: default}
+spec:
+  hosts: [server]
+  http:
+  - route:
+    - destination: {host: server, subset: v1}
+---
+`,
+			checks: []check{
+				{name: "subset-of-newer-rule", from: "client", to: serverHTTP, want: plainOK},
+				{name: "tcp", from: "client", to: serverTCP, want: plainOK},
+			},
+		},
+		{
+			// A rule exported only to another namespace is not in its own
+			// namespace's pool: clients there keep auto mTLS, clients of the
+			// named namespace get the rule.
+			name:   "3-exported_only_elsewhere",
+			cite:   "pilot/pkg/model/push_context.go (setDestinationRules: namespaceLocal needs exportTo empty, *, . or the own namespace; getExportedDestinationRuleFromNamespace)",
+			config: dr("server", "default", "", "host: server\n  exportTo: [other]\n  trafficPolicy: {tls: {mode: DISABLE}}"),
+			checks: []check{
+				{name: "own-namespace", from: "client", to: serverHTTP, want: mtlsOK},
+				{name: "named-namespace", from: "other/client", to: serverHTTP, want: plainOK},
+			},
+		},
 	}
 	runRows(t, policyWorkloads, rows)
+}
+
+// dr is a DestinationRule; spec is YAML indented by two spaces after its
+// first line, created "" leaves creationTimestamp out.
+func dr(name, ns, created, spec string) string {
+	ts := ""
+	if created != "" {
+		ts = ", creationTimestamp: '" + created + "'"
+	}
+	return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ` + name + `, namespace: ` + ns + ts + `}
+spec:
+  ` + spec + `
+---
+`
 }

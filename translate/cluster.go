@@ -48,7 +48,7 @@ var (
 // of the DestinationRule that applies to the host (pilot/pkg/networking/core/cluster.go
 // buildOutboundClusters, cluster_builder.go applyDestinationRule).
 func (b *builder) buildTargetClusters(t *target) {
-	dr := b.m.DestinationRuleFor(t.host, b.proxy.Namespace)
+	dr := b.m.DestinationRuleFor(t.host, b.proxy)
 	if dr != nil {
 		b.checkDestinationRule(dr)
 	}
@@ -137,7 +137,7 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 		// config either. Round robin keeps multi-endpoint checks predictable.
 		LbPolicy: cluster.Cluster_ROUND_ROBIN,
 	}
-	tls := b.m.ClientTLS(t.host, t.port, subset, b.proxy.Namespace)
+	tls := b.m.ClientTLS(t.host, t.port, subset, b.proxy)
 	// Auto mTLS applies only when no DestinationRule sets tls
 	// (pilot/pkg/networking/core/cluster_builder.go, buildAutoMtlsSettings).
 	auto := tls == nil
@@ -215,7 +215,7 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 	}
 	// The rest of the DestinationRule policy: load balancing, connection
 	// pool, outlier detection (translate_policy.go).
-	httpOpts = applyTrafficPolicy(c, httpOpts, b.m.TrafficPolicy(t.host, t.port, subset, b.proxy.Namespace))
+	httpOpts = applyTrafficPolicy(c, httpOpts, b.m.TrafficPolicy(t.host, t.port, subset, b.proxy))
 	if httpOpts != nil {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptsKey: mustAny(httpOpts)}
 	}

@@ -614,7 +614,7 @@ func (b *builder) autoPassthroughChain(port uint32, s *gwServer, logs []*accessl
 // sniDNATClusters mirror a target's clusters under the SNI name, without
 // TLS of their own: the client's mTLS passes through.
 func (b *builder) sniDNATClusters(t *target) {
-	dr := b.m.DestinationRuleFor(t.host, b.proxy.Namespace)
+	dr := b.m.DestinationRuleFor(t.host, b.proxy)
 	subsets := []*networkingapi.Subset{{}}
 	if dr != nil {
 		subsets = append(subsets, dr.Spec.GetSubsets()...)

@@ -266,7 +266,7 @@ func (b *builder) hashPolicy(vs *networking.VirtualService, d *networkingapi.Des
 		return nil
 	}
 	host, p := b.destinationHostPort(vs, d, port)
-	ch := b.m.TrafficPolicy(host, p, d.GetSubset(), b.proxy.Namespace).GetLoadBalancer().GetConsistentHash()
+	ch := b.m.TrafficPolicy(host, p, d.GetSubset(), b.proxy).GetLoadBalancer().GetConsistentHash()
 	switch ch.GetHashKey().(type) {
 	case *networkingapi.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName:
 		return &route.RouteAction_HashPolicy{PolicySpecifier: &route.RouteAction_HashPolicy_Header_{Header: &route.RouteAction_HashPolicy_Header{HeaderName: ch.GetHttpHeaderName()}}}
