@@ -34,15 +34,25 @@ func (e *exitError) Error() string { return e.err.Error() }
 func bad(err error) error { return &exitError{code: exitBad, err: err} }
 
 func execute(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	return exitCode(cmd, err, stdout, stderr)
+}
+
+// newRoot is the meshtls command tree.
+func newRoot(stdout io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "meshtls",
 		Short:         "Prove what Istio TLS settings do, on real Envoy proxies",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	showVersion := root.Flags().Bool("version", false, "print the version (as `meshtls version`)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if *showVersion {
@@ -52,10 +62,12 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		return cmd.Help()
 	}
 	root.AddCommand(validateCmd(), translateCmd(), runCmd(), setupCmd(), versionCmd())
-	cmd, err := root.ExecuteC()
-	if err == nil {
-		return exitOK
-	}
+	return root
+}
+
+// exitCode reports a command's error (with -o json, also as one JSON
+// object on stdout) and returns the exit status.
+func exitCode(cmd *cobra.Command, err error, stdout, stderr io.Writer) int {
 	code, msg := exitBad, err // flag and argument errors are bad input
 	var ee *exitError
 	if errors.As(err, &ee) {
