@@ -2,6 +2,9 @@ package harness
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,48 @@ func TestEnvoyImageFromEnv(t *testing.T) {
 	t.Setenv("ENVOY_IMAGE", "meshtls/no-such-envoy:1")
 	if _, err := ensureImages(ctx, cli, "", t.Logf); err == nil || !strings.Contains(err.Error(), "never pulls") {
 		t.Fatalf("missing ENVOY_IMAGE: err = %v, want the no-pull fix", err)
+	}
+}
+
+// The pod image holds the running binary: a static one alone, a
+// dynamically linked one (go install with cgo) with its loader and
+// libraries, and a non-ELF file is refused with the reason.
+func TestPodRootfsStaticAndDynamic(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no C compiler for a cgo build")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(src, []byte("package main\n\nimport \"os/user\"\n\nfunc main() { _, _ = user.Current() }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cgo := range []string{"0", "1"} {
+		bin := filepath.Join(dir, "prog-cgo"+cgo)
+		cmd := exec.Command("go", "build", "-o", bin, src)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo, "GOFLAGS=-mod=mod")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		t.Setenv("MESHTLS_POD_BINARY", bin)
+		files, err := podRootfs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, f.name)
+		}
+		all := strings.Join(names, " ")
+		switch {
+		case cgo == "0" && all != "rootfs/meshtls-pod":
+			t.Errorf("static binary: rootfs %s, want only rootfs/meshtls-pod", all)
+		case cgo == "1" && (!strings.Contains(all, "ld-linux") || !strings.Contains(all, "libc.so.6")):
+			t.Errorf("dynamic binary: rootfs %s lacks its loader or libc", all)
+		}
+	}
+	t.Setenv("MESHTLS_POD_BINARY", src)
+	if _, err := podRootfs(); err == nil || !strings.Contains(err.Error(), "not a Linux executable") {
+		t.Errorf("a Go source file as pod binary: %v, want a refusal with the reason", err)
 	}
 }
