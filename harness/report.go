@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -36,10 +37,12 @@ type reportPage struct {
 	Started, Duration               string
 	Total, Passed, Failed, Reported int
 	Scenarios                       []reportScenario
+	FailedChecks                    []reportCheck // the index at the top
 }
 
 type reportScenario struct {
 	Name, File string
+	YAML       string // the bundle file as given (or why it could not be read)
 	Anchor     string
 	Passed     int
 	Failed     int
@@ -78,7 +81,7 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 		if next+n > len(results) {
 			return nil, fmt.Errorf("report: %d results for scenarios that declare more checks (scenario %s)", len(results), s.Name)
 		}
-		rs := reportScenario{Name: s.Name, File: s.File, Anchor: fmt.Sprintf("s%d", si)}
+		rs := reportScenario{Name: s.Name, File: s.File, Anchor: fmt.Sprintf("s%d", si), YAML: bundleText(s.File)}
 		rowIdx, colIdx := map[string]int{}, map[string]int{}
 		type placed struct{ row, col int }
 		var at []placed
@@ -95,6 +98,9 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 				chk.Expected = expectedText(r.Expected)
 			}
 			rs.Checks = append(rs.Checks, chk)
+			if r.Verdict == trace.VerdictFail {
+				p.FailedChecks = append(p.FailedChecks, chk)
+			}
 			switch r.Verdict {
 			case trace.VerdictPass:
 				rs.Passed++
@@ -135,6 +141,24 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 		return nil, fmt.Errorf("report: %d results for %d declared checks", len(results), next)
 	}
 	return p, nil
+}
+
+// bundleText is a scenario's YAML for the report, which should explain a
+// run without the files it came from.
+func bundleText(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Sprintf("(could not read %s: %v)", file, err)
+	}
+	return string(b)
+}
+
+// plural is "1 check", "2 checks".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // destination is a matrix column: the URL's host:port, and the gateway
@@ -218,7 +242,8 @@ func expectedText(e *trace.Expected) string {
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"layer": trace.Layer.String,
-	"join":  strings.Join,
-	"inc":   func(i int) int { return i + 1 },
+	"layer":  trace.Layer.String,
+	"join":   strings.Join,
+	"inc":    func(i int) int { return i + 1 },
+	"plural": plural,
 }).Parse(reportSrc))

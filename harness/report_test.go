@@ -2,6 +2,8 @@ package harness
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +52,11 @@ func TestWriteReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scs := []Scenario{{Name: "s<1>", File: "dir/s.yaml", Mesh: m}}
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(file, []byte(reportBundle), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scs := []Scenario{{Name: "s<1>", File: file, Mesh: m}}
 	results := []*trace.Result{
 		{Scenario: "s<1>", Name: "one", From: "a", To: "http://a.default.svc.cluster.local:8080/", Result: "ok", Status: 200,
 			Wire: []string{"mtls"}, Peer: "spiffe://cluster.local/ns/default/sa/a", Verdict: trace.VerdictPass,
@@ -81,11 +87,18 @@ func TestWriteReport(t *testing.T) {
 		`id="s0-c1" open`, // a failed check's trace is open
 		"TLSv1.3", "client cert verified: spiffe://cluster.local/ns/default/sa/a",
 		"/tmp/art/s",
-		"3 checks in 1 scenario(s): 1 passed, 1 failed, 1 reported",
+		"3 checks in 1 scenario: 1 passed, 1 failed, 1 reported",
+		// the index of failed checks, at the top, links to the trace
+		`<h2 id="failed">1 failed check</h2>`, `<a href="#s0-c1"><b>s&lt;1&gt;/two</b></a>`,
+		// the bundle's YAML
+		"kind: Check\nmetadata: {name: two}",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	if i, j := strings.Index(page, `id="failed"`), strings.Index(page, `<table class="matrix">`); i < 0 || i > j {
+		t.Errorf("the failed-check index is not above the first scenario")
 	}
 	for _, bad := range []string{"<script", "<link", " src=", "@import", "url("} {
 		if strings.Contains(page, bad) {

@@ -32,11 +32,14 @@ ul.mismatch{margin:.3em 0;color:#900}
 </head>
 <body>
 <h1>{{.Title}}</h1>
-<p class="meta">{{.Total}} checks in {{len .Scenarios}} scenario(s): {{.Passed}} passed, {{.Failed}} failed, {{.Reported}} reported{{if .Started}} · started {{.Started}}{{end}}{{if .Duration}} · took {{.Duration}}{{end}}</p>
+<p class="meta">{{plural .Total "check"}} in {{plural (len .Scenarios) "scenario"}}: {{.Passed}} passed, {{.Failed}} failed, {{.Reported}} reported{{if .Started}} · started {{.Started}}{{end}}{{if .Duration}} · took {{.Duration}}{{end}}</p>
+{{if .FailedChecks}}<h2 id="failed">{{plural (len .FailedChecks) "failed check"}}</h2>
+<ol class="failed">{{range .FailedChecks}}<li><a href="#{{.Anchor}}"><b>{{.Scenario}}/{{.Name}}</b></a> <span class="mono">{{.From}} → {{.To}}{{if .Via}} via {{.Via}}{{end}}</span>: expected <span class="mono">{{.Expected}}</span>, observed <span class="mono">{{.Observed}}</span></li>{{end}}</ol>{{end}}
 <p class="legend small"><span class="pass-ok">pass, call went through</span><span class="pass-blocked">pass, call blocked as expected</span><span class="fail">fail</span><span class="report-ok">no expectation, went through</span><span class="report-blocked">no expectation, blocked</span><span class="lock">mTLS</span> a hop carried mutual TLS</p>
 {{range $s := .Scenarios}}
 <h2 id="{{.Anchor}}">{{.Name}}</h2>
 <p class="meta"><span class="mono">{{.File}}</span> · {{.Passed}} passed, {{.Failed}} failed, {{.Reported}} reported</p>
+<details class="bundle"><summary>bundle <span class="mono">{{.File}}</span></summary><pre class="mono">{{.YAML}}</pre></details>
 <table class="matrix">
 <thead><tr><th>from \ to</th>{{range .Cols}}<th class="mono">{{.}}</th>{{end}}</tr></thead>
 <tbody>

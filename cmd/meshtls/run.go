@@ -75,7 +75,7 @@ failure, 130 interrupted (everything the run made is removed first).`,
 	fl.StringVar(&f.artifacts, "artifacts", "", "keep the evidence of failed checks (config dumps, ssl stats, access logs, pcaps) under this directory")
 	fl.IntVar(&f.parallel, "parallel", 4, "checks run at once within a scenario")
 	fl.StringVar(&f.envoy, "envoy-version", "", "run this pinned Envoy release from the user cache (meshtls setup --envoy-version V installs it; default: ENVOY_VERSION, else the Envoy found)")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr, and the table unwrapped")
 	return cmd
 }
 
@@ -216,7 +216,15 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		for i, r := range results {
 			rows[i] = *r
 		}
-		fmt.Fprint(stdout, trace.Table(rows))
+		width := tableWidth(stdout)
+		if f.verbose {
+			width = 0
+		}
+		table, fitted := trace.FitTable(rows, width)
+		fmt.Fprint(stdout, table)
+		if fitted {
+			fmt.Fprintf(stdout, "(cells wrapped to fit %d columns; -v prints one row per check)\n", width)
+		}
 		for _, r := range results {
 			if r.Verdict == trace.VerdictFail {
 				fmt.Fprintf(stdout, "\n%s", r.Explain())

@@ -147,6 +147,7 @@ func TestRunTwoPods(t *testing.T) {
 // explanation, and no progress lines when stderr is not a terminal.
 func TestRunTable(t *testing.T) {
 	live(t)
+	t.Setenv("COLUMNS", "100") // the table fits, the rows wrap
 	code, out, errOut := run(t, "run", "testdata/two-pods.yaml")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
@@ -158,6 +159,15 @@ func TestRunTable(t *testing.T) {
 	}
 	if strings.Contains(errOut, "✓") || strings.Contains(errOut, "✗") {
 		t.Errorf("progress lines on a non-terminal stderr:\n%s", errOut)
+	}
+	table, _, _ := strings.Cut(out, "\ncheck ")
+	for _, l := range strings.Split(table, "\n") {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("COLUMNS=100: a table line is %d wide: %q", n, l)
+		}
+	}
+	if !strings.Contains(out, "-v prints one row per check") {
+		t.Errorf("a wrapped table does not say how to see it whole:\n%s", out)
 	}
 }
 
