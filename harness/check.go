@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,11 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
-	"github.com/meshtls/meshtls/translate"
 )
 
 // evidenceWait bounds how long a check waits for the access-log lines its
@@ -136,7 +135,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		Client:     from.W.ID(),
 		Call:       call,
 		Flows:      map[string][]pod.Flow{},
-		AccessLogs: map[string][]trace.LogEntry{},
+		AccessLogs: map[string][]accesslog.Entry{},
 		Pods:       trace.PodsFromMesh(r.mesh, r.addrs),
 		Since:      start,
 	}
@@ -165,14 +164,18 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		// Wait for the line that ends the connection or request; a tcp_proxy
 		// also writes one when its upstream connects, which is the evidence
 		// left if the connection is still open when the budget runs out.
-		this := func(l string) bool { return strings.Contains(l, `"downstream_remote_address":"`+s.src+`"`) }
+		this := func(l string) (accesslog.Entry, bool) {
+			e, err := accesslog.Parse([]byte(l))
+			return e, err == nil && e.DownstreamRemoteAddress == s.src
+		}
 		line, err := s.p.Logs.WaitFor(wctx, mk[s.p.W.ID()], func(l string) bool {
-			return this(l) && !strings.Contains(l, `"event":"`+translate.EventTCPConnected+`"`)
+			e, ok := this(l)
+			return ok && e.Event != accesslog.EventTCPConnected
 		})
 		if err != nil {
 			line = ""
 			for _, l := range s.p.Logs.Since(mk[s.p.W.ID()]) {
-				if this(l) {
+				if _, ok := this(l); ok {
 					line = l
 				}
 			}
@@ -180,8 +183,8 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 				continue // the hop was not handled by that proxy; the trace says so
 			}
 		}
-		var e trace.LogEntry
-		if json.Unmarshal([]byte(line), &e) != nil || e.UpstreamLocalAddress == "" {
+		e, ok := this(line)
+		if !ok || e.UpstreamLocalAddress == "" {
 			continue
 		}
 		if up := r.podAt(e.UpstreamHost); up != nil && up != s.p && up.Logs != nil {
@@ -190,7 +193,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 	}
 	for id, p := range r.pods {
 		if p.Logs != nil {
-			if es, err := trace.ParseAccessLog(strings.NewReader(strings.Join(p.Logs.Since(mk[id]), "\n"))); err == nil {
+			if es, err := accesslog.ParseLog(strings.NewReader(strings.Join(p.Logs.Since(mk[id]), "\n"))); err == nil {
 				obs.AccessLogs[id] = es
 			}
 		}

@@ -2,11 +2,11 @@ package harness_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
@@ -46,17 +46,18 @@ spec: {ports: [{name: tcp, port: 9000}]}
 		if err != nil || res.Result != "ok" {
 			t.Fatalf("a -> b: %v %+v", err, res)
 		}
-		line, err := b.Logs.WaitFor(ctx, mark, func(l string) bool { return strings.Contains(l, `"direction":"inbound"`) })
+		line, err := b.Logs.WaitFor(ctx, mark, func(l string) bool {
+			e, err := accesslog.Parse([]byte(l))
+			return err == nil && e.Direction == accesslog.DirectionInbound
+		})
 		if err != nil {
 			t.Fatalf("no inbound access log line on b: %v", err)
 		}
-		var e struct {
-			Serial string `json:"downstream_peer_cert_serial"`
-		}
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
+		e, err := accesslog.Parse([]byte(line))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.ToLower(e.Serial)
+		return strings.ToLower(e.DownstreamPeerCertSerial)
 	}
 
 	old, err := rt.Certs().Workload("default", "a")

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -17,6 +17,7 @@ import (
 	networkingapi "istio.io/api/networking/v1alpha3"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
 )
 
@@ -130,7 +131,7 @@ func (b *builder) checkServer(s *gwServer) {
 // reports whether an AUTO_PASSTHROUGH server needs SNI-DNAT clusters.
 func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*target) (autoPassthrough bool) {
 	name := OutboundListenerName(port)
-	logs := accessLogs(b.proxyName(), DirectionGateway, name)
+	logs := accessLogs(b.proxyName(), accesslog.DirectionGateway, name)
 	var chains []*listener.FilterChain
 	var plainHTTP []*gwServer
 	tlsBased, plain := false, false
@@ -181,7 +182,7 @@ func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*t
 		Name:         name,
 		Address:      tcpAddress("0.0.0.0", port),
 		FilterChains: chains,
-		AccessLog:    listenerAccessLogs(b.proxyName(), DirectionGateway, name),
+		AccessLog:    listenerAccessLogs(b.proxyName(), accesslog.DirectionGateway, name),
 	}
 	if tlsBased {
 		l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
@@ -352,7 +353,7 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServ
 // (SANITIZE_SET, meshConfig.defaultConfig.gatewayTopology default) and use
 // the client's address (pilot/pkg/networking/core/gateway.go,
 // buildGatewayConnectionManager).
-func (b *builder) gatewayHCM(port uint32, routeName string, logs []*accesslog.AccessLog) *listener.Filter {
+func (b *builder) gatewayHCM(port uint32, routeName string, logs []*accesslogv3.AccessLog) *listener.Filter {
 	return hcmFilter(&hcm.HttpConnectionManager{
 		StatPrefix: fmt.Sprintf("outbound_0.0.0.0_%d", port),
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -376,7 +377,7 @@ func (b *builder) gatewayHCM(port uint32, routeName string, logs []*accesslog.Ac
 // terminatedChain ends TLS for one server (matched by SNI) and then speaks
 // HTTP (HTTPS servers: http routes) or TCP (TLS servers: tcp routes)
 // (gateway.go, createGatewayHTTPFilterChainOpts / createGatewayTCPFilterChainOpts).
-func (b *builder) terminatedChain(port uint32, s *gwServer, logs []*accesslog.AccessLog) *listener.FilterChain {
+func (b *builder) terminatedChain(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	fc := &listener.FilterChain{
 		Name:             fmt.Sprintf("%s|%s|%s", s.ref, s.srv.GetPort().GetName(), strings.Join(s.sniNames(), ",")),
 		FilterChainMatch: &listener.FilterChainMatch{ServerNames: s.sniNames(), TransportProtocol: transportTLS},
@@ -507,7 +508,7 @@ func tlsVersion(v networkingapi.ServerTLSSettings_TLSProtocol) (tlsv3.TlsParamet
 // gatewayTCPChain: the first tcp route of the bound VirtualServices
 // (TCP servers, and TLS servers after termination). base carries the TLS
 // match and socket when the server terminates; nil when no route applies.
-func (b *builder) gatewayTCPChain(port uint32, s *gwServer, base *listener.FilterChain, logs []*accesslog.AccessLog) *listener.FilterChain {
+func (b *builder) gatewayTCPChain(port uint32, s *gwServer, base *listener.FilterChain, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	for _, vh := range b.boundVirtualServices(s) {
 		w := b.tcpRoute(vh.vs, port, s.ref)
 		if w == nil {
@@ -531,7 +532,7 @@ func (b *builder) gatewayTCPChain(port uint32, s *gwServer, base *listener.Filte
 // sniHosts within the server's hosts, forwarding the bytes untouched
 // (gateway.go, createGatewayTCPFilterChainOpts for PASSTHROUGH;
 // networkfilter.go / tls.go buildSidecarOutboundTLSFilterChainOpts-like matching).
-func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslog.AccessLog) []*listener.FilterChain {
+func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) []*listener.FilterChain {
 	var out []*listener.FilterChain
 	for _, vh := range b.boundVirtualServices(s) {
 		res := vsName(vh.vs)
@@ -596,7 +597,7 @@ func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslog.
 // autoPassthroughChain: sni_cluster sets the upstream cluster from the SNI,
 // which clients build as outbound_.<port>_.<subset>_.<host>
 // (gateway.go, AUTO_PASSTHROUGH with envoy.filters.network.sni_cluster).
-func (b *builder) autoPassthroughChain(port uint32, s *gwServer, logs []*accesslog.AccessLog) *listener.FilterChain {
+func (b *builder) autoPassthroughChain(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	name := fmt.Sprintf("%s|%s|auto-passthrough", s.ref, s.srv.GetPort().GetName())
 	// Any SNI: clients send outbound_.<port>_.<subset>_.<host>, which Envoy
 	// server_names cannot express as a pattern; sni_cluster picks the

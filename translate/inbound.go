@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
 )
 
@@ -90,7 +91,7 @@ func (b *builder) buildInbound() {
 		Address:         tcpAddress("0.0.0.0", InboundCapturePort),
 		ListenerFilters: inboundListenerFilters(autoPorts),
 		FilterChains:    chains,
-		AccessLog:       listenerAccessLogs(b.proxyName(), DirectionInbound, name),
+		AccessLog:       listenerAccessLogs(b.proxyName(), accesslog.DirectionInbound, name),
 		// Istio's protocol detection never closes a silent client
 		// (meshConfig.protocolDetectionTimeout 0s); a bounded wait that
 		// continues keeps server-first protocols working.
@@ -248,7 +249,7 @@ func (b *builder) inboundChains(port *uint32, proto mesh.Protocol, mode mesh.MTL
 		if o.http {
 			fc.Filters = []*listener.Filter{b.inboundHCM(name, clusterName)}
 		} else {
-			fc.Filters = []*listener.Filter{tcpProxyFilter(name, clusterName, nil, accessLogs(b.proxyName(), DirectionInbound, VirtualInboundListener))}
+			fc.Filters = []*listener.Filter{tcpProxyFilter(name, clusterName, nil, accessLogs(b.proxyName(), accesslog.DirectionInbound, VirtualInboundListener))}
 		}
 		out = append(out, fc)
 	}
@@ -307,7 +308,7 @@ func (b *builder) inboundHCM(chainName, clusterName string) *listener.Filter {
 		CodecType:      hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc},
 		HttpFilters:    []*hcm.HttpFilter{routerFilter()},
-		AccessLog:      accessLogs(b.proxyName(), DirectionInbound, VirtualInboundListener),
+		AccessLog:      accessLogs(b.proxyName(), accesslog.DirectionInbound, VirtualInboundListener),
 		// XFCC: what the app reads to learn the verified peer.
 		ForwardClientCertDetails: hcm.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcm.HttpConnectionManager_SetCurrentClientCertDetails{

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
 )
 
@@ -36,9 +37,9 @@ func (b *builder) buildOutbound(targets []*target) {
 		// (outboundTrafficPolicy ALLOW_ANY, Istio's default).
 		FilterChains: []*listener.FilterChain{{
 			Name:    "PassthroughFilterChain",
-			Filters: []*listener.Filter{tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, accessLogs(b.proxyName(), DirectionOutbound, name))},
+			Filters: []*listener.Filter{tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, accessLogs(b.proxyName(), accesslog.DirectionOutbound, name))},
 		}},
-		AccessLog: listenerAccessLogs(b.proxyName(), DirectionOutbound, name),
+		AccessLog: listenerAccessLogs(b.proxyName(), accesslog.DirectionOutbound, name),
 	})
 	vs := b.sidecarVirtualServices(targets)
 	byPort := map[uint32][]*target{}
@@ -56,7 +57,7 @@ func (b *builder) buildOutbound(targets []*target) {
 // with per-endpoint matches). HTTP services share one HCM routed by Host.
 func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]*networking.VirtualService) {
 	name := OutboundListenerName(port)
-	logs := accessLogs(b.proxyName(), DirectionOutbound, name)
+	logs := accessLogs(b.proxyName(), accesslog.DirectionOutbound, name)
 	var chains []*listener.FilterChain
 	var httpTargets []*target
 	hasHTTP, hasAuto, needTLSInspector := false, false, false
@@ -156,7 +157,7 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 		// Reached only through virtualOutbound's original_dst hand-off.
 		BindToPort:   wrapperspb.Bool(false),
 		FilterChains: chains,
-		AccessLog:    listenerAccessLogs(b.proxyName(), DirectionOutbound, name),
+		AccessLog:    listenerAccessLogs(b.proxyName(), accesslog.DirectionOutbound, name),
 	}
 	if needTLSInspector {
 		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
@@ -191,13 +192,13 @@ func hcmFilter(h *hcm.HttpConnectionManager) *listener.Filter {
 }
 
 // tcpProxyFilter proxies to cluster, or to weighted clusters when given.
-// Its access log is also written when the upstream connects (LogEvent
-// EventTCPConnected), not only at close: a pooled or long-lived connection
-// would otherwise leave no line while a check looks for evidence. This is
+// Its access log is also written when the upstream connects (event
+// accesslog.EventTCPConnected), not only at close: a pooled or long-lived
+// connection would otherwise leave no line while a check looks for evidence. This is
 // meshtls's choice for observability, not Istio config: it changes no
 // traffic, only when lines appear. Chains that terminate downstream TLS
 // drop it again (noConnectedLogOnTerminatedTLS).
-func tcpProxyFilter(statPrefix, clusterName string, weighted []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight, logs []*accesslog.AccessLog) *listener.Filter {
+func tcpProxyFilter(statPrefix, clusterName string, weighted []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight, logs []*accesslogv3.AccessLog) *listener.Filter {
 	tp := &tcpproxy.TcpProxy{
 		StatPrefix:       statPrefix,
 		AccessLog:        logs,
@@ -243,7 +244,7 @@ func noConnectedLogOnTerminatedTLS(ls []*listener.Listener) {
 }
 
 // outboundHCM is the HTTP side of an outbound port, routes from RDS "<port>".
-func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listener.Filter {
+func (b *builder) outboundHCM(port uint32, logs []*accesslogv3.AccessLog) *listener.Filter {
 	return hcmFilter(&hcm.HttpConnectionManager{
 		StatPrefix: fmt.Sprintf("outbound_0.0.0.0_%d", port),
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -259,7 +260,7 @@ func (b *builder) outboundHCM(port uint32, logs []*accesslog.AccessLog) *listene
 // outboundTCPProxy sends a TCP target to its cluster, or where the first
 // VirtualService tcp route matching the port says
 // (pilot/pkg/networking/core/tls.go, buildSidecarOutboundTCPTLSFilterChainOpts).
-func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.VirtualService, logs []*accesslog.AccessLog) *listener.Filter {
+func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.VirtualService, logs []*accesslogv3.AccessLog) *listener.Filter {
 	cname := OutboundClusterName(port, "", t.host)
 	if vs != nil {
 		if w := b.tcpRoute(vs, port, "mesh"); w != nil {

@@ -10,6 +10,8 @@ import (
 	stream "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/meshtls/meshtls/accesslog"
 )
 
 // Inbound filter chains per mode and port protocol
@@ -485,8 +487,8 @@ func TestAccessLogs(t *testing.T) {
 				}
 				for _, al := range tp.AccessLog {
 					so := unmarshal(t, al.GetTypedConfig(), &stream.StdoutAccessLog{})
-					if got := so.GetLogFormat().GetJsonFormat().GetFields()[LogEvent].GetStringValue(); got != "%ACCESS_LOG_TYPE%" {
-						t.Errorf("%s/%s: %s = %q, want %%ACCESS_LOG_TYPE%%", l.Name, fc.Name, LogEvent, got)
+					if got := so.GetLogFormat().GetJsonFormat().GetFields()[accesslog.KeyEvent].GetStringValue(); got != "%ACCESS_LOG_TYPE%" {
+						t.Errorf("%s/%s: %s = %q, want %%ACCESS_LOG_TYPE%%", l.Name, fc.Name, accesslog.KeyEvent, got)
 					}
 				}
 			}

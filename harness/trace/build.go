@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/pod"
-	"github.com/meshtls/meshtls/translate"
 )
 
 // maxHops bounds the chain walk (a routing loop through gateways must not hang us).
@@ -53,7 +53,7 @@ type draft struct {
 	established bool    // some evidence says bytes crossed
 	flow        *pod.Flow
 	recvPod     PodInfo
-	recv        *LogEntry
+	recv        *accesslog.Entry
 	reasons     []string
 }
 
@@ -74,7 +74,7 @@ func (b *builder) build() *Result {
 	in := b.clientLayers(call)
 
 	// First hop: who sends it, and on which tuple.
-	var sender *LogEntry
+	var sender *accesslog.Entry
 	var src, dst string
 	senderPod := client
 	if client.Sidecar {
@@ -151,7 +151,7 @@ func (b *builder) build() *Result {
 
 // hop builds one hop sent by senderPod (sender is its proxy's access-log line, when
 // it has one) on src→dst, carrying the layers in arriving at the sender.
-func (b *builder) hop(senderPod PodInfo, sender *LogEntry, src, dst string, in []Layer) *draft {
+func (b *builder) hop(senderPod PodInfo, sender *accesslog.Entry, src, dst string, in []Layer) *draft {
 	senderIsProxy := senderPod.HasProxy()
 	d := &draft{recvPod: b.podAt(dst)}
 	h := &d.hop
@@ -261,7 +261,7 @@ func (b *builder) hop(senderPod PodInfo, sender *LogEntry, src, dst string, in [
 // hop: it logged an upstream TLS version, or the capture shows a ClientHello
 // that is not the one arriving from downstream (a failed handshake logs no
 // version, but the ClientHello is still on the wire).
-func originated(sender *LogEntry, f *pod.Flow, layers []Layer) bool {
+func originated(sender *accesslog.Entry, f *pod.Flow, layers []Layer) bool {
 	if sender != nil && sender.UpstreamTLSVersion != "" {
 		return true
 	}
@@ -385,38 +385,38 @@ func (b *builder) clientLayers(call *pod.CallResult) []Layer {
 }
 
 // clientOutbound is the client sidecar's outbound line for the app's connection.
-func (b *builder) clientOutbound(id string, call *pod.CallResult) *LogEntry {
+func (b *builder) clientOutbound(id string, call *pod.CallResult) *accesslog.Entry {
 	lines := b.obs.AccessLogs[id]
-	isOut := func(e *LogEntry) bool { return e.Direction == "" || e.Direction == "outbound" }
+	isOut := func(e *accesslog.Entry) bool { return e.Direction == "" || e.Direction == accesslog.DirectionOutbound }
 	if call.LocalAddr != "" {
-		if e := latest(lines, func(e *LogEntry) bool { return isOut(e) && e.DownstreamRemoteAddress == call.LocalAddr }); e != nil {
+		if e := latest(lines, func(e *accesslog.Entry) bool { return isOut(e) && e.DownstreamRemoteAddress == call.LocalAddr }); e != nil {
 			return e
 		}
 	}
 	if call.RemoteAddr != "" {
-		return latest(lines, func(e *LogEntry) bool { return isOut(e) && e.DownstreamLocalAddress == call.RemoteAddr })
+		return latest(lines, func(e *accesslog.Entry) bool { return isOut(e) && e.DownstreamLocalAddress == call.RemoteAddr })
 	}
 	return nil
 }
 
 // receiverLine is a proxy's line for a connection it accepted from src.
-func (b *builder) receiverLine(id, src string) *LogEntry {
-	return latest(b.obs.AccessLogs[id], func(e *LogEntry) bool {
-		return e.Direction != "outbound" && e.DownstreamRemoteAddress == src
+func (b *builder) receiverLine(id, src string) *accesslog.Entry {
+	return latest(b.obs.AccessLogs[id], func(e *accesslog.Entry) bool {
+		return e.Direction != accesslog.DirectionOutbound && e.DownstreamRemoteAddress == src
 	})
 }
 
 // latest is the newest line that matches, preferring a line that closes
 // the connection or request over the early line written on connect, which
 // lacks the response flags and termination details.
-func latest(lines []LogEntry, match func(*LogEntry) bool) *LogEntry {
-	var early *LogEntry
+func latest(lines []accesslog.Entry, match func(*accesslog.Entry) bool) *accesslog.Entry {
+	var early *accesslog.Entry
 	for i := len(lines) - 1; i >= 0; i-- {
 		e := &lines[i]
 		if !match(e) {
 			continue
 		}
-		if e.Event != translate.EventTCPConnected {
+		if e.Event != accesslog.EventTCPConnected {
 			return e
 		}
 		if early == nil {
@@ -516,12 +516,12 @@ func (d *draft) addFlags(f string) {
 }
 
 // senderReasons are the failure facts a proxy logged about its upstream side.
-func senderReasons(e *LogEntry) []string {
+func senderReasons(e *accesslog.Entry) []string {
 	return nonEmpty(e.ResponseFlags, e.UpstreamTransportFailureReason, e.ConnectionTerminationDetails, details(e))
 }
 
 // receiverReasons are the failure facts a proxy logged about the connection it accepted.
-func receiverReasons(e *LogEntry) []string {
+func receiverReasons(e *accesslog.Entry) []string {
 	downFail := e.DownstreamTransportFailureReason
 	// tls_inspector records its failed parse of a plaintext first flight as
 	// a transport failure; on a plaintext chain that served the connection
@@ -541,7 +541,7 @@ func receiverReasons(e *LogEntry) []string {
 }
 
 // details keeps response_code_details when it explains a failure.
-func details(e *LogEntry) string {
+func details(e *accesslog.Entry) string {
 	if e.ResponseCodeDetails == "via_upstream" {
 		return ""
 	}

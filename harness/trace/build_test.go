@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
 )
@@ -43,7 +44,7 @@ func testPods() map[netip.Addr]PodInfo {
 func ptr[T any](v T) *T { return &v }
 
 // obs assembles Observations with the common parts filled in.
-func obs(check mesh.Check, call pod.CallResult, flows map[string][]pod.Flow, logs map[string][]LogEntry) *Observations {
+func obs(check mesh.Check, call pod.CallResult, flows map[string][]pod.Flow, logs map[string][]accesslog.Entry) *Observations {
 	return &Observations{Scenario: "unit", Check: &check, Call: &call, Flows: flows, AccessLogs: logs, Pods: testPods()}
 }
 
@@ -117,7 +118,7 @@ func TestBuild(t *testing.T) {
 				map[string][]pod.Flow{
 					idN: {{Src: ipN + ":40001", Dst: ipC + ":8443", Kind: "tls", SNI: "c.default.svc.cluster.local", ALPN: []string{"http/1.1"}, TLSVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{idC: {{Direction: "inbound", DownstreamRemoteAddress: ipN + ":40001", DownstreamLocalAddress: ipC + ":8443",
+				map[string][]accesslog.Entry{idC: {{Direction: "inbound", DownstreamRemoteAddress: ipN + ":40001", DownstreamLocalAddress: ipC + ":8443",
 					UpstreamCluster: "inbound|8443||", UpstreamHost: ipC + ":8443", FilterChainName: "0.0.0.0_8443"}}}),
 			wantResult: "ok", wantWire: []string{"tls"}, wantPeer: "none",
 			check: func(t *testing.T, r *Result) {
@@ -138,7 +139,7 @@ func TestBuild(t *testing.T) {
 					idA: {{Src: ipA + ":50001", Dst: ipB + ":8080", Kind: "tls", SNI: istioSNI8080, ALPN: istioHTTPALPN, TLSVersion: "TLSv1.3"}},
 					idB: {{Src: ipA + ":50001", Dst: ipB + ":8080", Kind: "tls", SNI: istioSNI8080, ALPN: istioHTTPALPN, TLSVersion: "TLSv1.3", ServerVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", ResponseCode: "200", DownstreamRemoteAddress: ipA + ":50000", DownstreamLocalAddress: ipB + ":8080",
 						UpstreamLocalAddress: ipA + ":50001", UpstreamHost: ipB + ":8080", UpstreamTLSVersion: "TLSv1.3", UpstreamPeerURISAN: spiffeB,
 						UpstreamCluster: "outbound|8080||b.default.svc.cluster.local", ResponseCodeDetails: "via_upstream", Method: "GET"}},
@@ -172,7 +173,7 @@ func TestBuild(t *testing.T) {
 				pod.CallResult{Result: "ok", LocalAddr: ipA + ":50010", RemoteAddr: ipB + ":9000",
 					Report: &pod.Report{Workload: idB, Protocol: "tcp", Payload: "hello"}},
 				nil,
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", DownstreamRemoteAddress: ipA + ":50010", UpstreamLocalAddress: ipA + ":50011",
 						UpstreamHost: ipB + ":9000", UpstreamTLSVersion: "TLSv1.3", UpstreamCluster: "outbound|9000||b.default.svc.cluster.local"}},
 					idB: {{Direction: "inbound", DownstreamRemoteAddress: ipA + ":50011", DownstreamTLSVersion: "TLSv1.3",
@@ -189,7 +190,7 @@ func TestBuild(t *testing.T) {
 				map[string][]pod.Flow{
 					idA: {{Src: ipA + ":50021", Dst: ipC + ":8443", Kind: "tls", SNI: istioSNIc, ALPN: istioTCPALPN, TLSVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", DownstreamRemoteAddress: ipA + ":50020", UpstreamLocalAddress: ipA + ":50021",
 						UpstreamHost: ipC + ":8443", UpstreamTLSVersion: "TLSv1.3", UpstreamPeerURISAN: spiffeC}},
 					idC: {{Direction: "inbound", DownstreamRemoteAddress: ipA + ":50021", DownstreamTLSVersion: "TLSv1.3",
@@ -215,7 +216,7 @@ func TestBuild(t *testing.T) {
 					idN:  {{Src: ipN + ":40010", Dst: ipGW + ":443", Kind: "tls", SNI: "b.example.com", ALPN: []string{"http/1.1"}, TLSVersion: "TLSv1.3"}},
 					idGW: {{Src: ipGW + ":33000", Dst: ipB + ":8080", Kind: "tls", SNI: istioSNI8080, ALPN: istioHTTPALPN, TLSVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idGW: {{Direction: "gateway", Method: "GET", ResponseCode: "200", DownstreamRemoteAddress: ipN + ":40010", DownstreamTLSVersion: "TLSv1.3",
 						RequestedServerName: "b.example.com", UpstreamLocalAddress: ipGW + ":33000", UpstreamHost: ipB + ":8080",
 						UpstreamTLSVersion: "TLSv1.3", UpstreamPeerURISAN: spiffeB, UpstreamCluster: "outbound|8080||b.default.svc.cluster.local"}},
@@ -234,7 +235,7 @@ func TestBuild(t *testing.T) {
 					idN:  {{Src: ipN + ":40030", Dst: ipGW + ":443", Kind: "tls", SNI: "ext.example.com", ALPN: []string{"http/1.1"}, TLSVersion: "TLSv1.3"}},
 					idGW: {{Src: ipGW + ":33100", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.example.com", TLSVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idGW: {{Direction: "gateway", DownstreamRemoteAddress: ipN + ":40030", RequestedServerName: "ext.example.com",
 						FilterChainName: "0.0.0.0_443_ext.example.com", UpstreamLocalAddress: ipGW + ":33100", UpstreamHost: ipExt + ":8443",
 						UpstreamTLSVersion: "TLSv1.3", UpstreamCluster: "outbound|8443||ext.example.com"}},
@@ -257,7 +258,7 @@ func TestBuild(t *testing.T) {
 					idA:   {{Src: ipA + ":50031", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.default.svc.cluster.local", TLSVersion: "TLSv1.3"}},
 					idExt: {{Src: ipA + ":50031", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.default.svc.cluster.local", TLSVersion: "TLSv1.3", ServerVersion: "TLSv1.3"}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", Method: "GET", ResponseCode: "503", ResponseFlags: "UF", DownstreamRemoteAddress: ipA + ":50030",
 						UpstreamHost: ipExt + ":8443", UpstreamTransportFailureReason: verifyFailed,
 						ResponseCodeDetails: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:_CERTIFICATE_VERIFY_FAILED}"}},
@@ -278,7 +279,7 @@ func TestBuild(t *testing.T) {
 				map[string][]pod.Flow{
 					idN: {{Src: ipN + ":40020", Dst: ipGW + ":443", Kind: "tls", TLSVersion: "TLSv1.3", ALPN: []string{"http/1.1"}}},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idGW: {{Direction: "gateway", ResponseFlags: "NR", ResponseCode: "0", DownstreamRemoteAddress: ipN + ":40020",
 						DownstreamLocalAddress: ipGW + ":443"}},
 				}),
@@ -291,7 +292,7 @@ func TestBuild(t *testing.T) {
 			obs: obs(mesh.Check{Name: "a-to-b-reset", From: "a", To: "tcp://b.default.svc.cluster.local:9000"},
 				pod.CallResult{Result: "reset", LocalAddr: ipA + ":50040", RemoteAddr: ipB + ":9000", Error: "read answer: EOF"},
 				nil,
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", ResponseFlags: "UF", DownstreamRemoteAddress: ipA + ":50040", UpstreamHost: ipB + ":9000",
 						ConnectionTerminationDetails: "connect timeout", UpstreamCluster: "outbound|9000||b.default.svc.cluster.local"}},
 				}),
@@ -304,7 +305,7 @@ func TestBuild(t *testing.T) {
 			obs: obs(mesh.Check{Name: "a-to-b-nr", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
 				pod.CallResult{Result: "http-404", Status: 404, LocalAddr: ipA + ":50050", RemoteAddr: ipB + ":8080"},
 				map[string][]pod.Flow{idA: {{Src: ipA + ":49999", Dst: ipB + ":8080", Kind: "tls"}}},
-				map[string][]LogEntry{idA: {{Direction: "outbound", Method: "GET", ResponseCode: "404", ResponseFlags: "NR",
+				map[string][]accesslog.Entry{idA: {{Direction: "outbound", Method: "GET", ResponseCode: "404", ResponseFlags: "NR",
 					DownstreamRemoteAddress: ipA + ":50050", ResponseCodeDetails: "route_not_found", FilterChainName: "0.0.0.0_8080"}}}),
 			wantResult: "http-404", wantWire: []string{"none"}, wantPeer: "none",
 			wantReason: []string{"NR", "route_not_found"},
@@ -319,7 +320,7 @@ func TestBuild(t *testing.T) {
 						{Src: ipA + ":50061", Dst: ipB + ":8080", Kind: "plaintext", Preview: "GET / HTTP/1.1"},
 					},
 				},
-				map[string][]LogEntry{
+				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", Method: "GET", ResponseCode: "503", ResponseFlags: "UF", DownstreamRemoteAddress: ipA + ":50060",
 						UpstreamHost: ipB + ":8080", ResponseCodeDetails: "upstream_reset_before_response_started{connection_termination}"}},
 					idB: {{Direction: "inbound", ResponseFlags: "NR", DownstreamRemoteAddress: ipA + ":50061"}},
@@ -382,7 +383,7 @@ func TestXFCCDisagreesWithAccessLog(t *testing.T) {
 		pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipA + ":1", RemoteAddr: ipB + ":8080",
 			Report: &pod.Report{Workload: idB, Headers: map[string][]string{"X-Forwarded-Client-Cert": {"URI=spiffe://evil"}}}},
 		nil,
-		map[string][]LogEntry{
+		map[string][]accesslog.Entry{
 			idA: {{Direction: "outbound", DownstreamRemoteAddress: ipA + ":1", UpstreamLocalAddress: ipA + ":2", UpstreamHost: ipB + ":8080", UpstreamTLSVersion: "TLSv1.3"}},
 			idB: {{Direction: "inbound", DownstreamRemoteAddress: ipA + ":2", DownstreamTLSVersion: "TLSv1.3", DownstreamPeerURISAN: spiffeA, UpstreamHost: ipB + ":8080", Method: "GET"}},
 		})
@@ -415,33 +416,9 @@ func TestPodsFromMesh(t *testing.T) {
 	}
 }
 
-func TestParseAccessLog(t *testing.T) {
-	in := `{"start":"2025-01-01T00:00:00.000Z","proxy":"default/a","direction":"outbound","response_code":503,"response_flags":"UF","duration":12,"upstream_host":"10.0.0.3:8080","upstream_local_address":"-","downstream_peer_uri_san":null,"extra":{"x":1}}
-
-{"direction":"inbound","bytes_received":0}
-`
-	got, err := ParseAccessLog(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 {
-		t.Fatalf("got %d entries, want 2", len(got))
-	}
-	e := got[0]
-	if e.ResponseCode != "503" || e.Duration != "12" || e.UpstreamLocalAddress != "" || e.DownstreamPeerURISAN != "" || e.UpstreamHost != "10.0.0.3:8080" {
-		t.Errorf("entry = %+v", e)
-	}
-	if got[1].BytesReceived != "0" {
-		t.Errorf("bytes_received = %q, want 0", got[1].BytesReceived)
-	}
-	if _, err := ParseAccessLog(strings.NewReader("{}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Errorf("err = %v, want one naming line 2", err)
-	}
-}
-
 // tls_inspector's failed parse of a plaintext first flight is not a reason.
 func TestReceiverReasonsIgnoreInspectorNoise(t *testing.T) {
-	e := &LogEntry{FilterChainName: "inbound|9000|plaintext", UpstreamCluster: "inbound|9000||",
+	e := &accesslog.Entry{FilterChainName: "inbound|9000|plaintext", UpstreamCluster: "inbound|9000||",
 		DownstreamTransportFailureReason: "TLS_error|error:100000f7:SSL_routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end"}
 	if got := receiverReasons(e); len(got) != 0 {
 		t.Errorf("reasons = %q, want none", got)

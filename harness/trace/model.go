@@ -9,15 +9,10 @@
 package trace
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/netip"
-	"strconv"
 	"time"
 
+	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/pod"
 )
@@ -71,8 +66,8 @@ type Observations struct {
 	// are matched by 5-tuple, so passing flows older than the check is safe
 	// (and needed when Envoy reuses a pooled upstream connection).
 	Flows map[string][]pod.Flow
-	// AccessLogs of each Envoy, by proxy workload ID (see ParseAccessLog).
-	AccessLogs map[string][]LogEntry
+	// AccessLogs of each Envoy, by proxy workload ID (accesslog.ParseLog).
+	AccessLogs map[string][]accesslog.Entry
 	// Pods maps every pod IP to its workload (see PodsFromMesh).
 	Pods map[netip.Addr]PodInfo
 	// Since, when set, limits the fallback matching (by destination only,
@@ -196,110 +191,4 @@ func (h *Hop) Short() string {
 		}
 	}
 	return s
-}
-
-// LogEntry is one line of an Envoy JSON access log. Every value is kept as
-// text; Envoy's "-" (and JSON null) become "". Unknown keys are ignored.
-type LogEntry struct {
-	Start     string `json:"start"`
-	Proxy     string `json:"proxy"`
-	Direction string `json:"direction"` // outbound | inbound | gateway
-	// Event is Envoy's %ACCESS_LOG_TYPE%: TcpUpstreamConnected (a tcp_proxy
-	// line written when the upstream connects), TcpConnectionEnd,
-	// DownstreamEnd (an HTTP request), NotSet (no filter chain matched).
-	Event                            string `json:"event"`
-	Listener                         string `json:"listener"`
-	Method                           string `json:"method"`
-	Path                             string `json:"path"`
-	Authority                        string `json:"authority"`
-	Protocol                         string `json:"protocol"`
-	ResponseCode                     string `json:"response_code"`
-	ResponseFlags                    string `json:"response_flags"`
-	ResponseCodeDetails              string `json:"response_code_details"`
-	ConnectionTerminationDetails     string `json:"connection_termination_details"`
-	UpstreamTransportFailureReason   string `json:"upstream_transport_failure_reason"`
-	DownstreamTransportFailureReason string `json:"downstream_transport_failure_reason"`
-	UpstreamCluster                  string `json:"upstream_cluster"`
-	UpstreamHost                     string `json:"upstream_host"`
-	UpstreamLocalAddress             string `json:"upstream_local_address"`
-	DownstreamLocalAddress           string `json:"downstream_local_address"`
-	DownstreamRemoteAddress          string `json:"downstream_remote_address"`
-	RequestedServerName              string `json:"requested_server_name"`
-	DownstreamTLSVersion             string `json:"downstream_tls_version"`
-	DownstreamPeerURISAN             string `json:"downstream_peer_uri_san"`
-	DownstreamPeerSubject            string `json:"downstream_peer_subject"`
-	UpstreamTLSVersion               string `json:"upstream_tls_version"`
-	UpstreamPeerURISAN               string `json:"upstream_peer_uri_san"`
-	UpstreamPeerSubject              string `json:"upstream_peer_subject"`
-	FilterChainName                  string `json:"filter_chain_name"`
-	Duration                         string `json:"duration"`
-	BytesReceived                    string `json:"bytes_received"`
-	BytesSent                        string `json:"bytes_sent"`
-}
-
-// UnmarshalJSON accepts strings, numbers and null for every key, because
-// Envoy's json_format keeps the type of each command operator (%DURATION%
-// and %RESPONSE_CODE% are numbers).
-func (e *LogEntry) UnmarshalJSON(b []byte) error {
-	var raw map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return err
-	}
-	norm := make(map[string]string, len(raw))
-	for k, v := range raw {
-		var s string
-		switch v := v.(type) {
-		case nil:
-		case string:
-			s = v
-		case json.Number:
-			s = v.String()
-		case bool:
-			s = strconv.FormatBool(v)
-		default:
-			enc, _ := json.Marshal(v)
-			s = string(enc)
-		}
-		if s == "-" {
-			s = ""
-		}
-		norm[k] = s
-	}
-	enc, err := json.Marshal(norm)
-	if err != nil {
-		return err
-	}
-	type plain LogEntry // no UnmarshalJSON: no recursion
-	var p plain
-	if err := json.Unmarshal(enc, &p); err != nil {
-		return err
-	}
-	*e = LogEntry(p)
-	return nil
-}
-
-// ParseAccessLog reads an Envoy access log of one JSON object per line.
-// Blank lines are skipped; anything else that is not a JSON object is an
-// error naming the line, since it means the log format is not ours.
-func ParseAccessLog(r io.Reader) ([]LogEntry, error) {
-	var out []LogEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var e LogEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			return out, fmt.Errorf("access log line %d is not a JSON object (%v): the proxy's access log must use the harness's json_format", n, err)
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return out, fmt.Errorf("reading access log: %w", err)
-	}
-	return out, nil
 }
