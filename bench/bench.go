@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/meshtls/meshtls/harness"
-	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Figures are one run's measurements. Durations are wall time.
@@ -113,10 +113,10 @@ func check(name, from, to string, exp *mesh.Expect) *mesh.Check {
 }
 
 var (
-	okMTLS = &mesh.Expect{Result: "ok", Wire: []string{"mtls"}, Peer: "spiffe://cluster.local/ns/default/sa/client"}
+	okMTLS = &mesh.Expect{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}, Peer: "spiffe://cluster.local/ns/default/sa/client"}
 	// Under mesh STRICT a plain client's plaintext is reset
 	// (pilot/pkg/networking/core/filterchain_options.go).
-	resetPlain = &mesh.Expect{Result: "reset", Wire: []string{"plaintext"}, Peer: "none"}
+	resetPlain = &mesh.Expect{Result: outcome.Reset, Wire: []outcome.Wire{outcome.Plaintext}, Peer: outcome.PeerNone}
 )
 
 // runOne runs c and fails when its expectation did not hold.
@@ -249,7 +249,7 @@ func Matrix(ctx context.Context, o Options, f *Figures) error {
 	}
 	f.MatrixChecks = len(res)
 	for _, r := range res {
-		if r.Verdict == trace.VerdictFail {
+		if r.Verdict == outcome.Fail {
 			f.MatrixFailed = append(f.MatrixFailed, r.Scenario+"/"+r.Name+": "+r.Explain())
 		}
 	}
@@ -263,7 +263,7 @@ func Matrix(ctx context.Context, o Options, f *Figures) error {
 	}
 	f.OneFileChecks = len(res)
 	for _, r := range res {
-		if r.Verdict == trace.VerdictFail {
+		if r.Verdict == outcome.Fail {
 			f.MatrixFailed = append(f.MatrixFailed, "(alone) "+r.Scenario+"/"+r.Name+": "+r.Explain())
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -140,7 +141,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		Since:      start,
 	}
 	budget := evidenceWait
-	if call.Result != "ok" {
+	if call.Result != outcome.OK {
 		budget = evidenceWaitFailed
 	}
 	wctx, cancel := context.WithTimeout(ctx, budget)

@@ -27,8 +27,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 const reliabilityTwoPods = `
@@ -63,13 +63,13 @@ spec:
 var checkAB = &mesh.Check{
 	Name: "a-to-b", Namespace: "default", From: "a",
 	To:     "http://b.default.svc.cluster.local:8080/",
-	Expect: &mesh.Expect{Result: "ok", Wire: []string{"mtls"}},
+	Expect: &mesh.Expect{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}},
 }
 
 var checkABPlain = &mesh.Check{
 	Name: "a-to-b-plain", Namespace: "default", From: "a",
 	To:     "http://b.default.svc.cluster.local:8080/",
-	Expect: &mesh.Expect{Result: "ok", Wire: []string{"plaintext"}},
+	Expect: &mesh.Expect{Result: outcome.OK, Wire: []outcome.Wire{outcome.Plaintext}},
 }
 
 func liveOnly(t *testing.T) {
@@ -147,7 +147,7 @@ func runCheck(t *testing.T, rt *Runtime, c *mesh.Check) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Verdict != trace.VerdictPass {
+	if res.Verdict != outcome.Pass {
 		t.Fatalf("check %s: %s", c.Name, res.Explain())
 	}
 }

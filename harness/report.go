@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // ReportInfo is what a report says about the run as a whole.
@@ -54,8 +55,9 @@ type reportScenario struct {
 }
 
 type reportCell struct {
-	Name, Anchor, Class, Result, Verdict string
-	MTLS                                 bool
+	Name, Anchor, Class, Result string
+	Verdict                     outcome.Verdict
+	MTLS                        bool
 }
 
 type reportCheck struct {
@@ -102,9 +104,9 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 				p.FailedChecks = append(p.FailedChecks, chk)
 			}
 			switch r.Verdict {
-			case trace.VerdictPass:
+			case outcome.Pass:
 				rs.Passed++
-			case trace.VerdictFail:
+			case outcome.Fail:
 				rs.Failed++
 			default:
 				rs.Reported++
@@ -183,11 +185,11 @@ func destination(r *trace.Result) string {
 // call got through (a check that expects a block and sees one passes, but
 // reads differently from a working call).
 func outcomeClass(r *trace.Result) string {
-	ok := r.Result == trace.ResultOK
+	ok := r.Result == outcome.OK
 	switch r.Verdict {
-	case trace.VerdictFail:
+	case outcome.Fail:
 		return "fail"
-	case trace.VerdictPass:
+	case outcome.Pass:
 		if ok {
 			return "pass-ok"
 		}
@@ -201,15 +203,15 @@ func outcomeClass(r *trace.Result) string {
 }
 
 func resultText(r *trace.Result) string {
-	if r.Result == trace.ResultOK && r.Status != 0 && r.Status != 200 {
-		return fmt.Sprintf("http-%d", r.Status)
+	if r.Result == outcome.OK && r.Status != 0 && r.Status != 200 {
+		return string(outcome.HTTP(r.Status))
 	}
-	return r.Result
+	return string(r.Result)
 }
 
-func hasMTLS(wire []string) bool {
+func hasMTLS(wire []outcome.Wire) bool {
 	for _, w := range wire {
-		if strings.Contains(w, trace.WireMTLS) {
+		if w.Has(outcome.MTLS) {
 			return true
 		}
 	}
@@ -217,8 +219,8 @@ func hasMTLS(wire []string) bool {
 }
 
 func observedText(r *trace.Result) string {
-	parts := []string{resultText(r), "[" + strings.Join(r.Wire, ", ") + "]"}
-	if r.Peer != "" && r.Peer != trace.PeerNone {
+	parts := []string{resultText(r), "[" + outcome.Join(r.Wire, ", ") + "]"}
+	if r.Peer != "" && r.Peer != outcome.PeerNone {
 		parts = append(parts, "peer="+r.Peer)
 	}
 	return strings.Join(parts, " ")
@@ -227,10 +229,10 @@ func observedText(r *trace.Result) string {
 func expectedText(e *trace.Expected) string {
 	var parts []string
 	if e.Result != "" {
-		parts = append(parts, e.Result)
+		parts = append(parts, string(e.Result))
 	}
 	if len(e.Wire) > 0 {
-		parts = append(parts, "["+strings.Join(e.Wire, ", ")+"]")
+		parts = append(parts, "["+outcome.Join(e.Wire, ", ")+"]")
 	}
 	if e.Peer != "" {
 		parts = append(parts, "peer="+e.Peer)

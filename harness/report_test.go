@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 const reportBundle = `apiVersion: meshtls.dev/v1alpha1
@@ -58,18 +59,18 @@ func TestWriteReport(t *testing.T) {
 	}
 	scs := []Scenario{{Name: "s<1>", File: file, Mesh: m}}
 	results := []*trace.Result{
-		{Scenario: "s<1>", Name: "one", From: "a", To: "http://a.default.svc.cluster.local:8080/", Result: "ok", Status: 200,
-			Wire: []string{"mtls"}, Peer: "spiffe://cluster.local/ns/default/sa/a", Verdict: trace.VerdictPass,
-			Expected: &trace.Expected{Result: "ok", Wire: []string{"mtls"}},
+		{Scenario: "s<1>", Name: "one", From: "a", To: "http://a.default.svc.cluster.local:8080/", Result: outcome.OK, Status: 200,
+			Wire: []outcome.Wire{outcome.MTLS}, Peer: "spiffe://cluster.local/ns/default/sa/a", Verdict: outcome.Pass,
+			Expected: &trace.Expected{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}},
 			Hops: []trace.Hop{{From: "default/a", To: "default/a", Dst: "10.0.0.2:8080", Wire: "mtls",
 				Layers:  []trace.Layer{{Kind: "tls", Version: "TLSv1.3", SNI: "outbound_.8080_._.a.default.svc.cluster.local", PeerVerified: true, Peer: "spiffe://cluster.local/ns/default/sa/a"}},
 				Sources: []string{"capture:default/a"}}}},
-		{Scenario: "s<1>", Name: "two", From: "a", To: "https://a.example.com/", Via: "gw", Result: "tls-error",
-			Wire: []string{"tls"}, Peer: "none", Reason: `<script>alert("x")</script>`, Verdict: trace.VerdictFail,
-			Expected: &trace.Expected{Result: "ok"}, Mismatches: []string{"result: want ok, got tls-error"},
+		{Scenario: "s<1>", Name: "two", From: "a", To: "https://a.example.com/", Via: "gw", Result: outcome.TLSError,
+			Wire: []outcome.Wire{outcome.TLS}, Peer: outcome.PeerNone, Reason: `<script>alert("x")</script>`, Verdict: outcome.Fail,
+			Expected: &trace.Expected{Result: outcome.OK}, Mismatches: []string{"result: want ok, got tls-error"},
 			Artifacts: "/tmp/art/s", Hops: []trace.Hop{{From: "default/a", To: "default/gw", Dst: "10.0.0.3:443", Wire: "tls"}}},
-		{Scenario: "s<1>", Name: "three", From: "a", To: "http://a.default.svc.cluster.local:8080/x", Result: "reset",
-			Wire: []string{"none"}, Verdict: trace.VerdictReport},
+		{Scenario: "s<1>", Name: "three", From: "a", To: "http://a.default.svc.cluster.local:8080/x", Result: outcome.Reset,
+			Wire: []outcome.Wire{outcome.None}, Verdict: outcome.Report},
 	}
 	var b bytes.Buffer
 	if err := WriteReport(&b, scs, results, ReportInfo{Started: time.Unix(0, 0), Duration: 3 * time.Second}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -43,7 +44,7 @@ spec: {ports: [{name: tcp, port: 9000}]}
 		t.Helper()
 		mark := b.Logs.Len()
 		res, err := a.Agent.Call(ctx, pod.CallRequest{URL: "tcp://b:9000"})
-		if err != nil || res.Result != "ok" {
+		if err != nil || res.Result != outcome.OK {
 			t.Fatalf("a -> b: %v %+v", err, res)
 		}
 		line, err := b.Logs.WaitFor(ctx, mark, func(l string) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Scenario is one bundle file: its workloads, Istio config and checks.
@@ -150,11 +151,11 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
 		for _, r := range res {
-			failed = failed || r.Verdict == trace.VerdictFail
+			failed = failed || r.Verdict == outcome.Fail
 		}
 		if ro.Artifacts != "" {
 			for _, r := range res {
-				if r.Verdict == trace.VerdictFail {
+				if r.Verdict == outcome.Fail {
 					dir, err := rt.SaveArtifacts(ctx, filepath.Join(ro.Artifacts, s.Name))
 					if err != nil {
 						return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -45,7 +46,7 @@ func TestTenPodMeshServes(t *testing.T) {
 	} {
 		p, _ := rt.Pod(c.from)
 		res, err := p.Agent.Call(ctx, pod.CallRequest{URL: c.url})
-		if err != nil || res.Result != "ok" {
+		if err != nil || res.Result != outcome.OK {
 			t.Errorf("%s -> %s: %v %+v", c.from, c.url, err, res)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness/trace"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // New starts a mesh for a test and removes it when the test ends, like
@@ -74,7 +75,7 @@ func (r *Runtime) Check(t testing.TB, scenario string, c *mesh.Check) *trace.Res
 	if err != nil {
 		t.Fatalf("check %s: %v", c.Name, err)
 	}
-	if res.Verdict == trace.VerdictFail {
+	if res.Verdict == outcome.Fail {
 		msg := res.Explain()
 		if tt, ok := t.(interface{ ArtifactDir() string }); ok {
 			if dir, err := r.SaveArtifacts(ctx, tt.ArtifactDir()); err == nil {

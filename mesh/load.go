@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Load reads bundle files; a directory contributes its *.yaml and *.yml
@@ -443,8 +445,8 @@ type checkTLSSpec struct {
 }
 
 type expectSpec struct {
-	Result string          `json:"result,omitempty"`
-	Wire   []string        `json:"wire,omitempty"`
+	Result outcome.Result  `json:"result,omitempty"`
+	Wire   []outcome.Wire  `json:"wire,omitempty"`
 	Peer   string          `json:"peer,omitempty"`
 	Reason string          `json:"reason,omitempty"`
 	Hops   []hopExpectSpec `json:"hops,omitempty"`

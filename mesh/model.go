@@ -12,6 +12,8 @@ import (
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 const (
@@ -157,10 +159,10 @@ func (t *CheckTLS) HasCustomClientCert() bool {
 
 // Expect is what must be observed. Empty fields are not compared.
 type Expect struct {
-	Result string   // ok | http-NNN | reset | refused | timeout | tls-error | fail (any outcome but ok)
-	Wire   []string // per network hop: plaintext, tls, mtls, tls+tls, mtls+tls, none
-	Peer   string   // SPIFFE ID verified by the receiver on the last hop, or "none"
-	Reason string   // substring of Envoy's failure reason or response flags
+	Result outcome.Result // ok | http-NNN | reset | refused | timeout | tls-error | fail (any outcome but ok); outcome.Result.Expectable
+	Wire   []outcome.Wire // per network hop: plaintext, tls, mtls, tls+tls, mtls+tls, none (outcome.Wires)
+	Peer   string         // SPIFFE ID verified by the receiver on the last hop, or outcome.PeerNone
+	Reason string         // substring of Envoy's failure reason or response flags
 	Hops   []HopExpect
 }
 

@@ -11,17 +11,17 @@ import (
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Names the harness knows: certificate authorities and check vocabulary.
 var (
 	KnownCAs         = []string{"mesh", "ingress", "app", "client", "untrusted"}
 	KnownClientCerts = []string{"client", "untrusted"}
-	KnownWire        = []string{"plaintext", "tls", "mtls", "tls+tls", "mtls+tls", "none"}
 	CheckSchemes     = []string{"http", "https", "tcp", "tls"}
-	resultRE         = regexp.MustCompile(`^(ok|http-[1-5][0-9][0-9]|reset|refused|timeout|tls-error|fail)$`)
 	// KnownHopTLSVersions are the versions a hop expectation may name, as Envoy's access log spells them.
-	KnownHopTLSVersions = []string{"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "none"}
+	KnownHopTLSVersions = []string{"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", outcome.Absent}
 )
 
 // validate runs the semantic and cross-reference checks once every
@@ -411,15 +411,15 @@ func (l *loader) validateCheck(c *Check, rep report) {
 		rep("spec.serverFirst", fmt.Sprintf("applies only to tcp and tls URLs, not %s (HTTP clients speak first)", scheme))
 	}
 	if e := c.Expect; e != nil {
-		if e.Result != "" && !resultRE.MatchString(e.Result) {
-			rep("spec.expect.result", fmt.Sprintf("unknown value %q (allowed: ok, http-NNN, reset, refused, timeout, tls-error, fail)", e.Result))
+		if e.Result != "" && !e.Result.Expectable() {
+			rep("spec.expect.result", fmt.Sprintf("unknown value %q (allowed: %s)", e.Result, outcome.ExpectableResults))
 		}
 		for i, w := range e.Wire {
-			if !slices.Contains(KnownWire, w) {
-				rep(fmt.Sprintf("spec.expect.wire[%d]", i), fmt.Sprintf("unknown value %q (allowed: %s)", w, strings.Join(KnownWire, ", ")))
+			if !slices.Contains(outcome.Wires, w) {
+				rep(fmt.Sprintf("spec.expect.wire[%d]", i), fmt.Sprintf("unknown value %q (allowed: %s)", w, outcome.Join(outcome.Wires, ", ")))
 			}
 		}
-		if e.Peer != "" && e.Peer != "none" && !strings.HasPrefix(e.Peer, "spiffe://") {
+		if e.Peer != "" && e.Peer != outcome.PeerNone && !strings.HasPrefix(e.Peer, "spiffe://") {
 			rep("spec.expect.peer", fmt.Sprintf("must be a SPIFFE ID (spiffe://...) or none, got %q", e.Peer))
 		}
 		for i, h := range e.Hops {

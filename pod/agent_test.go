@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // unixClient talks HTTP to the agent socket.
@@ -67,7 +69,7 @@ func TestAgentSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if res.Result != "ok" || res.Report == nil || res.Report.Workload != "ns1/a" || res.Report.Host != fmt.Sprintf("a.ns1:%d", port) {
+	if res.Result != outcome.OK || res.Report == nil || res.Report.Workload != "ns1/a" || res.Report.Host != fmt.Sprintf("a.ns1:%d", port) {
 		t.Fatalf("call = %+v", res)
 	}
 

@@ -4,6 +4,8 @@
 // would set up. The harness talks to it over a Unix socket (API below).
 package pod
 
+import "github.com/meshtls/meshtls/outcome"
+
 // Paths inside every pod container (bind-mounted from the harness's run dir).
 const (
 	RunDir     = "/var/run/meshtls"         // per-pod dir: config, sockets, certs
@@ -58,16 +60,15 @@ type CallRequest struct {
 
 // CallResult is what the client saw.
 type CallResult struct {
-	// Result: ok, http-NNN (non-2xx), reset, refused, timeout, tls-error, dns-error, error.
-	Result     string   `json:"result"`
-	Status     int      `json:"status,omitempty"`
-	Body       string   `json:"body,omitempty"`
-	Report     *Report  `json:"report,omitempty"` // the echo app's report, when the body is one
-	Error      string   `json:"error,omitempty"`
-	LocalAddr  string   `json:"localAddr,omitempty"`  // client side of the TCP connection
-	RemoteAddr string   `json:"remoteAddr,omitempty"` // address dialled
-	TLS        *TLSInfo `json:"tls,omitempty"`        // TLS the client negotiated (https/tls URLs)
-	DurationMS int64    `json:"durationMs"`
+	Result     outcome.Result `json:"result"` // ok, http-NNN (non-2xx), reset, refused, timeout, tls-error, dns-error, error
+	Status     int            `json:"status,omitempty"`
+	Body       string         `json:"body,omitempty"`
+	Report     *Report        `json:"report,omitempty"` // the echo app's report, when the body is one
+	Error      string         `json:"error,omitempty"`
+	LocalAddr  string         `json:"localAddr,omitempty"`  // client side of the TCP connection
+	RemoteAddr string         `json:"remoteAddr,omitempty"` // address dialled
+	TLS        *TLSInfo       `json:"tls,omitempty"`        // TLS the client negotiated (https/tls URLs)
+	DurationMS int64          `json:"durationMs"`
 }
 
 // Report is what the echo server saw; HTTP answers carry it as the JSON body,

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Live capture on the loopback interface: a TLS call and a plaintext call to
@@ -23,7 +25,7 @@ func TestCaptureLoopback(t *testing.T) {
 
 	tr := Call(context.Background(), CallRequest{URL: "https://" + secure + "/", SNI: ptr("b.example.com")}, paths)
 	pr := Call(context.Background(), CallRequest{URL: "http://" + plain + "/cap"}, paths)
-	if tr.Result != "ok" || pr.Result != "ok" {
+	if tr.Result != outcome.OK || pr.Result != outcome.OK {
 		t.Fatalf("calls: %+v / %+v", tr, pr)
 	}
 	flows, err := c.Flows(0)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 const (
@@ -41,7 +43,7 @@ func Call(ctx context.Context, req CallRequest, paths Paths) CallResult {
 func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 	u, err := url.Parse(req.URL)
 	if err != nil {
-		return CallResult{Result: "error", Error: fmt.Sprintf("bad url %q: %v", req.URL, err)}
+		return CallResult{Result: outcome.Error, Error: fmt.Sprintf("bad url %q: %v", req.URL, err)}
 	}
 	var secure bool
 	var defPort string
@@ -54,16 +56,16 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 	case "tls":
 		secure = true
 	default:
-		return CallResult{Result: "error", Error: fmt.Sprintf("url %q: scheme must be http, https, tcp or tls", req.URL)}
+		return CallResult{Result: outcome.Error, Error: fmt.Sprintf("url %q: scheme must be http, https, tcp or tls", req.URL)}
 	}
 	host := u.Hostname()
 	if host == "" {
-		return CallResult{Result: "error", Error: fmt.Sprintf("url %q has no host", req.URL)}
+		return CallResult{Result: outcome.Error, Error: fmt.Sprintf("url %q has no host", req.URL)}
 	}
 	port := u.Port()
 	if port == "" {
 		if defPort == "" {
-			return CallResult{Result: "error", Error: fmt.Sprintf("url %q: %s needs a port", req.URL, u.Scheme)}
+			return CallResult{Result: outcome.Error, Error: fmt.Sprintf("url %q: %s needs a port", req.URL, u.Scheme)}
 		}
 		port = defPort
 	}
@@ -76,7 +78,7 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 	var tlsConf *tls.Config
 	if secure {
 		if tlsConf, err = clientTLS(req, u.Scheme, host, paths); err != nil {
-			return CallResult{Result: "error", Error: err.Error()}
+			return CallResult{Result: outcome.Error, Error: err.Error()}
 		}
 	}
 
@@ -119,8 +121,8 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 			// Any failure before the session is up is a TLS failure, as curl
 			// reports it (exit 35), reset or not; Error says which.
 			r, msg := classifyCtx(ctx, err, "TLS handshake with "+dialAddr)
-			if r != "timeout" {
-				r = "tls-error"
+			if r != outcome.Timeout {
+				r = outcome.TLSError
 			}
 			res.Result, res.Error = r, msg
 			return res
@@ -130,14 +132,14 @@ func call(ctx context.Context, req CallRequest, paths Paths) (res CallResult) {
 		// gets the alert of a rejected certificate instead.
 		if certRequested && tc.ConnectionState().Version == tls.VersionTLS13 && !req.ServerFirst {
 			if err := awaitCertVerdict(tc, deadline); err != nil {
-				res.Result, res.Error = "tls-error", "TLS handshake with "+dialAddr+": the server rejected the client certificate after the handshake: "+err.Error()
+				res.Result, res.Error = outcome.TLSError, "TLS handshake with "+dialAddr+": the server rejected the client certificate after the handshake: "+err.Error()
 				return res
 			}
 		}
 		conn = tc
 	}
 	if ctx.Err() != nil {
-		res.Result, res.Error = "timeout", "timed out after "+timeout.String()
+		res.Result, res.Error = outcome.Timeout, "timed out after "+timeout.String()
 		return res
 	}
 
@@ -253,7 +255,7 @@ func httpCall(ctx context.Context, conn net.Conn, u *url.URL, res *CallResult) {
 	path := u.RequestURI()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Scheme+"://"+u.Host+path, nil)
 	if err != nil {
-		res.Result, res.Error = "error", err.Error()
+		res.Result, res.Error = outcome.Error, err.Error()
 		return
 	}
 	// Like curl, leave a default port out of Host.
@@ -291,9 +293,9 @@ func readResponse(resp *http.Response, res *CallResult) {
 		res.Report = &rep
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		res.Result = "ok"
+		res.Result = outcome.OK
 	} else {
-		res.Result = "http-" + strconv.Itoa(resp.StatusCode)
+		res.Result = outcome.HTTP(resp.StatusCode)
 	}
 }
 
@@ -325,18 +327,18 @@ func readLine(ctx context.Context, conn net.Conn, res *CallResult) {
 	var rep Report
 	if json.Unmarshal(line, &rep) == nil && rep.Workload != "" {
 		res.Report = &rep
-		res.Result = "ok"
+		res.Result = outcome.OK
 		return
 	}
 	// An HTTP server (e.g. a proxy's HTTP listener) answering our line.
 	if f := strings.Fields(string(line)); len(f) >= 2 && strings.HasPrefix(f[0], "HTTP/1.") {
 		if n, err := strconv.Atoi(f[1]); err == nil {
 			res.Status = n
-			res.Result = "http-" + f[1]
+			res.Result = outcome.HTTP(n)
 			return
 		}
 	}
-	res.Result = "error"
+	res.Result = outcome.Error
 	res.Error = "answer is not an echo report: " + printable(line, 128)
 }
 
@@ -374,37 +376,37 @@ func h2Call(ctx context.Context, conn net.Conn, u *url.URL, res *CallResult) {
 
 // classifyCtx is classify, except that any failure after our own deadline
 // passed is a timeout (the deadline closes the connection under the call).
-func classifyCtx(ctx context.Context, err error, what string) (string, string) {
+func classifyCtx(ctx context.Context, err error, what string) (outcome.Result, string) {
 	if ctx.Err() != nil {
-		return "timeout", what + ": no answer before the deadline: " + err.Error()
+		return outcome.Timeout, what + ": no answer before the deadline: " + err.Error()
 	}
 	return classify(err, what)
 }
 
 // classify maps a network error to the CallResult vocabulary.
-func classify(err error, what string) (string, string) {
+func classify(err error, what string) (outcome.Result, string) {
 	msg := what + ": " + err.Error()
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &dnsErr) && !dnsErr.IsTimeout:
-		return "dns-error", msg
+		return outcome.DNSError, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
-		return "timeout", msg
+		return outcome.Timeout, msg
 	case isTimeout(err):
-		return "timeout", msg
+		return outcome.Timeout, msg
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "refused", msg
+		return outcome.Refused, msg
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
 		// A TLS alert from the peer after the handshake, e.g. TLS 1.3
 		// servers rejecting the client certificate on first read.
-		return "tls-error", msg
+		return outcome.TLSError, msg
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		// Closed before any answer: curl's exit 56.
-		return "reset", msg
+		return outcome.Reset, msg
 	}
-	return "error", msg
+	return outcome.Error, msg
 }
 
 func isTimeout(err error) bool {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // startAgent runs an agent on loopback with an HTTP port and a TLS port and
@@ -41,7 +43,7 @@ func TestEchoAndCall(t *testing.T) {
 		check func(t *testing.T, r CallResult)
 	}{
 		{"http/1.1", CallRequest{URL: "http://" + plain + "/hello?x=1"}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			rep := r.Report
 			if rep.Protocol != "HTTP/1.1" || rep.Method != "GET" || rep.Host != plain || rep.Path != "/hello?x=1" || rep.Workload != "default/b" || rep.TLS != nil {
 				t.Errorf("report = %+v", rep)
@@ -54,31 +56,31 @@ func TestEchoAndCall(t *testing.T) {
 			}
 		}},
 		{"status", CallRequest{URL: "http://" + plain + "/status/503"}, func(t *testing.T, r CallResult) {
-			want(t, r, "http-503")
+			want(t, r, outcome.HTTP(503))
 			if r.Status != 503 || r.Report.Path != "/status/503" {
 				t.Errorf("status %d, report %+v", r.Status, r.Report)
 			}
 		}},
 		{"dial keeps host", CallRequest{URL: "http://b.example.com:80/", Dial: plain}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.Report.Host != "b.example.com" {
 				t.Errorf("host = %q", r.Report.Host)
 			}
 		}},
 		{"raw tcp", CallRequest{URL: "tcp://" + plain, Payload: "ping"}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.Report.Protocol != "tcp" || r.Report.Payload != "ping" {
 				t.Errorf("report = %+v", r.Report)
 			}
 		}},
 		{"raw tcp default payload", CallRequest{URL: "tcp://" + plain}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.Report.Payload != "hello" {
 				t.Errorf("payload = %q", r.Report.Payload)
 			}
 		}},
 		{"app tls", CallRequest{URL: "https://" + secure + "/x", CAs: []string{"app"}}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.TLS == nil || r.TLS.Version != "TLSv1.3" || r.TLS.SNI != "localhost" || r.TLS.ALPN != "http/1.1" || r.TLS.PeerSubject != "CN=app" {
 				t.Errorf("client TLS = %+v", r.TLS)
 			}
@@ -88,48 +90,48 @@ func TestEchoAndCall(t *testing.T) {
 			}
 		}},
 		{"app tls with client cert", CallRequest{URL: "https://" + secure + "/", ClientCert: "client"}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			st := r.Report.TLS
 			if st == nil || st.PeerSubject != "CN=client-a" || len(st.PeerURIs) != 1 || st.PeerURIs[0] != "spiffe://cluster.local/ns/default/sa/a" || st.PeerSerial == "" || st.PeerIssuer != "CN=client CA" {
 				t.Errorf("server TLS = %+v", st)
 			}
 		}},
 		{"app tls rejects untrusted client cert", CallRequest{URL: "https://" + secure + "/", ClientCert: "untrusted"}, func(t *testing.T, r CallResult) {
-			want(t, r, "tls-error")
+			want(t, r, outcome.TLSError)
 		}},
 		{"no SNI still verified", CallRequest{URL: "https://" + secure + "/", SNI: ptr("")}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.TLS.SNI != "" || r.Report.TLS.SNI != "" {
 				t.Errorf("SNI sent: client %+v server %+v", r.TLS, r.Report.TLS)
 			}
 		}},
 		{"explicit SNI", CallRequest{URL: "https://" + secure + "/", SNI: ptr("b.example.com")}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.Report.TLS.SNI != "b.example.com" {
 				t.Errorf("server saw SNI %q", r.Report.TLS.SNI)
 			}
 		}},
 		{"no SNI, wrong CA", CallRequest{URL: "https://" + secure + "/", SNI: ptr(""), CAs: []string{"ingress"}}, func(t *testing.T, r CallResult) {
-			want(t, r, "tls-error")
+			want(t, r, outcome.TLSError)
 			if !strings.Contains(r.Error, "certificate") {
 				t.Errorf("error = %q", r.Error)
 			}
 		}},
 		{"host not in certificate", CallRequest{URL: "https://other.example.com/", Dial: secure}, func(t *testing.T, r CallResult) {
-			want(t, r, "tls-error")
+			want(t, r, outcome.TLSError)
 		}},
 		{"tls raw", CallRequest{URL: "tls://" + secure, Payload: "over tls"}, func(t *testing.T, r CallResult) {
-			want(t, r, "ok")
+			want(t, r, outcome.OK)
 			if r.Report.Protocol != "tcp" || r.Report.Payload != "over tls" || r.Report.TLS == nil {
 				t.Errorf("report = %+v", r.Report)
 			}
 		}},
 		{"tls to plaintext port", CallRequest{URL: "https://" + plain + "/"}, func(t *testing.T, r CallResult) {
-			want(t, r, "tls-error")
+			want(t, r, outcome.TLSError)
 		}},
 		{"plaintext to tls port", CallRequest{URL: "http://" + secure + "/"}, func(t *testing.T, r CallResult) {
 			// The app refuses cleartext like Go's HTTPS server.
-			if r.Result != "http-400" {
+			if r.Result != outcome.HTTP(400) {
 				t.Errorf("plaintext HTTP to a TLS port: %+v", r)
 			}
 		}},
@@ -145,12 +147,12 @@ func TestEchoAndCall(t *testing.T) {
 	}
 }
 
-func want(t *testing.T, r CallResult, result string) {
+func want(t *testing.T, r CallResult, result outcome.Result) {
 	t.Helper()
 	if r.Result != result {
 		t.Fatalf("result = %q, want %q (error %q, body %q)", r.Result, result, r.Error, r.Body)
 	}
-	if result == "ok" || strings.HasPrefix(result, "http-") {
+	if _, isHTTP := result.HTTPStatus(); result == outcome.OK || isHTTP {
 		if r.Report == nil {
 			t.Fatalf("no report in %+v", r)
 		}
@@ -227,18 +229,18 @@ func TestCallFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		req  CallRequest
-		want string
+		want outcome.Result
 	}{
-		{"refused", CallRequest{URL: "http://" + closed + "/"}, "refused"},
-		{"closed http", CallRequest{URL: "http://" + rst + "/"}, "reset"},
-		{"closed tcp", CallRequest{URL: "tcp://" + rst}, "reset"},
-		{"rst http", CallRequest{URL: "http://" + abort + "/"}, "reset"},
-		{"closed during tls", CallRequest{URL: "https://" + rst + "/"}, "tls-error"},
-		{"timeout http", CallRequest{URL: "http://" + silent + "/", TimeoutMS: 300}, "timeout"},
-		{"timeout tcp", CallRequest{URL: "tcp://" + silent, TimeoutMS: 300}, "timeout"},
-		{"timeout tls", CallRequest{URL: "tls://" + silent, TimeoutMS: 300}, "timeout"},
-		{"bad scheme", CallRequest{URL: "ftp://x/"}, "error"},
-		{"missing CA file", CallRequest{URL: "https://" + silent + "/", CAs: []string{"nope"}}, "error"},
+		{"refused", CallRequest{URL: "http://" + closed + "/"}, outcome.Refused},
+		{"closed http", CallRequest{URL: "http://" + rst + "/"}, outcome.Reset},
+		{"closed tcp", CallRequest{URL: "tcp://" + rst}, outcome.Reset},
+		{"rst http", CallRequest{URL: "http://" + abort + "/"}, outcome.Reset},
+		{"closed during tls", CallRequest{URL: "https://" + rst + "/"}, outcome.TLSError},
+		{"timeout http", CallRequest{URL: "http://" + silent + "/", TimeoutMS: 300}, outcome.Timeout},
+		{"timeout tcp", CallRequest{URL: "tcp://" + silent, TimeoutMS: 300}, outcome.Timeout},
+		{"timeout tls", CallRequest{URL: "tls://" + silent, TimeoutMS: 300}, outcome.Timeout},
+		{"bad scheme", CallRequest{URL: "ftp://x/"}, outcome.Error},
+		{"missing CA file", CallRequest{URL: "https://" + silent + "/", CAs: []string{"nope"}}, outcome.Error},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -249,7 +251,7 @@ func TestCallFailures(t *testing.T) {
 			if r.Error == "" {
 				t.Errorf("no error message")
 			}
-			if tc.want != "error" && r.RemoteAddr == "" {
+			if tc.want != outcome.Error && r.RemoteAddr == "" {
 				t.Errorf("remote address not recorded")
 			}
 			if time.Since(start) > 3*time.Second {

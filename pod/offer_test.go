@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"testing"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // The client's TLS offer (version range, ALPN, cipher suites) reaches the
@@ -16,17 +18,17 @@ func TestCallTLSOffer(t *testing.T) {
 	tests := []struct {
 		name         string
 		req          CallRequest
-		result       string
+		result       outcome.Result
 		version      string
 		alpn, proto  string
 		wantErrMatch string
 	}{
-		{"max TLS 1.2", CallRequest{MaxVersion: tls.VersionTLS12}, "ok", "TLSv1.2", "http/1.1", "HTTP/1.1", ""},
-		{"min TLS 1.3", CallRequest{MinVersion: tls.VersionTLS13}, "ok", "TLSv1.3", "http/1.1", "HTTP/1.1", ""},
-		{"alpn h2", CallRequest{ALPN: []string{"h2"}}, "ok", "TLSv1.3", "h2", "HTTP/2.0", ""},
-		{"alpn none", CallRequest{ALPN: []string{}}, "ok", "TLSv1.3", "", "HTTP/1.1", ""},
-		{"cipher offered", CallRequest{MaxVersion: tls.VersionTLS12, Ciphers: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}}, "ok", "TLSv1.2", "http/1.1", "HTTP/1.1", ""},
-		{"no common cipher", CallRequest{MaxVersion: tls.VersionTLS12, Ciphers: []string{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}}, "tls-error", "", "", "", ""},
+		{"max TLS 1.2", CallRequest{MaxVersion: tls.VersionTLS12}, outcome.OK, "TLSv1.2", "http/1.1", "HTTP/1.1", ""},
+		{"min TLS 1.3", CallRequest{MinVersion: tls.VersionTLS13}, outcome.OK, "TLSv1.3", "http/1.1", "HTTP/1.1", ""},
+		{"alpn h2", CallRequest{ALPN: []string{"h2"}}, outcome.OK, "TLSv1.3", "h2", "HTTP/2.0", ""},
+		{"alpn none", CallRequest{ALPN: []string{}}, outcome.OK, "TLSv1.3", "", "HTTP/1.1", ""},
+		{"cipher offered", CallRequest{MaxVersion: tls.VersionTLS12, Ciphers: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}}, outcome.OK, "TLSv1.2", "http/1.1", "HTTP/1.1", ""},
+		{"no common cipher", CallRequest{MaxVersion: tls.VersionTLS12, Ciphers: []string{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}}, outcome.TLSError, "", "", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,7 +38,7 @@ func TestCallTLSOffer(t *testing.T) {
 			if r.Result != tc.result {
 				t.Fatalf("result %q, want %q: %+v", r.Result, tc.result, r)
 			}
-			if tc.result != "ok" {
+			if tc.result != outcome.OK {
 				return
 			}
 			if r.TLS.Version != tc.version || r.TLS.ALPN != tc.alpn || r.Report.Protocol != tc.proto {
@@ -65,12 +67,12 @@ func TestServerFirst(t *testing.T) {
 	addr := func(i int) string { return fmt.Sprintf("localhost:%d", a.Addrs()[i].(*net.TCPAddr).Port) }
 
 	r := Call(context.Background(), CallRequest{URL: "tcp://" + addr(0), ServerFirst: true}, paths)
-	want(t, r, "ok")
+	want(t, r, outcome.OK)
 	if r.Report.Payload != "" || r.Report.Workload != "default/db" {
 		t.Errorf("greeting %+v", r.Report)
 	}
 	r = Call(context.Background(), CallRequest{URL: "tls://" + addr(2), ServerFirst: true}, paths)
-	want(t, r, "ok")
+	want(t, r, outcome.OK)
 	if r.Report.TLS == nil {
 		t.Errorf("greeting over TLS has no TLS: %+v", r.Report)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // What a check can say about the client's TLS offer and about each hop:
@@ -23,7 +24,7 @@ func TestCheckExpressiveness(t *testing.T) {
 		return mesh.HopExpect{TLSVersion: version, SNI: sni, ALPN: alpn}
 	}
 	withHops := func(e mesh.Expect, hops ...mesh.HopExpect) mesh.Expect { e.Hops = hops; return e }
-	okTLS := expect("ok", w("tls", "mtls"), gatewayID, "")
+	okTLS := expect(outcome.OK, w(outcome.TLS, outcome.MTLS), gatewayID, "")
 	rows := []row{
 		// minProtocolVersion / maxProtocolVersion bound what the gateway
 		// accepts; a client whose range does not overlap fails its handshake.
@@ -33,7 +34,7 @@ func TestCheckExpressiveness(t *testing.T) {
 				{name: "tls13-client", from: "outside/curl", to: bHTTPS, via: ingress, tls: offer(func(t *mesh.CheckTLS) {}),
 					want: withHops(okTLS, hop("TLSv1.3", "b.example.com", "http/1.1"))},
 				{name: "tls12-only-client", from: "outside/curl", to: bHTTPS, via: ingress, tls: offer(func(t *mesh.CheckTLS) { t.MaxVersion = "TLSV1_2" }),
-					want: expect("tls-error", w("tls"), "none", "")},
+					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
 		{name: "tls_max_version", cite: serverTLS,
 			config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred, maxProtocolVersion: TLSV1_2}") + httpToB,
@@ -41,7 +42,7 @@ func TestCheckExpressiveness(t *testing.T) {
 				{name: "negotiates-tls12", from: "outside/curl", to: bHTTPS, via: ingress, tls: offer(func(t *mesh.CheckTLS) {}),
 					want: withHops(okTLS, hop("TLSv1.2", "b.example.com"))},
 				{name: "tls13-only-client", from: "outside/curl", to: bHTTPS, via: ingress, tls: offer(func(t *mesh.CheckTLS) { t.MinVersion = "TLSV1_3" }),
-					want: expect("fail", w("tls"), "none", "")},
+					want: expect(outcome.Failed, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
 		// cipherSuites restrict TLS 1.2 (TLS 1.3 suites are not configurable
 		// in Envoy); the harness's certificates are ECDSA.
@@ -53,7 +54,7 @@ func TestCheckExpressiveness(t *testing.T) {
 					want: withHops(okTLS, hop("TLSv1.2", "b.example.com"))},
 				{name: "other-cipher", from: "outside/curl", to: bHTTPS, via: ingress,
 					tls:  offer(func(t *mesh.CheckTLS) { t.Ciphers = []string{"ECDHE-ECDSA-AES128-GCM-SHA256"} }),
-					want: expect("tls-error", w("tls"), "none", "")},
+					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
 		// An HTTPS server offers h2 and http/1.1 (util.ALPNHttp in
 		// pilot/pkg/networking/util/util.go); a client that offers only h2
@@ -74,17 +75,17 @@ func TestCheckExpressiveness(t *testing.T) {
 			checks: []check{
 				{name: "uri-san", from: "outside/curl", to: bHTTPS, via: ingress,
 					tls:  offer(func(t *mesh.CheckTLS) { t.ClientCert, t.ClientURI = "client", "spiffe://partner.example/app" }),
-					want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
+					want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
 				{name: "dns-san", from: "outside/curl", to: bHTTPS, via: ingress,
 					tls:  offer(func(t *mesh.CheckTLS) { t.ClientCert, t.ClientDNS = "client", "app.partner.example" }),
-					want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
+					want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
 				// The fixed client certificate has neither SAN.
 				{name: "other-san", from: "outside/curl", to: bHTTPS, via: ingress, tls: offer(func(t *mesh.CheckTLS) { t.ClientCert = "client" }),
-					want: expect("fail", w("tls"), "none", "")},
+					want: expect(outcome.Failed, w(outcome.TLS), outcome.PeerNone, "")},
 				// The right SAN from a CA the credential does not trust.
 				{name: "right-san-wrong-ca", from: "outside/curl", to: bHTTPS, via: ingress,
 					tls:  offer(func(t *mesh.CheckTLS) { t.ClientCert, t.ClientURI = "mesh", "spiffe://partner.example/app" }),
-					want: expect("fail", w("tls"), "none", "")},
+					want: expect(outcome.Failed, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
 		// Sidecar to sidecar: ISTIO_MUTUAL with Istio's SNI
 		// outbound_.PORT_._.HOST and, for TCP, the ALPN istio-peer-exchange,
@@ -94,10 +95,10 @@ func TestCheckExpressiveness(t *testing.T) {
 			config: meshPA("STRICT"),
 			checks: []check{
 				{name: "tcp", from: "client", to: "tcp://b.default.svc.cluster.local:9000",
-					want: withHops(expect("ok", w("mtls"), clientID, ""), hop("TLSv1.3", "outbound_.9000_._.b.default.svc.cluster.local", "istio-peer-exchange", "istio"))},
+					want: withHops(expect(outcome.OK, w(outcome.MTLS), clientID, ""), hop("TLSv1.3", "outbound_.9000_._.b.default.svc.cluster.local", "istio-peer-exchange", "istio"))},
 				// STRICT refuses a plaintext client in some way.
 				{name: "plaintext-refused", from: "outside/curl", to: "tcp://b.default.svc.cluster.local:9000",
-					want: withHops(expect("fail", nil, "", ""), hop("none", "none"))},
+					want: withHops(expect(outcome.Failed, nil, "", ""), hop(outcome.Absent, outcome.Absent))},
 			}},
 	}
 	runRows(t, gatewayWorkloads, rows)

@@ -1,6 +1,10 @@
 package scenarios
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/meshtls/meshtls/outcome"
+)
 
 // The four connections of a sidecar, as the seed describes them
 // (SEED-understanding-tls-configuration.txt; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars):
@@ -86,8 +90,8 @@ func TestSidecarConnections(t *testing.T) {
 		appTLS   = "https://" + srv + ":8443/"
 		meshCite = "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars"
 	)
-	plainOK := expect("ok", w("plaintext"), "none", "")
-	mtlsOK := expect("ok", w("mtls"), clientID, "")
+	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
+	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
 	rows := []row{
 		// External inbound: the server sidecar's mode is PeerAuthentication's
 		// (pilot/pkg/networking/core/filterchain_options.go).
@@ -97,7 +101,7 @@ func TestSidecarConnections(t *testing.T) {
 		}},
 		{name: "external_inbound_STRICT", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", config: meshPA("STRICT"), checks: []check{
 			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
-			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: expect("reset", w("plaintext"), "none", "")},
+			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
 		}},
 		{name: "external_inbound_DISABLE", cite: meshCite + "; pilot/pkg/xds/endpoints/mtls_checker.go", config: meshPA("DISABLE"), checks: []check{
 			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: plainOK},
@@ -109,16 +113,16 @@ func TestSidecarConnections(t *testing.T) {
 		// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
 		// ("the sidecar forwards the traffic as is"), pkg/config/protocol/instance.go.
 		{name: "local_inbound_app_TLS", cite: meshCite + "; pkg/config/protocol/instance.go", checks: []check{
-			{name: "from-naked", from: "naked-client", to: appTLS, want: expect("ok", w("tls"), "none", "")},
-			{name: "from-sidecar", from: "client", to: appTLS, want: expect("ok", w("mtls+tls"), clientID, "")},
+			{name: "from-naked", from: "naked-client", to: appTLS, want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
+			{name: "from-sidecar", from: "client", to: appTLS, want: expect(outcome.OK, w(outcome.Layers(outcome.MTLS, outcome.TLS)), clientID, "")},
 		}},
 		{name: "local_inbound_app_TLS_STRICT", cite: meshCite, config: meshPA("STRICT"), checks: []check{
 			// STRICT terminates any TLS on the port with the workload's mesh
 			// certificate and wants a client certificate: the app's own TLS
 			// from outside the mesh no longer reaches the app (the client
 			// rejects the mesh certificate first).
-			{name: "from-naked", from: "naked-client", to: appTLS, want: expect("tls-error", w("tls"), "none", "")},
-			{name: "from-sidecar", from: "client", to: appTLS, want: expect("ok", w("mtls+tls"), clientID, "")},
+			{name: "from-naked", from: "naked-client", to: appTLS, want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
+			{name: "from-sidecar", from: "client", to: appTLS, want: expect(outcome.OK, w(outcome.Layers(outcome.MTLS, outcome.TLS)), clientID, "")},
 		}},
 		// Local outbound: the port's protocol picks the outbound listener.
 		// pkg/config/kube/conversion.go, pkg/config/protocol/instance.go;
@@ -130,7 +134,7 @@ func TestSidecarConnections(t *testing.T) {
 			// sidecar parses the ClientHello as HTTP and answers 400, which
 			// the client's TLS stack cannot read.
 			// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
-			{name: "TLS-to-http-port", from: "client", to: "https://" + srv + ":8444/", want: expect("tls-error", nil, "", "")},
+			{name: "TLS-to-http-port", from: "client", to: "https://" + srv + ":8444/", want: expect(outcome.TLSError, nil, "", "")},
 		}},
 		// A port without protocol prefix is sniffed: HTTP goes through the
 		// client's HCM and out with Istio's HTTP ALPN (istio.alpn, set per
@@ -143,24 +147,24 @@ func TestSidecarConnections(t *testing.T) {
 		// pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/model/push_context.go.
 		{name: "external_outbound_auto", cite: "pilot/pkg/networking/core/cluster_tls.go; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls", config: apiSE, checks: []check{
 			{name: "plain-http", from: "client", to: "http://api.example.com:8080/", want: plainOK},
-			{name: "app-tls-passes", from: "client", to: "https://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+			{name: "app-tls-passes", from: "client", to: "https://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 		}},
 		{name: "external_outbound_DISABLE", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: DISABLE}"), checks: []check{
 			// Plaintext to the app's TLS port: the app rejects it.
-			{name: "http-to-tls-port", from: "client", to: "http://api.example.com/", want: expect("http-400", w("plaintext"), "none", "")},
+			{name: "http-to-tls-port", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(400), w(outcome.Plaintext), outcome.PeerNone, "")},
 		}},
 		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), checks: []check{
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 		}},
 		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}"), checks: []check{
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("mtls"), "CN=meshtls-client,O=meshtls", "")},
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
 		}},
 		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the
 		// server speaks none of Istio's ALPN values (our app answers
 		// no_application_protocol before any certificate is checked), and
 		// its certificate is not from the mesh root anyway.
 		{name: "external_outbound_ISTIO_MUTUAL", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: ISTIO_MUTUAL}"), checks: []check{
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "UF")},
+			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
 		}},
 	}
 	runRows(t, connectionsWorkloads, rows)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -48,7 +49,7 @@ func TestFoundationTwoSidecars(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Result != "ok" || res.Report == nil {
+		if res.Result != outcome.OK || res.Report == nil {
 			t.Fatalf("a -> b: result %q, error %q, body %q", res.Result, res.Error, res.Body)
 		}
 		if res.Report.Workload != "default/b" {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Gateways: each server mode, which VirtualService block applies, SNI
@@ -137,13 +138,13 @@ func TestGateways(t *testing.T) {
 	withCert := func(ca string) *mesh.CheckTLS { return &mesh.CheckTLS{CA: []string{"ingress"}, ClientCert: ca} }
 	const bHTTPS = "https://b.example.com/"
 	const gwDoc = "https://istio.io/latest/docs/reference/config/networking/gateway/#ServerTLSSettings-TLSmode"
-	okTLS := expect("ok", w("tls", "mtls"), gatewayID, "")
+	okTLS := expect(outcome.OK, w(outcome.TLS, outcome.MTLS), gatewayID, "")
 	rows := []row{
 		{name: "HTTP", cite: "https://istio.io/latest/docs/tasks/traffic-management/ingress/ingress-control/; pilot/pkg/networking/core/gateway.go",
 			config: gatewayServer(80, "HTTP", "[b.example.com]", "") + httpToB,
 			checks: []check{
 				// Upstream from a gateway follows auto mTLS like a sidecar.
-				{name: "plain", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect("ok", w("plaintext", "mtls"), gatewayID, "")},
+				{name: "plain", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.Plaintext, outcome.MTLS), gatewayID, "")},
 			}},
 		// httpsRedirect is per server: the redirect-only server (no
 		// VirtualService) answers 301 for its host; the other server on
@@ -164,8 +165,8 @@ spec:
 ---
 ` + httpToB,
 			checks: []check{
-				{name: "redirect-only-server", from: "outside/curl", to: "http://a.example.com/", via: ingress, want: expect("http-301", w("plaintext"), "none", "")},
-				{name: "other-server-not-redirected", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect("ok", w("plaintext", "mtls"), gatewayID, "")},
+				{name: "redirect-only-server", from: "outside/curl", to: "http://a.example.com/", via: ingress, want: expect(outcome.HTTP(301), w(outcome.Plaintext), outcome.PeerNone, "")},
+				{name: "other-server-not-redirected", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.Plaintext, outcome.MTLS), gatewayID, "")},
 			}},
 		{name: "HTTPS_SIMPLE", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + httpToB,
 			checks: []check{
@@ -173,24 +174,24 @@ spec:
 				// No SNI: the server's hosts are matched on SNI, so no filter
 				// chain matches and the gateway closes the connection during
 				// the client's handshake (pilot/pkg/networking/core/gateway.go).
-				{name: "no-SNI", from: "outside/curl", to: bHTTPS, via: ingress, tls: &mesh.CheckTLS{SNI: sni(""), CA: []string{"ingress"}}, want: expect("tls-error", w("tls"), "none", "filter_chain_not_found")},
+				{name: "no-SNI", from: "outside/curl", to: bHTTPS, via: ingress, tls: &mesh.CheckTLS{SNI: sni(""), CA: []string{"ingress"}}, want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "filter_chain_not_found")},
 			}},
 		{name: "HTTPS_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: MUTUAL, credentialName: b-cred}") + httpToB,
 			checks: []check{
-				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
-				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("", w("tls"), "none", ""), fails: true},
+				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
+				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
 				// With TLS 1.3 the client finishes its handshake before the
 				// server has checked the client certificate: the rejection
 				// arrives as a tls-error or a reset, depending on whether the
 				// alert beats the request (see check.fails).
-				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w("tls"), "none", ""), fails: true},
+				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
 			}},
 		{name: "HTTPS_OPTIONAL_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: OPTIONAL_MUTUAL, credentialName: b-cred}") + httpToB,
 			checks: []check{
-				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect("ok", w("mtls", "mtls"), gatewayID, "")},
+				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
 				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},
 				// A certificate that is sent is verified (failure form as above).
-				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w("tls"), "none", ""), fails: true},
+				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
 			}},
 		// PASSTHROUGH routes on SNI and forwards the client's TLS untouched;
 		// a backend with a sidecar gets it inside auto mTLS. A wrong route
@@ -199,8 +200,8 @@ spec:
 		{name: "PASSTHROUGH_by_SNI", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
 			config: gatewayServer(443, "HTTPS", "[c.example.com, d.example.com]", "{mode: PASSTHROUGH}") + sniToCD,
 			checks: []check{
-				{name: "to-c-sidecar", from: "outside/curl", to: "https://c.example.com/", via: ingress, want: expect("ok", w("tls", "mtls+tls"), gatewayID, "")},
-				{name: "to-d-naked", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect("ok", w("tls", "tls"), "none", "")},
+				{name: "to-c-sidecar", from: "outside/curl", to: "https://c.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.TLS, outcome.Layers(outcome.MTLS, outcome.TLS)), gatewayID, "")},
+				{name: "to-d-naked", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.TLS, outcome.TLS), outcome.PeerNone, "")},
 			}},
 		// PASSTHROUGH plus a DR that originates TLS: the gateway wraps the
 		// client's TLS in its own; d's app unwraps one layer and reads a
@@ -217,7 +218,7 @@ spec:
     tls: {mode: SIMPLE, sni: d.example.com, caCertificates: /etc/meshtls/ca/app.pem}
 `,
 			checks: []check{
-				{name: "double-TLS", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect("tls-error", w("tls", "tls+tls"), "", "")},
+				{name: "double-TLS", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect(outcome.TLSError, w(outcome.TLS, outcome.Layers(outcome.TLS, outcome.TLS)), "", "")},
 			}},
 		// TLS terminated at the gateway: tcp routes apply.
 		{name: "TLS_terminated_to_TCP", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
@@ -250,7 +251,7 @@ spec:
     route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
 `,
 			checks: []check{
-				{name: "tls-routes-on-terminated", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("http-404", w("tls"), "none", "NR")},
+				{name: "tls-routes-on-terminated", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect(outcome.HTTP(404), w(outcome.TLS), outcome.PeerNone, "NR")},
 			}},
 		// Egress gateway originating TLS: the sidecar sends plain HTTP for
 		// api.example.com to the egress gateway's HTTP server, the gateway
@@ -311,7 +312,7 @@ spec:
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
 			checks: []check{
-				{name: "originate", from: "client", to: "http://api.example.com/", want: expect("ok", w("plaintext", "tls"), "none", "")},
+				{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.Plaintext, outcome.TLS), outcome.PeerNone, "")},
 			}},
 	}
 	runRows(t, gatewayWorkloads, rows)

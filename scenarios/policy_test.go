@@ -1,6 +1,10 @@
 package scenarios
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/meshtls/meshtls/outcome"
+)
 
 // Policy semantics Istio applies before any TLS setting is read: the order
 // of same-level resources, DestinationRule merging, lookup and exportTo,
@@ -51,9 +55,9 @@ spec:
 }
 
 func TestPolicySemantics(t *testing.T) {
-	plainOK := expect("ok", w("plaintext"), "none", "")
-	refused := expect("reset", w("plaintext"), "none", "")
-	mtlsOK := expect("ok", w("mtls"), clientID, "")
+	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
+	refused := expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")
+	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
 	rows := []row{
 		{
 			// Two namespace-level policies: Istio keeps the oldest by

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // The live suite is rows of data: a row is Istio config pushed to pods that
@@ -53,12 +54,12 @@ type check struct {
 // expect builds an expectation: result, wire (one entry per network hop),
 // peer (verified on the last hop; "none" for none, "" not compared) and a
 // reason substring ("" not compared).
-func expect(result string, wire []string, peer, reason string) mesh.Expect {
+func expect(result outcome.Result, wire []outcome.Wire, peer, reason string) mesh.Expect {
 	return mesh.Expect{Result: result, Wire: wire, Peer: peer, Reason: reason}
 }
 
 // w is shorthand for a wire list.
-func w(hops ...string) []string { return hops }
+func w(hops ...outcome.Wire) []outcome.Wire { return hops }
 
 func sni(s string) *string { return &s }
 
@@ -105,8 +106,8 @@ func runCheck(t *testing.T, ctx context.Context, rt *harness.Runtime, r row, c c
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.fails && res.Result == "ok" {
-		res.Verdict = "fail"
+	if c.fails && res.Result == outcome.OK {
+		res.Verdict = outcome.Fail
 		res.Mismatches = append(res.Mismatches, "result: expected a failure, observed ok")
 	}
 	if res.Passed() {

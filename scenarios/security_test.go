@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Security negatives: identities the receiver must refuse, and server
@@ -100,15 +101,15 @@ spec:
 		// handshake before the server checks the certificate, so Envoy
 		// reports the refusal as a connection termination (UC), not UF.
 		{name: "untrusted_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "untrusted"), config: meshPA("STRICT"), checks: []check{
-			{name: "untrusted-CA", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "UC")},
+			{name: "untrusted-CA", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UC")},
 		}},
 		// An expired client certificate is refused the same way (UC, as above).
 		{name: "expired_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "mesh", expired), config: meshPA("STRICT"), checks: []check{
-			{name: "expired", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "UC")},
+			{name: "expired", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UC")},
 		}},
 		// An expired server certificate: the client sidecar refuses it.
 		{name: "expired_server_cert", cite: sdsCite, setup: identity("default", "server", "mesh", expired), config: meshPA("STRICT"), checks: []check{
-			{name: "expired", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+			{name: "expired", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
 		}},
 		// Baseline under the same config with fresh identities, so the
 		// negatives above fail for the reason they name. It comes after
@@ -117,7 +118,7 @@ spec:
 		// carry later calls with the old certificates (as in Envoy
 		// everywhere: rotation does not close live connections).
 		{name: "baseline_STRICT", cite: sdsCite, setup: identity("", "", ""), config: meshPA("STRICT"), checks: []check{
-			{name: "mesh-identity", from: "client", to: srv, want: expect("ok", w("mtls"), clientID, "")},
+			{name: "mesh-identity", from: "client", to: srv, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
 		}},
 		// subjectAltNames replace the service accounts as the accepted
 		// server identities: a list that misses the server's fails.
@@ -125,7 +126,7 @@ spec:
 		// pilot/pkg/networking/core/cluster_tls.go
 		{name: "DR_subjectAltNames_mismatch", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings", setup: identity("", "", ""), config: drServerTop + `    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/someone-else]}
 `, checks: []check{
-			{name: "wrong-SAN", from: "client", to: srv, want: expect("http-503", w("tls"), "none", "SAN_matcher")},
+			{name: "wrong-SAN", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "SAN_matcher")},
 		}},
 		// Origination with auto SNI: the SNI (and the name the certificate
 		// is checked against) comes from the request's authority. Rewriting
@@ -145,14 +146,14 @@ spec:
   - rewrite: {authority: other.example.com}
     route: [{destination: {host: api.example.com, port: {number: 80}}}]
 `, checks: []check{
-				{name: "cert-not-for-SNI", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "verify_SAN_list")},
+				{name: "cert-not-for-SNI", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "verify_SAN_list")},
 			}},
 		// The same without the rewrite: SNI and certificate agree.
 		{name: "SIMPLE_SNI_match", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/",
 			setup:  identity("", "", ""),
 			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"),
 			checks: []check{
-				{name: "cert-for-SNI", from: "client", to: "http://api.example.com/", want: expect("ok", w("tls"), "none", "")},
+				{name: "cert-for-SNI", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
 		// SIMPLE origination without caCertificates trusts the system roots,
 		// which trust none of our CAs (as a private CA in real life).
@@ -160,7 +161,7 @@ spec:
 			setup:  identity("", "", ""),
 			config: apiSimple("{mode: SIMPLE}"),
 			checks: []check{
-				{name: "system-roots", from: "client", to: "http://api.example.com/", want: expect("http-503", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+				{name: "system-roots", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
 			}},
 	}
 	runRows(t, securityWorkloads, rows)

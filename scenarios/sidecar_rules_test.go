@@ -1,6 +1,10 @@
 package scenarios
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/meshtls/meshtls/outcome"
+)
 
 // Sidecar rules beyond the matrix: DestinationRule modes against each server
 // mode, PeerAuthentication precedence (mesh < namespace < workload < port),
@@ -95,8 +99,8 @@ func TestSidecarDestinationRules(t *testing.T) {
 			cite:   "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars; pilot/pkg/networking/core/cluster_tls.go",
 			config: meshPA("STRICT") + drServerTop + "    tls: {mode: DISABLE}\n",
 			checks: []check{
-				{name: "http", from: "client", to: serverHTTP, want: expect("http-503", w("plaintext"), "none", "UC")},
-				{name: "tcp", from: "client", to: serverTCP, want: expect("reset", w("plaintext"), "none", "")},
+				{name: "http", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.Plaintext), outcome.PeerNone, "UC")},
+				{name: "tcp", from: "client", to: serverTCP, want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
 			},
 		},
 		{
@@ -107,8 +111,8 @@ func TestSidecarDestinationRules(t *testing.T) {
 			cite:   "tests/integration/security/reachability_test.go; pilot/pkg/networking/core/filterchain_options.go",
 			config: meshDR("ISTIO_MUTUAL") + serverPA("DISABLE"),
 			checks: []check{
-				{name: "naked-server", from: "client", to: nakedHTTP, want: expect("http-503", w("tls"), "none", "UF")},
-				{name: "sidecar-DISABLE", from: "client", to: serverHTTP, want: expect("http-503", w("tls"), "none", "UF")},
+				{name: "naked-server", from: "client", to: nakedHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
+				{name: "sidecar-DISABLE", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
 			},
 		},
 		{
@@ -123,7 +127,7 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: SIMPLE, sni: server.default.svc.cluster.local, caCertificates: /etc/meshtls/ca/app.pem}
 `,
 			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect("ok", w("tls"), "none", "")},
+				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 			},
 		},
 		{
@@ -139,8 +143,8 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
 			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect("reset", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
-				{name: "http-port", from: "client", to: serverHTTP, want: expect("http-503", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.Reset, w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
+				{name: "http-port", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
 			},
 		},
 		{
@@ -153,7 +157,7 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
 			checks: []check{
-				{name: "http-port", from: "client", to: serverHTTP, want: expect("http-503", w("tls"), "", "UF")},
+				{name: "http-port", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), "", "UF")},
 			},
 		},
 		{
@@ -166,7 +170,7 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
 `,
 			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect("ok", w("mtls"), "CN=meshtls-client,O=meshtls", "")},
+				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
 			},
 		},
 		{
@@ -179,7 +183,7 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
 `,
 			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect("reset", w("tls"), "none", "CERTIFICATE_VERIFY_FAILED")},
+				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.Reset, w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
 			},
 		},
 		{
@@ -216,9 +220,9 @@ spec:
     route: [{destination: {host: server.default.svc.cluster.local}}]
 `,
 			checks: []check{
-				{name: "http", from: "client", to: serverHTTP, want: expect("ok", w("mtls"), clientID, "")},
-				{name: "fault-abort", from: "client", to: serverHTTP + "abort", want: expect("http-418", nil, "", "FI")},
-				{name: "tcp-port-level", from: "client", to: serverTCP, want: expect("ok", w("mtls"), clientID, "")},
+				{name: "http", from: "client", to: serverHTTP, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
+				{name: "fault-abort", from: "client", to: serverHTTP + "abort", want: expect(outcome.HTTP(418), nil, "", "FI")},
+				{name: "tcp-port-level", from: "client", to: serverTCP, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
 			},
 		},
 	}
@@ -233,9 +237,9 @@ spec:
 // https://istio.io/latest/docs/reference/config/security/peer_authentication/
 func TestPeerAuthenticationPrecedence(t *testing.T) {
 	const cite = "https://istio.io/latest/docs/reference/config/security/peer_authentication/; pilot/pkg/security/authn/utils/utils.go"
-	plainOK := expect("ok", w("plaintext"), "none", "")
-	refused := expect("reset", w("plaintext"), "none", "")
-	mtlsOK := expect("ok", w("mtls"), clientID, "")
+	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
+	refused := expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")
+	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
 	rows := []row{
 		{name: "mesh_STRICT_workload_PERMISSIVE", config: meshPA("STRICT") + serverPA("PERMISSIVE"), checks: []check{
 			{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
@@ -351,25 +355,25 @@ func TestMigration(t *testing.T) {
 	// A client without sidecar does not see the VirtualService: it names
 	// each pod's own Service.
 	legacy := []check{
-		{name: "legacy-to-v1", from: "legacy/sleep", to: "http://b-v1.default.svc.cluster.local:8080/", want: expect("reset", w("plaintext"), "none", "")},
-		{name: "legacy-to-v2", from: "legacy/sleep", to: "http://b-v2.default.svc.cluster.local:8080/", want: expect("ok", w("plaintext"), "none", "")},
+		{name: "legacy-to-v1", from: "legacy/sleep", to: "http://b-v1.default.svc.cluster.local:8080/", want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
+		{name: "legacy-to-v2", from: "legacy/sleep", to: "http://b-v2.default.svc.cluster.local:8080/", want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
 	}
 	rows := []row{
 		// No DR tls: auto mTLS, mTLS only to the endpoint with a sidecar.
 		{name: "auto", config: migrationConfig(""), checks: append([]check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect("ok", w("mtls"), sleepID, "")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect("ok", w("plaintext"), "none", "")},
+			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.OK, w(outcome.MTLS), sleepID, "")},
+			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
 		}, legacy...)},
 		// ISTIO_MUTUAL for the whole host: v2's plain app cannot answer TLS.
 		{name: "ISTIO_MUTUAL", config: migrationConfig("  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}"), checks: []check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect("ok", w("mtls"), sleepID, "")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect("http-503", w("tls"), "none", "UF")},
+			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.OK, w(outcome.MTLS), sleepID, "")},
+			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
 		}},
 		// DISABLE for the whole host: v1's STRICT sidecar refuses plaintext
 		// (Envoy reports UC; see TestSidecarDestinationRules/DISABLE_vs_STRICT).
 		{name: "DISABLE", config: migrationConfig("  trafficPolicy: {tls: {mode: DISABLE}}"), checks: []check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect("http-503", w("plaintext"), "none", "UC")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect("ok", w("plaintext"), "none", "")},
+			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.HTTP(503), w(outcome.Plaintext), outcome.PeerNone, "UC")},
+			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
 		}},
 	}
 	for i := range rows {

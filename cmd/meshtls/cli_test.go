@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Unit tests: no Docker. They call execute as main does.
@@ -302,9 +303,9 @@ func TestJUnitReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := []*trace.Result{
-		{Scenario: "two-pods", Name: "a-to-b", Verdict: trace.VerdictPass, Result: "ok"},
-		{Scenario: "two-pods", Name: "wrong", Verdict: trace.VerdictFail, Result: "ok", Mismatches: []string{"wire: hop 1 expected plaintext, observed mtls"}},
-		{Scenario: "two-pods", Name: "b-to-a", Verdict: trace.VerdictReport, Result: "ok"},
+		{Scenario: "two-pods", Name: "a-to-b", Verdict: outcome.Pass, Result: outcome.OK},
+		{Scenario: "two-pods", Name: "wrong", Verdict: outcome.Fail, Result: outcome.OK, Mismatches: []string{"wire: hop 1 expected plaintext, observed mtls"}},
+		{Scenario: "two-pods", Name: "b-to-a", Verdict: outcome.Report, Result: outcome.OK},
 	}
 	path := filepath.Join(t.TempDir(), "out.xml")
 	if err := writeJUnit(path, scs, results, Summary{DurationMS: 1500}); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // junitReport is `--junit FILE`: one testsuite per scenario (bundle file),
@@ -28,13 +29,13 @@ func junitReport(scs []harness.Scenario, results []*trace.Result, sum Summary) j
 		for _, r := range byScenario[s.Name] {
 			tc := junit.Testcase{Name: r.Name, Classname: s.Name}
 			switch r.Verdict {
-			case trace.VerdictFail:
+			case outcome.Fail:
 				tc.Failure = &junit.Result{
 					Message: strings.Join(r.Mismatches, "; "),
 					Type:    "expectation",
 					Data:    r.Explain(),
 				}
-			case trace.VerdictReport:
+			case outcome.Report:
 				tc.SystemOut = &junit.Output{Data: r.Explain()}
 			}
 			ts.AddTestcase(tc)

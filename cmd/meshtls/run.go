@@ -19,6 +19,7 @@ import (
 	"github.com/meshtls/meshtls/envoybin"
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // exitInterrupted is the shell's convention for a run stopped by a signal
@@ -144,8 +145,8 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		Keep: os.Getenv("MESHTLS_KEEP") != "", OnKeep: func(msg string) { say("%s", msg) }}
 	if tty {
 		ro.Progress = func(r *trace.Result) {
-			mark := map[string]string{trace.VerdictPass: "✓", trace.VerdictFail: "✗", trace.VerdictReport: "·"}[r.Verdict]
-			say("%s %s/%s  %s [%s]", mark, r.Scenario, r.Name, r.Result, strings.Join(r.Wire, ", "))
+			mark := map[outcome.Verdict]string{outcome.Pass: "✓", outcome.Fail: "✗", outcome.Report: "·"}[r.Verdict]
+			say("%s %s/%s  %s [%s]", mark, r.Scenario, r.Name, r.Result, outcome.Join(r.Wire, ", "))
 		}
 	}
 	nChecks := 0
@@ -170,16 +171,16 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	sum := Summary{Scenarios: len(scs), DurationMS: elapsed.Milliseconds(), Total: len(results)}
 	for _, r := range results {
 		switch r.Verdict {
-		case trace.VerdictPass:
+		case outcome.Pass:
 			sum.Passed++
-		case trace.VerdictFail:
+		case outcome.Fail:
 			sum.Failed++
 		default:
 			sum.Reported++
 		}
 		// The JSON contract has lists, never null.
 		if r.Wire == nil {
-			r.Wire = []string{}
+			r.Wire = []outcome.Wire{}
 		}
 		if r.Hops == nil {
 			r.Hops = []trace.Hop{}
@@ -226,7 +227,7 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 			fmt.Fprintf(stdout, "(cells wrapped to fit %d columns; -v prints one row per check)\n", width)
 		}
 		for _, r := range results {
-			if r.Verdict == trace.VerdictFail {
+			if r.Verdict == outcome.Fail {
 				fmt.Fprintf(stdout, "\n%s", r.Explain())
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Live tests: real containers and Envoy. They skip under -short; without
@@ -81,17 +82,21 @@ func TestRunTwoPods(t *testing.T) {
 		if s.Total != 3 || s.Passed != 1 || s.Failed != 1 || s.Reported != 1 || s.Scenarios != 1 || s.DurationMS <= 0 {
 			t.Errorf("summary %+v, want total 3, passed 1, failed 1, reported 1, scenarios 1, durationMs > 0", s)
 		}
-		want := []struct{ name, verdict, wire string }{
-			{"a-to-b", trace.VerdictPass, "mtls"},
-			{"a-to-b-wrongly-expects-plaintext", trace.VerdictFail, "mtls"},
-			{"b-to-a", trace.VerdictReport, "mtls"},
+		want := []struct {
+			name    string
+			verdict outcome.Verdict
+			wire    outcome.Wire
+		}{
+			{"a-to-b", outcome.Pass, outcome.MTLS},
+			{"a-to-b-wrongly-expects-plaintext", outcome.Fail, outcome.MTLS},
+			{"b-to-a", outcome.Report, outcome.MTLS},
 		}
 		if len(got.Checks) != len(want) {
 			t.Fatalf("%d checks, want %d", len(got.Checks), len(want))
 		}
 		for i, w := range want {
 			c := got.Checks[i]
-			if c.Name != w.name || c.Verdict != w.verdict || c.Scenario != "two-pods" || c.Result != "ok" || strings.Join(c.Wire, ",") != w.wire {
+			if c.Name != w.name || c.Verdict != w.verdict || c.Scenario != "two-pods" || c.Result != outcome.OK || outcome.Join(c.Wire, ",") != string(w.wire) {
 				t.Errorf("check %d: %s verdict %s result %s wire %v scenario %s; want %s %s ok [%s] two-pods\n%s",
 					i, c.Name, c.Verdict, c.Result, c.Wire, c.Scenario, w.name, w.verdict, w.wire, c.Explain())
 			}
@@ -272,7 +277,7 @@ func TestTestdataBundles(t *testing.T) {
 				t.Fatal("no check results for this bundle")
 			}
 			for _, c := range byScenario[name] {
-				if c.Verdict != trace.VerdictPass {
+				if c.Verdict != outcome.Pass {
 					t.Errorf("%s\n", c.Explain())
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/meshtls/meshtls/accesslog"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -59,13 +60,13 @@ type draft struct {
 
 func (b *builder) build() *Result {
 	obs := b.obs
-	res := &Result{Scenario: obs.Scenario, Verdict: VerdictReport}
+	res := &Result{Scenario: obs.Scenario, Verdict: outcome.Report}
 	if c := obs.Check; c != nil {
 		res.Name, res.From, res.To, res.Via = c.Name, c.From, c.To, c.Via
 	}
 	call := obs.Call
 	if call == nil {
-		call = &pod.CallResult{Result: "error", Error: "no call result was recorded"}
+		call = &pod.CallResult{Result: outcome.Error, Error: "no call result was recorded"}
 	}
 	res.Result, res.Status, res.Error = call.Result, call.Status, call.Error
 	res.Body = short(call.Body, bodyMax)
@@ -135,7 +136,7 @@ func (b *builder) build() *Result {
 		res.Hops = append(res.Hops, h)
 		res.Wire = append(res.Wire, h.Wire)
 	}
-	res.Peer = PeerNone
+	res.Peer = outcome.PeerNone
 	for _, l := range res.Hops[len(res.Hops)-1].Layers {
 		if l.PeerVerified && l.Peer != "" {
 			res.Peer = l.Peer
@@ -550,7 +551,7 @@ func details(e *accesslog.Entry) string {
 
 // clientTLSClass names the client's own TLS failure, when it had one.
 func clientTLSClass(call *pod.CallResult) string {
-	if call.Result != ResultTLSError || call.Error == "" {
+	if call.Result != outcome.TLSError || call.Error == "" {
 		return ""
 	}
 	msg := call.Error

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
 
@@ -61,8 +62,8 @@ func TestBuild(t *testing.T) {
 	tests := []struct {
 		name       string
 		obs        *Observations
-		wantResult string
-		wantWire   []string
+		wantResult outcome.Result
+		wantWire   []outcome.Wire
 		wantPeer   string
 		wantReason []string // substrings
 		wantPath   []string // hop endpoints: from>to per hop
@@ -71,13 +72,13 @@ func TestBuild(t *testing.T) {
 		{
 			name: "plaintext between pods without sidecars",
 			obs: obs(mesh.Check{Name: "n-to-ext", From: "naked", To: "http://ext.default.svc.cluster.local:8080/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40000", RemoteAddr: ipExt + ":8080",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipN + ":40000", RemoteAddr: ipExt + ":8080",
 					Report: &pod.Report{Workload: idExt, Protocol: "HTTP/1.1", RemoteAddr: ipN + ":40000"}},
 				map[string][]pod.Flow{
 					idN:   {{Src: ipN + ":40000", Dst: ipExt + ":8080", Kind: "plaintext", Preview: "GET / HTTP/1.1"}},
 					idExt: {{Src: ipN + ":40000", Dst: ipExt + ":8080", Kind: "plaintext"}},
 				}, nil),
-			wantResult: "ok", wantWire: []string{"plaintext"}, wantPeer: "none",
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.Plaintext}, wantPeer: outcome.PeerNone,
 			wantPath: []string{idN + ">" + idExt},
 			check: func(t *testing.T, r *Result) {
 				want := []string{"capture:" + idN, "capture:" + idExt, "app:" + idExt}
@@ -91,13 +92,13 @@ func TestBuild(t *testing.T) {
 			// cluster IP, its capture shows the endpoint it went to.
 			name: "plain client dials a cluster IP",
 			obs: obs(mesh.Check{Name: "n-to-ext-vip", From: "naked", To: "http://ext.default.svc.cluster.local:80/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40002", RemoteAddr: "10.0.0.254:80",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipN + ":40002", RemoteAddr: "10.0.0.254:80",
 					Report: &pod.Report{Workload: idExt, Protocol: "HTTP/1.1", RemoteAddr: ipN + ":40002"}},
 				map[string][]pod.Flow{
 					idN:   {{Src: ipN + ":40002", Dst: ipExt + ":8080", Kind: "plaintext", Preview: "GET / HTTP/1.1"}},
 					idExt: {{Src: ipN + ":40002", Dst: ipExt + ":8080", Kind: "plaintext"}},
 				}, nil),
-			wantResult: "ok", wantWire: []string{"plaintext"}, wantPeer: "none",
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.Plaintext}, wantPeer: outcome.PeerNone,
 			wantPath: []string{idN + ">" + idExt},
 			check: func(t *testing.T, r *Result) {
 				h := r.Hops[0]
@@ -112,7 +113,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "app TLS passed through a PERMISSIVE sidecar",
 			obs: obs(mesh.Check{Name: "n-to-c-tls", From: "naked", To: "https://c.default.svc.cluster.local:8443/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40001", RemoteAddr: ipC + ":8443",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipN + ":40001", RemoteAddr: ipC + ":8443",
 					TLS:    &pod.TLSInfo{Version: "TLSv1.3", SNI: "c.default.svc.cluster.local", ALPN: "http/1.1"},
 					Report: &pod.Report{Workload: idC, Protocol: "HTTP/1.1", TLS: &pod.TLSInfo{Version: "TLSv1.3", SNI: "c.default.svc.cluster.local"}}},
 				map[string][]pod.Flow{
@@ -120,7 +121,7 @@ func TestBuild(t *testing.T) {
 				},
 				map[string][]accesslog.Entry{idC: {{Direction: "inbound", DownstreamRemoteAddress: ipN + ":40001", DownstreamLocalAddress: ipC + ":8443",
 					UpstreamCluster: "inbound|8443||", UpstreamHost: ipC + ":8443", FilterChainName: "0.0.0.0_8443"}}}),
-			wantResult: "ok", wantWire: []string{"tls"}, wantPeer: "none",
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.TLS}, wantPeer: outcome.PeerNone,
 			check: func(t *testing.T, r *Result) {
 				l := r.Hops[0].Layers[0]
 				if l.TerminatedBy != ByApp || l.SNI != "c.default.svc.cluster.local" {
@@ -131,7 +132,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "sidecar mTLS over HTTP",
 			obs: obs(mesh.Check{Name: "a-to-b", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipA + ":50000", RemoteAddr: ipB + ":8080",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipA + ":50000", RemoteAddr: ipB + ":8080",
 					Report: &pod.Report{Workload: idB, Protocol: "HTTP/1.1", Headers: map[string][]string{
 						"X-Forwarded-Client-Cert": {`By=` + spiffeB + `;Hash=abc;Subject="";URI=` + spiffeA},
 					}}},
@@ -146,7 +147,7 @@ func TestBuild(t *testing.T) {
 					idB: {{Direction: "inbound", ResponseCode: "200", DownstreamRemoteAddress: ipA + ":50001", DownstreamTLSVersion: "TLSv1.3",
 						DownstreamPeerURISAN: spiffeA, UpstreamCluster: "inbound|8080||", UpstreamHost: ipB + ":8080", Method: "GET", FilterChainName: "0.0.0.0_8080"}},
 				}),
-			wantResult: "ok", wantWire: []string{"mtls"}, wantPeer: spiffeA,
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.MTLS}, wantPeer: spiffeA,
 			wantPath: []string{idA + ">" + idB},
 			check: func(t *testing.T, r *Result) {
 				h := r.Hops[0]
@@ -170,7 +171,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "sidecar mTLS over TCP, access logs only",
 			obs: obs(mesh.Check{Name: "a-to-b-tcp", From: "a", To: "tcp://b.default.svc.cluster.local:9000"},
-				pod.CallResult{Result: "ok", LocalAddr: ipA + ":50010", RemoteAddr: ipB + ":9000",
+				pod.CallResult{Result: outcome.OK, LocalAddr: ipA + ":50010", RemoteAddr: ipB + ":9000",
 					Report: &pod.Report{Workload: idB, Protocol: "tcp", Payload: "hello"}},
 				nil,
 				map[string][]accesslog.Entry{
@@ -179,12 +180,12 @@ func TestBuild(t *testing.T) {
 					idB: {{Direction: "inbound", DownstreamRemoteAddress: ipA + ":50011", DownstreamTLSVersion: "TLSv1.3",
 						DownstreamPeerURISAN: spiffeA, RequestedServerName: istioSNI9000, UpstreamCluster: "inbound|9000||", UpstreamHost: ipB + ":9000"}},
 				}),
-			wantResult: "ok", wantWire: []string{"mtls"}, wantPeer: spiffeA,
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.MTLS}, wantPeer: spiffeA,
 		},
 		{
 			name: "app TLS inside sidecar mTLS",
 			obs: obs(mesh.Check{Name: "a-to-c", From: "a", To: "https://c.default.svc.cluster.local:8443/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipA + ":50020", RemoteAddr: ipC + ":8443",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipA + ":50020", RemoteAddr: ipC + ":8443",
 					TLS:    &pod.TLSInfo{Version: "TLSv1.3", SNI: "c.default.svc.cluster.local", ALPN: "http/1.1"},
 					Report: &pod.Report{Workload: idC, Protocol: "HTTP/1.1", TLS: &pod.TLSInfo{Version: "TLSv1.3", SNI: "c.default.svc.cluster.local", ALPN: "http/1.1"}}},
 				map[string][]pod.Flow{
@@ -196,7 +197,7 @@ func TestBuild(t *testing.T) {
 					idC: {{Direction: "inbound", DownstreamRemoteAddress: ipA + ":50021", DownstreamTLSVersion: "TLSv1.3",
 						DownstreamPeerURISAN: spiffeA, UpstreamHost: ipC + ":8443", UpstreamCluster: "inbound|8443||"}},
 				}),
-			wantResult: "ok", wantWire: []string{"mtls+tls"}, wantPeer: spiffeA,
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.Layers(outcome.MTLS, outcome.TLS)}, wantPeer: spiffeA,
 			check: func(t *testing.T, r *Result) {
 				ls := r.Hops[0].Layers
 				if ls[0].SNI != istioSNIc || ls[1].SNI != "c.default.svc.cluster.local" || ls[1].TerminatedBy != ByApp {
@@ -207,7 +208,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "gateway terminates TLS and originates mTLS",
 			obs: obs(mesh.Check{Name: "in-to-b", From: "naked", Via: "ingress", To: "https://b.example.com/"},
-				pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipN + ":40010", RemoteAddr: ipGW + ":443",
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipN + ":40010", RemoteAddr: ipGW + ":443",
 					TLS: &pod.TLSInfo{Version: "TLSv1.3", SNI: "b.example.com", ALPN: "http/1.1", PeerDNS: []string{"b.example.com"}},
 					Report: &pod.Report{Workload: idB, Protocol: "HTTP/1.1", Headers: map[string][]string{
 						"x-forwarded-client-cert": {`By=` + spiffeB + `;Hash=1;URI=` + spiffeGW},
@@ -223,13 +224,13 @@ func TestBuild(t *testing.T) {
 					idB: {{Direction: "inbound", Method: "GET", ResponseCode: "200", DownstreamRemoteAddress: ipGW + ":33000", DownstreamTLSVersion: "TLSv1.3",
 						DownstreamPeerURISAN: spiffeGW, UpstreamHost: ipB + ":8080", UpstreamCluster: "inbound|8080||"}},
 				}),
-			wantResult: "ok", wantWire: []string{"tls", "mtls"}, wantPeer: spiffeGW,
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.TLS, outcome.MTLS}, wantPeer: spiffeGW,
 			wantPath: []string{idN + ">" + idGW, idGW + ">" + idB},
 		},
 		{
 			name: "gateway PASSTHROUGH plus DestinationRule origination",
 			obs: obs(mesh.Check{Name: "double", From: "naked", Via: "ingress", To: "https://ext.example.com/"},
-				pod.CallResult{Result: "tls-error", LocalAddr: ipN + ":40030", RemoteAddr: ipGW + ":443",
+				pod.CallResult{Result: outcome.TLSError, LocalAddr: ipN + ":40030", RemoteAddr: ipGW + ":443",
 					Error: "TLS handshake with 10.0.0.5:443: tls: first record does not look like a TLS handshake"},
 				map[string][]pod.Flow{
 					idN:  {{Src: ipN + ":40030", Dst: ipGW + ":443", Kind: "tls", SNI: "ext.example.com", ALPN: []string{"http/1.1"}, TLSVersion: "TLSv1.3"}},
@@ -240,7 +241,7 @@ func TestBuild(t *testing.T) {
 						FilterChainName: "0.0.0.0_443_ext.example.com", UpstreamLocalAddress: ipGW + ":33100", UpstreamHost: ipExt + ":8443",
 						UpstreamTLSVersion: "TLSv1.3", UpstreamCluster: "outbound|8443||ext.example.com"}},
 				}),
-			wantResult: "tls-error", wantWire: []string{"tls", "tls+tls"}, wantPeer: "none",
+			wantResult: outcome.TLSError, wantWire: []outcome.Wire{outcome.TLS, outcome.Layers(outcome.TLS, outcome.TLS)}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"client tls: not TLS"},
 			check: func(t *testing.T, r *Result) {
 				inner := r.Hops[1].Layers[1]
@@ -252,7 +253,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "sidecar origination fails certificate verification",
 			obs: obs(mesh.Check{Name: "a-to-ext", From: "a", To: "http://ext.default.svc.cluster.local:8443/"},
-				pod.CallResult{Result: "http-503", Status: 503, LocalAddr: ipA + ":50030", RemoteAddr: ipExt + ":8443",
+				pod.CallResult{Result: outcome.HTTP(503), Status: 503, LocalAddr: ipA + ":50030", RemoteAddr: ipExt + ":8443",
 					Body: "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: TLS_error:...CERTIFICATE_VERIFY_FAILED"},
 				map[string][]pod.Flow{
 					idA:   {{Src: ipA + ":50031", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.default.svc.cluster.local", TLSVersion: "TLSv1.3"}},
@@ -263,7 +264,7 @@ func TestBuild(t *testing.T) {
 						UpstreamHost: ipExt + ":8443", UpstreamTransportFailureReason: verifyFailed,
 						ResponseCodeDetails: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:_CERTIFICATE_VERIFY_FAILED}"}},
 				}),
-			wantResult: "http-503", wantWire: []string{"tls"}, wantPeer: "none",
+			wantResult: outcome.HTTP(503), wantWire: []outcome.Wire{outcome.TLS}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"UF", "CERTIFICATE_VERIFY_FAILED"},
 			check: func(t *testing.T, r *Result) {
 				if h := r.Hops[0]; h.Src != ipA+":50031" || h.Flags != "UF" {
@@ -274,7 +275,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "no filter chain for a ClientHello without SNI",
 			obs: obs(mesh.Check{Name: "no-sni", From: "naked", Via: "ingress", To: "https://b.example.com/", TLS: &mesh.CheckTLS{SNI: ptr("")}},
-				pod.CallResult{Result: "tls-error", LocalAddr: ipN + ":40020", RemoteAddr: ipGW + ":443",
+				pod.CallResult{Result: outcome.TLSError, LocalAddr: ipN + ":40020", RemoteAddr: ipGW + ":443",
 					Error: "TLS handshake with 10.0.0.5:443: EOF"},
 				map[string][]pod.Flow{
 					idN: {{Src: ipN + ":40020", Dst: ipGW + ":443", Kind: "tls", TLSVersion: "TLSv1.3", ALPN: []string{"http/1.1"}}},
@@ -283,37 +284,37 @@ func TestBuild(t *testing.T) {
 					idGW: {{Direction: "gateway", ResponseFlags: "NR", ResponseCode: "0", DownstreamRemoteAddress: ipN + ":40020",
 						DownstreamLocalAddress: ipGW + ":443"}},
 				}),
-			wantResult: "tls-error", wantWire: []string{"tls"}, wantPeer: "none",
+			wantResult: outcome.TLSError, wantWire: []outcome.Wire{outcome.TLS}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"NR", "filter_chain_not_found", "client tls: closed during handshake"},
 			wantPath:   []string{idN + ">" + idGW},
 		},
 		{
 			name: "reset before any upstream connection",
 			obs: obs(mesh.Check{Name: "a-to-b-reset", From: "a", To: "tcp://b.default.svc.cluster.local:9000"},
-				pod.CallResult{Result: "reset", LocalAddr: ipA + ":50040", RemoteAddr: ipB + ":9000", Error: "read answer: EOF"},
+				pod.CallResult{Result: outcome.Reset, LocalAddr: ipA + ":50040", RemoteAddr: ipB + ":9000", Error: "read answer: EOF"},
 				nil,
 				map[string][]accesslog.Entry{
 					idA: {{Direction: "outbound", ResponseFlags: "UF", DownstreamRemoteAddress: ipA + ":50040", UpstreamHost: ipB + ":9000",
 						ConnectionTerminationDetails: "connect timeout", UpstreamCluster: "outbound|9000||b.default.svc.cluster.local"}},
 				}),
-			wantResult: "reset", wantWire: []string{"none"}, wantPeer: "none",
+			wantResult: outcome.Reset, wantWire: []outcome.Wire{outcome.None}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"UF", "connect timeout"},
 			wantPath:   []string{idA + ">" + idB},
 		},
 		{
 			name: "no route at the client sidecar ignores an older flow to the same address",
 			obs: obs(mesh.Check{Name: "a-to-b-nr", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
-				pod.CallResult{Result: "http-404", Status: 404, LocalAddr: ipA + ":50050", RemoteAddr: ipB + ":8080"},
+				pod.CallResult{Result: outcome.HTTP(404), Status: 404, LocalAddr: ipA + ":50050", RemoteAddr: ipB + ":8080"},
 				map[string][]pod.Flow{idA: {{Src: ipA + ":49999", Dst: ipB + ":8080", Kind: "tls"}}},
 				map[string][]accesslog.Entry{idA: {{Direction: "outbound", Method: "GET", ResponseCode: "404", ResponseFlags: "NR",
 					DownstreamRemoteAddress: ipA + ":50050", ResponseCodeDetails: "route_not_found", FilterChainName: "0.0.0.0_8080"}}}),
-			wantResult: "http-404", wantWire: []string{"none"}, wantPeer: "none",
+			wantResult: outcome.HTTP(404), wantWire: []outcome.Wire{outcome.None}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"NR", "route_not_found"},
 		},
 		{
 			name: "failed handshake seen only in the receiver's capture",
 			obs: obs(mesh.Check{Name: "a-to-b-strict", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
-				pod.CallResult{Result: "http-503", Status: 503, LocalAddr: ipA + ":50060", RemoteAddr: ipB + ":8080"},
+				pod.CallResult{Result: outcome.HTTP(503), Status: 503, LocalAddr: ipA + ":50060", RemoteAddr: ipB + ":8080"},
 				map[string][]pod.Flow{
 					idB: {
 						{Src: ipN + ":1234", Dst: ipB + ":8080", Kind: "tls"}, // someone else's connection
@@ -325,7 +326,7 @@ func TestBuild(t *testing.T) {
 						UpstreamHost: ipB + ":8080", ResponseCodeDetails: "upstream_reset_before_response_started{connection_termination}"}},
 					idB: {{Direction: "inbound", ResponseFlags: "NR", DownstreamRemoteAddress: ipA + ":50061"}},
 				}),
-			wantResult: "http-503", wantWire: []string{"plaintext"}, wantPeer: "none",
+			wantResult: outcome.HTTP(503), wantWire: []outcome.Wire{outcome.Plaintext}, wantPeer: outcome.PeerNone,
 			wantReason: []string{"UF", "NR", "filter_chain_not_found"},
 			check: func(t *testing.T, r *Result) {
 				if h := r.Hops[0]; h.Src != ipA+":50061" || !slices.Contains(h.Sources, "accesslog:"+idB) {
@@ -336,9 +337,9 @@ func TestBuild(t *testing.T) {
 		{
 			name: "connection refused with no sidecar",
 			obs: obs(mesh.Check{Name: "refused", From: "naked", To: "tcp://ext.default.svc.cluster.local:9999"},
-				pod.CallResult{Result: "refused", RemoteAddr: "ext.default.svc.cluster.local:9999", Error: "connect: connection refused"},
+				pod.CallResult{Result: outcome.Refused, RemoteAddr: "ext.default.svc.cluster.local:9999", Error: "connect: connection refused"},
 				nil, nil),
-			wantResult: "refused", wantWire: []string{"none"}, wantPeer: "none",
+			wantResult: outcome.Refused, wantWire: []outcome.Wire{outcome.None}, wantPeer: outcome.PeerNone,
 			wantPath: []string{idN + ">ext.default.svc.cluster.local:9999"},
 		},
 	}
@@ -380,7 +381,7 @@ func TestBuild(t *testing.T) {
 
 func TestXFCCDisagreesWithAccessLog(t *testing.T) {
 	o := obs(mesh.Check{Name: "x", From: "a", To: "http://b.default.svc.cluster.local:8080/"},
-		pod.CallResult{Result: "ok", Status: 200, LocalAddr: ipA + ":1", RemoteAddr: ipB + ":8080",
+		pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipA + ":1", RemoteAddr: ipB + ":8080",
 			Report: &pod.Report{Workload: idB, Headers: map[string][]string{"X-Forwarded-Client-Cert": {"URI=spiffe://evil"}}}},
 		nil,
 		map[string][]accesslog.Entry{

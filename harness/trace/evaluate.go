@@ -3,10 +3,10 @@ package trace
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Predicate is one expectation about a Result: nil when it holds, else an
@@ -33,17 +33,15 @@ func All(ps ...Predicate) Predicate {
 
 // ResultIs compares the outcome exactly; for http-NNN it compares the HTTP
 // status, so http-200 holds for an ok answer with status 200.
-func ResultIs(want string) Predicate {
+func ResultIs(want outcome.Result) Predicate {
 	return func(r *Result) error {
-		if code, ok := strings.CutPrefix(want, "http-"); ok {
-			if n, err := strconv.Atoi(code); err == nil {
-				if r.Status == n {
-					return nil
-				}
-				return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
+		if n, ok := want.HTTPStatus(); ok {
+			if r.Status == n {
+				return nil
 			}
+			return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
 		}
-		if r.Result == want || (want == ResultFail && r.Result != ResultOK) {
+		if r.Result == want || (want == outcome.Failed && r.Result != outcome.OK) {
 			return nil
 		}
 		return fmt.Errorf("result: expected %s, observed %s", want, observedResult(r))
@@ -52,7 +50,7 @@ func ResultIs(want string) Predicate {
 
 // WireIs compares the per-hop wire forms element by element; the number of
 // hops must match.
-func WireIs(want []string) Predicate {
+func WireIs(want []outcome.Wire) Predicate {
 	return func(r *Result) error {
 		if len(want) != len(r.Wire) {
 			return fmt.Errorf("wire: expected %d hop(s) %v, observed %d hop(s) %v", len(want), want, len(r.Wire), r.Wire)
@@ -112,10 +110,10 @@ func HopsAre(want []mesh.HopExpect) Predicate {
 			}
 			version, sni := outer.Version, outer.SNI
 			if outer.Kind != KindTLS {
-				version = WireNone
+				version = outcome.Absent
 			}
 			if sni == "" {
-				sni = WireNone
+				sni = outcome.Absent
 			}
 			if w.TLSVersion != "" && w.TLSVersion != version {
 				diffs = append(diffs, fmt.Sprintf("hop %d TLS version expected %s, observed %s", i+1, w.TLSVersion, orUnknown(version)))
@@ -167,11 +165,11 @@ func FromExpect(exp *mesh.Expect) []Predicate {
 }
 
 // Evaluate compares res with exp and sets Expected, Verdict and Mismatches:
-// "report" without an expectation, else "pass" or "fail".
+// outcome.Report without an expectation, else outcome.Pass or outcome.Fail.
 func Evaluate(res *Result, exp *mesh.Expect) {
 	res.Mismatches = nil
 	if exp == nil {
-		res.Expected, res.Verdict = nil, VerdictReport
+		res.Expected, res.Verdict = nil, outcome.Report
 		return
 	}
 	res.Expected = &Expected{Result: exp.Result, Wire: exp.Wire, Peer: exp.Peer, Reason: exp.Reason}
@@ -183,25 +181,25 @@ func Evaluate(res *Result, exp *mesh.Expect) {
 			res.Mismatches = append(res.Mismatches, err.Error())
 		}
 	}
-	res.Verdict = VerdictPass
+	res.Verdict = outcome.Pass
 	if len(res.Mismatches) > 0 {
-		res.Verdict = VerdictFail
+		res.Verdict = outcome.Fail
 	}
 }
 
 // Passed reports whether the result met its expectation (or had none).
-func (r *Result) Passed() bool { return r.Verdict != VerdictFail }
+func (r *Result) Passed() bool { return r.Verdict != outcome.Fail }
 
 func normPeer(p string) string {
 	if p == "" {
-		return PeerNone
+		return outcome.PeerNone
 	}
 	return p
 }
 
 func observedResult(r *Result) string {
-	if r.Status != 0 && !strings.HasPrefix(r.Result, "http-") {
+	if _, isHTTP := r.Result.HTTPStatus(); r.Status != 0 && !isHTTP {
 		return fmt.Sprintf("%s (status %d)", r.Result, r.Status)
 	}
-	return r.Result
+	return string(r.Result)
 }

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 func sample() *Result {
 	return &Result{
 		Scenario: "s", Name: "a-to-b", From: "a", To: "http://b:8080/",
-		Result: "http-503", Status: 503, Wire: []string{"plaintext"}, Peer: PeerNone, Reason: "UF; connection reset",
+		Result: outcome.HTTP(503), Status: 503, Wire: []outcome.Wire{outcome.Plaintext}, Peer: outcome.PeerNone, Reason: "UF; connection reset",
 		Hops: []Hop{{From: idA, To: idB, Src: ipA + ":1", Dst: ipB + ":8080", Wire: "plaintext",
 			Layers: []Layer{{Kind: KindPlaintext}}, Sources: []string{"capture:" + idA}, Flags: "UF", FailureReason: "UF"}},
 	}
@@ -21,25 +22,25 @@ func TestEvaluate(t *testing.T) {
 	tests := []struct {
 		name       string
 		exp        *mesh.Expect
-		verdict    string
+		verdict    outcome.Verdict
 		mismatches []string // substrings, one per expected mismatch
 	}{
-		{name: "no expectation reports", exp: nil, verdict: VerdictReport},
-		{name: "empty expectation passes", exp: &mesh.Expect{}, verdict: VerdictPass},
-		{name: "all hold", exp: &mesh.Expect{Result: "http-503", Wire: []string{"plaintext"}, Peer: "none", Reason: "UF"}, verdict: VerdictPass},
-		{name: "result differs", exp: &mesh.Expect{Result: "ok"}, verdict: VerdictFail,
+		{name: "no expectation reports", exp: nil, verdict: outcome.Report},
+		{name: "empty expectation passes", exp: &mesh.Expect{}, verdict: outcome.Pass},
+		{name: "all hold", exp: &mesh.Expect{Result: outcome.HTTP(503), Wire: []outcome.Wire{outcome.Plaintext}, Peer: outcome.PeerNone, Reason: "UF"}, verdict: outcome.Pass},
+		{name: "result differs", exp: &mesh.Expect{Result: outcome.OK}, verdict: outcome.Fail,
 			mismatches: []string{"result: expected ok, observed http-503"}},
-		{name: "status differs", exp: &mesh.Expect{Result: "http-404"}, verdict: VerdictFail,
+		{name: "status differs", exp: &mesh.Expect{Result: outcome.HTTP(404)}, verdict: outcome.Fail,
 			mismatches: []string{"result: expected http-404, observed http-503"}},
-		{name: "wire element differs", exp: &mesh.Expect{Wire: []string{"mtls"}}, verdict: VerdictFail,
+		{name: "wire element differs", exp: &mesh.Expect{Wire: []outcome.Wire{outcome.MTLS}}, verdict: outcome.Fail,
 			mismatches: []string{"hop 1 expected mtls, observed plaintext"}},
-		{name: "wire length differs", exp: &mesh.Expect{Wire: []string{"tls", "mtls"}}, verdict: VerdictFail,
+		{name: "wire length differs", exp: &mesh.Expect{Wire: []outcome.Wire{outcome.TLS, outcome.MTLS}}, verdict: outcome.Fail,
 			mismatches: []string{"expected 2 hop(s)"}},
-		{name: "peer differs", exp: &mesh.Expect{Peer: spiffeA}, verdict: VerdictFail,
+		{name: "peer differs", exp: &mesh.Expect{Peer: spiffeA}, verdict: outcome.Fail,
 			mismatches: []string{"peer: expected " + spiffeA + ", observed none"}},
-		{name: "reason missing", exp: &mesh.Expect{Reason: "CERTIFICATE_VERIFY_FAILED"}, verdict: VerdictFail,
+		{name: "reason missing", exp: &mesh.Expect{Reason: "CERTIFICATE_VERIFY_FAILED"}, verdict: outcome.Fail,
 			mismatches: []string{`reason: expected to contain "CERTIFICATE_VERIFY_FAILED"`}},
-		{name: "several mismatches", exp: &mesh.Expect{Result: "ok", Wire: []string{"mtls"}, Peer: spiffeA}, verdict: VerdictFail,
+		{name: "several mismatches", exp: &mesh.Expect{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}, Peer: spiffeA}, verdict: outcome.Fail,
 			mismatches: []string{"result:", "wire:", "peer:"}},
 	}
 	for _, tt := range tests {
@@ -62,27 +63,27 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestPredicates(t *testing.T) {
-	ok := &Result{Result: "ok", Status: 200, Wire: []string{"mtls"}, Peer: ""}
-	tlsHop := &Result{Result: "ok", Hops: []Hop{{Layers: []Layer{{Kind: KindTLS, Version: "TLSv1.3", SNI: "b.example.com", ALPN: []string{"h2"}}}}}}
+	ok := &Result{Result: outcome.OK, Status: 200, Wire: []outcome.Wire{outcome.MTLS}, Peer: ""}
+	tlsHop := &Result{Result: outcome.OK, Hops: []Hop{{Layers: []Layer{{Kind: KindTLS, Version: "TLSv1.3", SNI: "b.example.com", ALPN: []string{"h2"}}}}}}
 	tests := []struct {
 		name string
 		p    Predicate
 		r    *Result
 		hold bool
 	}{
-		{"http-200 compares status", ResultIs("http-200"), ok, true},
-		{"ok is exact", ResultIs("ok"), ok, true},
-		{"reset is not ok", ResultIs("reset"), ok, false},
+		{"http-200 compares status", ResultIs(outcome.HTTP(200)), ok, true},
+		{"ok is exact", ResultIs(outcome.OK), ok, true},
+		{"reset is not ok", ResultIs(outcome.Reset), ok, false},
 		{"empty peer is none", PeerIs("none"), ok, true},
 		{"none expected, one observed", PeerIs("none"), &Result{Peer: spiffeA}, false},
-		{"wire exact", WireIs([]string{"mtls"}), ok, true},
-		{"wire none vs empty", WireIs([]string{"none"}), &Result{}, false},
-		{"all holds", All(ResultIs("ok"), WireIs([]string{"mtls"})), ok, true},
-		{"all fails on one", All(ResultIs("ok"), PeerIs(spiffeB)), ok, false},
+		{"wire exact", WireIs([]outcome.Wire{outcome.MTLS}), ok, true},
+		{"wire none vs empty", WireIs([]outcome.Wire{outcome.None}), &Result{}, false},
+		{"all holds", All(ResultIs(outcome.OK), WireIs([]outcome.Wire{outcome.MTLS})), ok, true},
+		{"all fails on one", All(ResultIs(outcome.OK), PeerIs(spiffeB)), ok, false},
 		{"reason substring", ReasonContains("VERIFY"), &Result{Reason: "UF; CERTIFICATE_VERIFY_FAILED"}, true},
-		{"fail holds for reset", ResultIs("fail"), &Result{Result: "reset"}, true},
-		{"fail holds for http-503", ResultIs("fail"), &Result{Result: "http-503", Status: 503}, true},
-		{"fail does not hold for ok", ResultIs("fail"), ok, false},
+		{"fail holds for reset", ResultIs(outcome.Failed), &Result{Result: outcome.Reset}, true},
+		{"fail holds for http-503", ResultIs(outcome.Failed), &Result{Result: outcome.HTTP(503), Status: 503}, true},
+		{"fail does not hold for ok", ResultIs(outcome.Failed), ok, false},
 		{"hop tls fields hold", HopsAre([]mesh.HopExpect{{TLSVersion: "TLSv1.3", SNI: "b.example.com", ALPN: []string{"h2"}}}), tlsHop, true},
 		{"hop version differs", HopsAre([]mesh.HopExpect{{TLSVersion: "TLSv1.2"}}), tlsHop, false},
 		{"hop sni differs", HopsAre([]mesh.HopExpect{{SNI: "none"}}), tlsHop, false},
@@ -102,7 +103,7 @@ func TestPredicates(t *testing.T) {
 
 func TestExplainAndTable(t *testing.T) {
 	r := sample()
-	Evaluate(r, &mesh.Expect{Result: "ok", Wire: []string{"mtls"}, Peer: spiffeA})
+	Evaluate(r, &mesh.Expect{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}, Peer: spiffeA})
 	out := r.Explain()
 	for _, want := range []string{
 		"check a-to-b (scenario s): FAIL",

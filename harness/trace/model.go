@@ -14,26 +14,8 @@ import (
 
 	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
-)
-
-// Outcome vocabulary (DESIGN.md "bundle format": expect.result).
-const (
-	ResultOK       = "ok"
-	ResultReset    = "reset"
-	ResultRefused  = "refused"
-	ResultTimeout  = "timeout"
-	ResultTLSError = "tls-error"
-	// ResultFail is an expectation only: any outcome but ok.
-	ResultFail = "fail"
-)
-
-// Wire vocabulary, one entry per network hop (DESIGN.md: expect.wire).
-const (
-	WirePlaintext = "plaintext"
-	WireTLS       = "tls"
-	WireMTLS      = "mtls"
-	WireNone      = "none"
 )
 
 // Layer kinds and terminators.
@@ -44,16 +26,6 @@ const (
 	ByProxy = "proxy"
 	ByApp   = "app"
 )
-
-// Verdicts.
-const (
-	VerdictPass   = "pass"
-	VerdictFail   = "fail"
-	VerdictReport = "report"
-)
-
-// PeerNone is the peer of a hop whose receiver verified no client certificate.
-const PeerNone = "none"
 
 // Observations is everything the harness collected for one check.
 type Observations struct {
@@ -99,36 +71,36 @@ func PodsFromMesh(m *mesh.Mesh, plan map[string]netip.Addr) map[netip.Addr]PodIn
 	return out
 }
 
-// Result is one check's outcome and trace (DESIGN.md "What a result holds";
-// the JSON names are the `meshtls run -o json` contract).
+// Result is one check's outcome and trace (docs/results.md; the JSON names
+// are the `meshtls run -o json` contract).
 type Result struct {
-	Scenario   string    `json:"scenario"`
-	Name       string    `json:"name"`
-	From       string    `json:"from"`
-	To         string    `json:"to"`
-	Via        string    `json:"via,omitempty"`
-	Result     string    `json:"result"`
-	Status     int       `json:"status"`
-	Body       string    `json:"body,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Wire       []string  `json:"wire"`
-	Peer       string    `json:"peer"`
-	Reason     string    `json:"reason"`
-	Hops       []Hop     `json:"hops"`
-	Expected   *Expected `json:"expected,omitempty"`
-	Verdict    string    `json:"verdict"`
-	Mismatches []string  `json:"mismatches,omitempty"`
+	Scenario   string          `json:"scenario"`
+	Name       string          `json:"name"`
+	From       string          `json:"from"`
+	To         string          `json:"to"`
+	Via        string          `json:"via,omitempty"`
+	Result     outcome.Result  `json:"result"`
+	Status     int             `json:"status"`
+	Body       string          `json:"body,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Wire       []outcome.Wire  `json:"wire"`
+	Peer       string          `json:"peer"`
+	Reason     string          `json:"reason"`
+	Hops       []Hop           `json:"hops"`
+	Expected   *Expected       `json:"expected,omitempty"`
+	Verdict    outcome.Verdict `json:"verdict"`
+	Mismatches []string        `json:"mismatches,omitempty"`
 	// Artifacts is where the evidence of a failed check was saved.
 	Artifacts string `json:"artifacts,omitempty"`
 }
 
 // Expected is the expectation a Result was compared with.
 type Expected struct {
-	Result string        `json:"result,omitempty"`
-	Wire   []string      `json:"wire,omitempty"`
-	Peer   string        `json:"peer,omitempty"`
-	Reason string        `json:"reason,omitempty"`
-	Hops   []HopExpected `json:"hops,omitempty"`
+	Result outcome.Result `json:"result,omitempty"`
+	Wire   []outcome.Wire `json:"wire,omitempty"`
+	Peer   string         `json:"peer,omitempty"`
+	Reason string         `json:"reason,omitempty"`
+	Hops   []HopExpected  `json:"hops,omitempty"`
 }
 
 // HopExpected is what one hop's outer TLS layer was expected to show.
@@ -145,8 +117,8 @@ type Hop struct {
 	Src  string `json:"src,omitempty"` // ip:port of the initiator, when known
 	Dst  string `json:"dst"`           // ip:port dialled
 	// Wire is the short form: plaintext, tls, mtls, tls+tls, mtls+tls, none.
-	Wire   string  `json:"wire"`
-	Layers []Layer `json:"layers,omitempty"` // outermost first; empty: no bytes crossed
+	Wire   outcome.Wire `json:"wire"`
+	Layers []Layer      `json:"layers,omitempty"` // outermost first; empty: no bytes crossed
 	// Sources name the evidence: capture:<pod>, accesslog:<proxy>, app:<pod>.
 	Sources       []string `json:"sources,omitempty"`
 	Flags         string   `json:"flags,omitempty"` // Envoy response flags seen on either end
@@ -172,23 +144,17 @@ type Layer struct {
 // Short is the hop's wire form: the outer layer (plaintext, tls, or mtls
 // when the receiver verified a client certificate), then "+" and each inner
 // TLS layer the same way; "none" when no bytes crossed.
-func (h *Hop) Short() string {
-	if len(h.Layers) == 0 {
-		return WireNone
-	}
-	s := ""
+func (h *Hop) Short() outcome.Wire {
+	ls := make([]outcome.Wire, len(h.Layers))
 	for i, l := range h.Layers {
-		if i > 0 {
-			s += "+"
-		}
 		switch {
 		case l.Kind != KindTLS:
-			s += WirePlaintext
+			ls[i] = outcome.Plaintext
 		case l.PeerVerified:
-			s += WireMTLS
+			ls[i] = outcome.MTLS
 		default:
-			s += WireTLS
+			ls[i] = outcome.TLS
 		}
 	}
-	return s
+	return outcome.Layers(ls...)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Explain renders the result for a human: the verdict, expected against
@@ -15,7 +17,7 @@ func (r *Result) Explain() string {
 	if r.Scenario != "" {
 		fmt.Fprintf(&b, " (scenario %s)", r.Scenario)
 	}
-	fmt.Fprintf(&b, ": %s\n", strings.ToUpper(r.Verdict))
+	fmt.Fprintf(&b, ": %s\n", strings.ToUpper(string(r.Verdict)))
 	fmt.Fprintf(&b, "  call: %s -> %s", r.From, r.To)
 	if r.Via != "" {
 		fmt.Fprintf(&b, " via %s", r.Via)
@@ -34,7 +36,7 @@ func (r *Result) Explain() string {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, want, got)
 	}
-	row("result", exp.Result, observedResult(r), exp.Result != "")
+	row("result", string(exp.Result), observedResult(r), exp.Result != "")
 	row("wire", wireString(exp.Wire), wireString(r.Wire), len(exp.Wire) > 0)
 	row("peer", exp.Peer, normPeer(r.Peer), exp.Peer != "")
 	row("reason", "contains "+fmt.Sprintf("%q", exp.Reason), orNone(r.Reason), exp.Reason != "")
@@ -124,7 +126,7 @@ func Table(results []Result) string {
 		r := &results[i]
 		exp := "-"
 		if r.Expected != nil {
-			exp = summary(r.Expected.Result, r.Expected.Wire, r.Expected.Peer, r.Expected.Reason)
+			exp = summary(string(r.Expected.Result), r.Expected.Wire, r.Expected.Peer, r.Expected.Reason)
 		}
 		obs := summary(observedResult(r), r.Wire, normPeer(r.Peer), r.Reason)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Name, exp, obs, r.Verdict)
@@ -133,7 +135,7 @@ func Table(results []Result) string {
 	return b.String()
 }
 
-func summary(result string, wire []string, peer, reason string) string {
+func summary(result string, wire []outcome.Wire, peer, reason string) string {
 	var parts []string
 	if result != "" {
 		parts = append(parts, result)
@@ -153,11 +155,8 @@ func summary(result string, wire []string, peer, reason string) string {
 	return strings.Join(parts, " ")
 }
 
-func wireString(w []string) string {
-	if len(w) == 0 {
-		return "[]"
-	}
-	return "[" + strings.Join(w, ", ") + "]"
+func wireString(w []outcome.Wire) string {
+	return "[" + outcome.Join(w, ", ") + "]"
 }
 
 func endpoint(name, addr string) string {
