@@ -406,16 +406,21 @@ func (m *Mesh) GatewayServers(gw *Workload) []GatewayServer {
 // MeshGateway is the reserved gateway name for the sidecars.
 const MeshGateway = "mesh"
 
-// ResolveGatewayRef turns a VirtualService gateways entry into "ns/name"
-// ("mesh" stays): "ns/name" is absolute, "name" is relative to the
-// VirtualService's namespace, and the legacy "name.ns[.svc.cluster.local]"
-// form names ns/name. Source: pilot/pkg/model/virtualservice.go
-// (resolveGatewayName).
+// ResolveGatewayRef turns a VirtualService gateways entry (top-level or in
+// a match) into "ns/name" ("mesh" stays): "ns/name" is absolute, "./name"
+// and "name" are relative to the VirtualService's namespace, and the legacy
+// "name.ns[.svc.cluster.local]" form names ns/name.
+// Source: pilot/pkg/model/config.go (resolveGatewayName), applied to every
+// gateways list by pilot/pkg/model/virtualservice.go
+// (ResolveVirtualServiceShortnames).
 func ResolveGatewayRef(ref, vsNS string) string {
 	if ref == MeshGateway {
 		return ref
 	}
-	if strings.Contains(ref, "/") {
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		if ns == "." {
+			return vsNS + "/" + name
+		}
 		return ref
 	}
 	if i := strings.IndexByte(ref, '.'); i >= 0 {
@@ -426,6 +431,21 @@ func ResolveGatewayRef(ref, vsNS string) string {
 		return rest + "/" + ref[:i]
 	}
 	return vsNS + "/" + ref
+}
+
+// MatchGateways reports whether a route match's gateways list lets it apply
+// on gateway ("ns/name" or "mesh"): an empty list applies everywhere the
+// VirtualService is bound; entries resolve like the top-level list.
+func MatchGateways(gws []string, vsNS, gateway string) bool {
+	if len(gws) == 0 {
+		return true
+	}
+	for _, g := range gws {
+		if ResolveGatewayRef(g, vsNS) == gateway {
+			return true
+		}
+	}
+	return false
 }
 
 // BoundGateways lists the "ns/name" gateways (or "mesh") a VirtualService is

@@ -343,9 +343,33 @@ spec: {hosts: [ext2.example.com], exportTo: ['.']}
 	if got := m.ServiceEntriesFor("other"); len(got) != 2 {
 		t.Errorf("ServiceEntriesFor(other) = %v", got)
 	}
-	for ref, want := range map[string]string{"mesh": "mesh", "g": "ns/g", "x/g": "x/g", "g.x.svc.cluster.local": "x/g", "g.x": "x/g"} {
+	for ref, want := range map[string]string{"mesh": "mesh", "g": "ns/g", "x/g": "x/g", "g.x.svc.cluster.local": "x/g", "g.x": "x/g", "./g": "ns/g"} {
 		if got := ResolveGatewayRef(ref, "ns"); got != want {
 			t.Errorf("ResolveGatewayRef(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+// Match gateways resolve like the top-level list: a short name names a
+// Gateway in the VirtualService's namespace (model/virtualservice.go
+// ResolveVirtualServiceShortnames).
+func TestMatchGateways(t *testing.T) {
+	for _, tc := range []struct {
+		gws     []string
+		gateway string
+		want    bool
+	}{
+		{nil, "istio-system/gw", true},
+		{[]string{"gw"}, "apps/gw", true},
+		{[]string{"gw"}, "istio-system/gw", false},
+		{[]string{"./gw"}, "apps/gw", true},
+		{[]string{"istio-system/gw"}, "istio-system/gw", true},
+		{[]string{"gw.istio-system.svc.cluster.local"}, "istio-system/gw", true},
+		{[]string{"mesh"}, "mesh", true},
+		{[]string{"mesh"}, "apps/gw", false},
+	} {
+		if got := MatchGateways(tc.gws, "apps", tc.gateway); got != tc.want {
+			t.Errorf("MatchGateways(%v, apps, %q) = %v, want %v", tc.gws, tc.gateway, got, tc.want)
 		}
 	}
 }

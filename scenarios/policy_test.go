@@ -136,3 +136,41 @@ spec:
 ---
 `
 }
+
+// Gateway-side policy semantics, on the gateway tests' workloads.
+func TestGatewayPolicySemantics(t *testing.T) {
+	viaGateway := expect("ok", w("plaintext", "mtls"), gatewayID, "")
+	rows := []row{
+		{
+			// A short gateway name in a route match names a Gateway in the
+			// VirtualService's namespace, as the top-level list does.
+			name: "9-short_gateway_name_in_match",
+			cite: "pilot/pkg/model/virtualservice.go (ResolveVirtualServiceShortnames); pilot/pkg/model/config.go (resolveGatewayName)",
+			config: `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [b.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [b.example.com]
+  gateways: [gw]
+  http:
+  - match: [{gateways: [gw], uri: {prefix: /}}]
+    route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
+---
+`,
+			checks: []check{
+				{name: "routed", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: viaGateway},
+			},
+		},
+	}
+	runRows(t, gatewayWorkloads, rows)
+}

@@ -542,7 +542,7 @@ func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv
 				if m.GetPort() != 0 && m.GetPort() != port {
 					continue
 				}
-				if len(m.GetGateways()) > 0 && !slices.Contains(m.GetGateways(), s.ref) && !slices.Contains(m.GetGateways(), s.gw.Name) {
+				if !mesh.MatchGateways(m.GetGateways(), vh.vs.Namespace, s.ref) {
 					continue
 				}
 				if len(m.GetDestinationSubnets()) > 0 {

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshtls/meshtls/mesh"
 )
 
 func vsName(vs *networking.VirtualService) string {
@@ -62,7 +64,7 @@ func (b *builder) httpRoutes(vs *networking.VirtualService, port uint32, gateway
 			if m.GetPort() != 0 && m.GetPort() != port {
 				continue
 			}
-			if len(m.GetGateways()) > 0 && !slices.Contains(m.GetGateways(), gateway) && !slices.Contains(m.GetGateways(), vs.Namespace+"/"+gateway) {
+			if !mesh.MatchGateways(m.GetGateways(), vs.Namespace, gateway) {
 				continue
 			}
 			if len(m.GetSourceLabels()) > 0 && !subsetMatches(m.GetSourceLabels(), sourceLabels) {
@@ -414,7 +416,7 @@ func (b *builder) tcpRoute(vs *networking.VirtualService, port uint32, gateway s
 			if m.GetPort() != 0 && m.GetPort() != port {
 				continue
 			}
-			if len(m.GetGateways()) > 0 && !slices.Contains(m.GetGateways(), gateway) && !slices.Contains(m.GetGateways(), vs.Namespace+"/"+gateway) {
+			if !mesh.MatchGateways(m.GetGateways(), vs.Namespace, gateway) {
 				continue
 			}
 			applies = true
