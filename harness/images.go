@@ -85,6 +85,7 @@ func ensureImages(ctx context.Context, cli *client.Client, envoyVersion string, 
 	if err != nil {
 		return Images{}, fmt.Errorf("building the pod image: %w", err)
 	}
+	prunePodImages(ctx, cli, logf)
 	if im.Envoy = os.Getenv("ENVOY_IMAGE"); im.Envoy != "" {
 		if _, err := cli.ImageInspect(ctx, im.Envoy); err != nil {
 			return Images{}, fmt.Errorf("ENVOY_IMAGE=%s is not in the local Docker engine (meshtls never pulls): docker pull it first, or unset ENVOY_IMAGE to build one from an Envoy binary: %w", im.Envoy, err)
