@@ -100,7 +100,7 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 				chk.Expected = expectedText(r.Expected)
 			}
 			rs.Checks = append(rs.Checks, chk)
-			if r.Verdict == trace.VerdictFail {
+			if r.Verdict == outcome.Fail {
 				p.FailedChecks = append(p.FailedChecks, chk)
 			}
 			switch r.Verdict {

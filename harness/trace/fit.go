@@ -20,9 +20,9 @@ func FitTable(results []Result, width int) (table string, fitted bool) {
 		r := &results[i]
 		exp := "-"
 		if r.Expected != nil {
-			exp = summary(r.Expected.Result, r.Expected.Wire, r.Expected.Peer, r.Expected.Reason)
+			exp = summary(string(r.Expected.Result), r.Expected.Wire, r.Expected.Peer, r.Expected.Reason)
 		}
-		rows = append(rows, []string{r.Scenario, r.Name, exp, summary(observedResult(r), r.Wire, normPeer(r.Peer), r.Reason), r.Verdict})
+		rows = append(rows, []string{r.Scenario, r.Name, exp, summary(observedResult(r), r.Wire, normPeer(r.Peer), r.Reason), string(r.Verdict)})
 	}
 	w := make([]int, 5)
 	for _, row := range rows {

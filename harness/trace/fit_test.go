@@ -3,14 +3,16 @@ package trace
 import (
 	"strings"
 	"testing"
+
+	"github.com/meshtls/meshtls/outcome"
 )
 
 func TestFitTable(t *testing.T) {
 	long := "spiffe://cluster.local/ns/default/sa/a-service-account-with-a-long-name"
 	results := []Result{
-		{Scenario: "07-a-long-scenario-name", Name: "a-to-b", Result: "ok", Status: 200, Wire: []string{"mtls", "tls"}, Peer: long, Verdict: VerdictPass,
-			Expected: &Expected{Result: "ok", Wire: []string{"mtls", "tls"}, Peer: long}},
-		{Scenario: "07-a-long-scenario-name", Name: "b-to-a", Result: "reset", Reason: "upstream connect error or disconnect/reset before headers. reset reason: connection termination", Verdict: VerdictFail,
+		{Scenario: "07-a-long-scenario-name", Name: "a-to-b", Result: "ok", Status: 200, Wire: []outcome.Wire{outcome.MTLS, outcome.TLS}, Peer: long, Verdict: outcome.Pass,
+			Expected: &Expected{Result: "ok", Wire: []outcome.Wire{outcome.MTLS, outcome.TLS}, Peer: long}},
+		{Scenario: "07-a-long-scenario-name", Name: "b-to-a", Result: "reset", Reason: "upstream connect error or disconnect/reset before headers. reset reason: connection termination", Verdict: outcome.Fail,
 			Expected: &Expected{Result: "ok"}},
 	}
 	full := Table(results)
