@@ -71,8 +71,13 @@ func TestFind(t *testing.T) {
 		t.Fatalf("a flag beats ENVOY_VERSION: %s %v", p, err)
 	}
 	t.Setenv("ENVOY_BINARY", old)
-	if p, from, err := Find(Default); err != nil || p != old || from != "ENVOY_BINARY" {
+	t.Setenv("ENVOY_VERSION", "")
+	if p, from, err := Find(""); err != nil || p != old || from != "ENVOY_BINARY" {
 		t.Fatalf("ENVOY_BINARY first: %s %s %v", p, from, err)
+	}
+	// The fake prints no version: asking for one as well is refused.
+	if _, _, err := Find(Default); err == nil || !strings.Contains(err.Error(), "unset one of them") {
+		t.Fatalf("ENVOY_BINARY and a version that cannot be confirmed: %v", err)
 	}
 }
 

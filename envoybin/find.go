@@ -52,7 +52,7 @@ func SetupHint(v string) string {
 }
 
 // Find returns the Envoy binary a run uses, and where it came from:
-//   - ENVOY_BINARY;
+//   - ENVOY_BINARY (which must be the version asked for, if one is);
 //   - when a version is asked for (v, else ENVOY_VERSION): that version from
 //     the user cache, nothing else;
 //   - bin/envoy of a meshtls source tree around the working directory (what
@@ -61,13 +61,20 @@ func SetupHint(v string) string {
 //
 // When none is there, the error names the command that installs it.
 func Find(v string) (path, from string, err error) {
+	v = Requested(v)
 	if p := os.Getenv("ENVOY_BINARY"); p != "" {
 		if !isFile(p) {
 			return "", "", fmt.Errorf("ENVOY_BINARY=%s does not exist", p)
 		}
+		// A version asked for as well must be the one ENVOY_BINARY is.
+		if v != "" {
+			if got, err := Version(p); err != nil || got != v {
+				return "", "", fmt.Errorf("ENVOY_BINARY=%s is Envoy %q (%v), but Envoy %s was asked for: unset one of them", p, got, err, v)
+			}
+		}
 		return p, "ENVOY_BINARY", nil
 	}
-	if v = Requested(v); v != "" {
+	if v != "" {
 		if err := Check(v); err != nil {
 			return "", "", err
 		}

@@ -67,6 +67,9 @@ func ensureImages(ctx context.Context, cli *client.Client, envoyVersion string, 
 		return Images{}, err
 	}
 	var envoyBin string
+	if img, v := os.Getenv("ENVOY_IMAGE"), envoybin.Requested(envoyVersion); img != "" && v != "" {
+		return Images{}, fmt.Errorf("ENVOY_IMAGE=%s and Envoy version %s (--envoy-version or ENVOY_VERSION) are both set; meshtls cannot tell the image's version: unset one", img, v)
+	}
 	if os.Getenv("ENVOY_IMAGE") == "" {
 		if envoyBin, _, err = envoybin.Find(envoyVersion); err != nil {
 			return Images{}, err

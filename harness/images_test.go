@@ -98,6 +98,7 @@ func TestEnvoyImageFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("ENVOY_VERSION", "")
 	built, err := ensureImages(ctx, cli, "", t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +107,10 @@ func TestEnvoyImageFromEnv(t *testing.T) {
 	got, err := ensureImages(ctx, cli, "", t.Logf)
 	if err != nil || got.Envoy != built.Envoy {
 		t.Fatalf("ENVOY_IMAGE=%s: got %q, %v", built.Envoy, got.Envoy, err)
+	}
+	// A version asked for cannot be checked against an image: refused.
+	if _, err := ensureImages(ctx, cli, "1.38.3", t.Logf); err == nil || !strings.Contains(err.Error(), "unset one") {
+		t.Fatalf("ENVOY_IMAGE with --envoy-version: %v, want a refusal", err)
 	}
 	t.Setenv("ENVOY_IMAGE", "meshtls/no-such-envoy:1")
 	if _, err := ensureImages(ctx, cli, "", t.Logf); err == nil || !strings.Contains(err.Error(), "never pulls") {
