@@ -314,6 +314,61 @@ spec:
 			checks: []check{
 				{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.Plaintext, outcome.TLS), outcome.PeerNone, "")},
 			}},
+		// Egress gateway for HTTPS: the app's own TLS to api.example.com
+		// goes, by SNI, from its sidecar to the egress gateway (a tls
+		// route bound to mesh) and through the gateway's PASSTHROUGH
+		// server to the external host, untouched. The gateway has no
+		// sidecar label, so the first hop is the app's TLS without mTLS.
+		{name: "egress_gateway_https_passthrough", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-gateway/#egress-gateway-for-https-traffic; pilot/pkg/networking/core/tls.go (buildSidecarOutboundTLSFilterChainOpts)",
+			config: `
+apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: https, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: [api.example.com]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-api, namespace: default}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{name: api}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-api-through-egress-gateway, namespace: default}
+spec:
+  hosts: [api.example.com]
+  gateways: [mesh, istio-egressgateway]
+  tls:
+  - match: [{gateways: [mesh], port: 443, sniHosts: [api.example.com]}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: api, port: {number: 443}}}]
+  - match: [{gateways: [istio-egressgateway], port: 443, sniHosts: [api.example.com]}]
+    route: [{destination: {host: api.example.com, port: {number: 443}}, weight: 100}]
+`,
+			checks: []check{
+				{name: "https-via-egress", from: "client", to: "https://api.example.com/", tls: &mesh.CheckTLS{CA: []string{"app"}}, want: expect("ok", w("tls", "tls"), "none", "")},
+			}},
 	}
 	runRows(t, gatewayWorkloads, rows)
 }

@@ -225,6 +225,26 @@ spec:
 				{name: "tcp-port-level", from: "client", to: serverTCP, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
 			},
 		},
+		{
+			// A tcp route bound to mesh sends the client's TCP for server:9000
+			// to naked-server: plaintext (no sidecar there) instead of the
+			// mTLS the server's own sidecar would have answered.
+			name: "VS_tcp_route_on_sidecar",
+			cite: "pilot/pkg/networking/core/tls.go (buildSidecarOutboundTCPFilterChainOpts); https://istio.io/latest/docs/reference/config/networking/virtual-service/#TCPRoute",
+			config: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: server-tcp, namespace: default}
+spec:
+  hosts: [server.default.svc.cluster.local]
+  tcp:
+  - match: [{port: 9000}]
+    route: [{destination: {host: naked-server.default.svc.cluster.local, port: {number: 9000}}}]
+`,
+			checks: []check{
+				{name: "tcp-rerouted", from: "client", to: serverTCP, want: expect("ok", w("plaintext"), "none", "")},
+			},
+		},
 	}
 	runRows(t, rulesWorkloads, rows)
 }

@@ -11,7 +11,6 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	snicluster "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_cluster/v3"
-	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -518,11 +517,7 @@ func (b *builder) gatewayTCPChain(port uint32, s *gwServer, base *listener.Filte
 		if fc == nil {
 			fc = &listener.FilterChain{Name: fmt.Sprintf("%s|%s", s.ref, s.srv.GetPort().GetName())}
 		}
-		if len(w) == 1 {
-			fc.Filters = []*listener.Filter{tcpProxyFilter(fc.Name, w[0].Name, nil, logs)}
-		} else {
-			fc.Filters = []*listener.Filter{tcpProxyFilter(fc.Name, "", w, logs)}
-		}
+		fc.Filters = []*listener.Filter{tcpProxyTo(fc.Name, w, logs)}
 		return fc
 	}
 	return nil
@@ -566,15 +561,7 @@ func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv
 				if slices.Contains(snis, "*") {
 					snis = nil
 				}
-				var w []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight
-				for k, d := range tr.GetRoute() {
-					name := b.destinationCluster(vh.vs, fmt.Sprintf("%s.route[%d].destination", path, k), d.GetDestination(), port)
-					wt := uint32(d.GetWeight())
-					if wt == 0 {
-						wt = 1
-					}
-					w = append(w, &tcpproxy.TcpProxy_WeightedCluster_ClusterWeight{Name: name, Weight: wt})
-				}
+				w := b.routeWeights(vh.vs, path, tr.GetRoute(), port)
 				if len(w) == 0 {
 					continue
 				}
@@ -582,11 +569,7 @@ func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv
 					Name:             fmt.Sprintf("%s|%s|%s|%s", s.ref, s.srv.GetPort().GetName(), res, strings.Join(snis, ",")),
 					FilterChainMatch: &listener.FilterChainMatch{ServerNames: snis, TransportProtocol: transportTLS},
 				}
-				if len(w) == 1 {
-					fc.Filters = []*listener.Filter{tcpProxyFilter(fc.Name, w[0].Name, nil, logs)}
-				} else {
-					fc.Filters = []*listener.Filter{tcpProxyFilter(fc.Name, "", w, logs)}
-				}
+				fc.Filters = []*listener.Filter{tcpProxyTo(fc.Name, w, logs)}
 				out = append(out, fc)
 			}
 		}

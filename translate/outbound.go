@@ -101,6 +101,18 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 						Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
 					})
 			}
+		case t.proto.IsTLS() && b.hasSidecarTLSRoute(vs[t.host], port):
+			// A VirtualService tls route for the host: one chain per match
+			// on its sniHosts, replacing the host's default chain
+			// (tls.go, buildSidecarOutboundTLSFilterChainOpts).
+			var ips []netip.Prefix
+			if !(t.se != nil && len(t.prefixes) == 0) && t.resolve != resolveNone {
+				if ips = unclaimed(t); len(ips) == 0 {
+					continue
+				}
+			}
+			needTLSInspector = true
+			chains = append(chains, b.sidecarTLSRouteChains(vs[t.host], port, ips, sniClaimed, logs)...)
 		case t.se != nil && len(t.prefixes) == 0 && t.proto.IsTLS():
 			// TLS to a ServiceEntry host without addresses: matched on SNI
 			// (listener.go, buildSidecarOutboundTLSFilterChainOpts: server_names
@@ -262,12 +274,11 @@ func (b *builder) outboundHCM(port uint32, logs []*accesslogv3.AccessLog) *liste
 // (pilot/pkg/networking/core/tls.go, buildSidecarOutboundTCPTLSFilterChainOpts).
 func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.VirtualService, logs []*accesslogv3.AccessLog) *listener.Filter {
 	cname := OutboundClusterName(port, "", t.host)
-	if vs != nil {
+	// tcp routes do not apply to TLS-class ports, tls routes do
+	// (tls.go, buildSidecarOutboundTCPFilterChainOpts returns nothing for them).
+	if vs != nil && !t.proto.IsTLS() {
 		if w := b.tcpRoute(vs, port, "mesh"); w != nil {
-			if len(w) == 1 {
-				return tcpProxyFilter(cname, w[0].Name, nil, logs)
-			}
-			return tcpProxyFilter(cname, "", w, logs)
+			return tcpProxyTo(cname, w, logs)
 		}
 	}
 	return tcpProxyFilter(cname, cname, nil, logs)
@@ -378,9 +389,6 @@ func defaultRetryPolicy() *route.RetryPolicy {
 func (b *builder) sidecarVirtualServices(targets []*target) map[string]*networking.VirtualService {
 	out := map[string]*networking.VirtualService{}
 	for _, vs := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
-		if len(vs.Spec.GetTls()) > 0 {
-			b.unsupported(vsName(vs), "spec.tls on sidecars (gateways: mesh)")
-		}
 		for _, h := range vs.Spec.GetHosts() {
 			for _, host := range b.resolveVSHost(h, vs.Namespace, targets) {
 				if _, ok := out[host]; !ok {

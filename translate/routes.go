@@ -424,15 +424,7 @@ func (b *builder) tcpRoute(vs *networking.VirtualService, port uint32, gateway s
 		if !applies {
 			continue
 		}
-		var out []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight
-		for j, d := range tr.GetRoute() {
-			name := b.destinationCluster(vs, fmt.Sprintf("%s.route[%d].destination", path, j), d.GetDestination(), port)
-			w := uint32(d.GetWeight())
-			if w == 0 {
-				w = 1
-			}
-			out = append(out, &tcpproxy.TcpProxy_WeightedCluster_ClusterWeight{Name: name, Weight: w})
-		}
+		out := b.routeWeights(vs, path, tr.GetRoute(), port)
 		if len(out) == 0 {
 			b.fail(fmt.Errorf("%s: %s.route is empty; meshtls needs a route destination", res, path))
 			return nil
