@@ -26,7 +26,7 @@ func New(t testing.TB, m *mesh.Mesh, opt ...Option) *Runtime {
 	if testing.Short() {
 		t.Skip("live test: needs Docker and Envoy (run without -short)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	rt, err := Start(ctx, m, append([]Option{WithLogf(t.Logf)}, opt...)...)
 	if err != nil {
@@ -69,7 +69,7 @@ func (r *Runtime) KeepMessage() string {
 // under the test's artifact folder.
 func (r *Runtime) Check(t testing.TB, scenario string, c *mesh.Check) *trace.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	res, err := r.Run(ctx, scenario, c)
 	if err != nil {

@@ -1,0 +1,74 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/meshtls/meshtls/harness/trace"
+	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
+)
+
+// CallOption shapes a call made with Runtime.Call, or adds to what it
+// expects. Options compose: each sets one field of the check.
+type CallOption func(*mesh.Check)
+
+// Via dials the gateway workload instead, keeping the URL's host, SNI and path.
+func Via(gateway string) CallOption { return func(c *mesh.Check) { c.Via = gateway } }
+
+// WithTLS sets the client's TLS settings (https and tls URLs).
+func WithTLS(t mesh.CheckTLS) CallOption { return func(c *mesh.Check) { c.TLS = &t } }
+
+func expect(c *mesh.Check) *mesh.Expect {
+	if c.Expect == nil {
+		c.Expect = &mesh.Expect{}
+	}
+	return c.Expect
+}
+
+// ExpectResult expects the call's result (outcome.OK, outcome.Reset, ...).
+func ExpectResult(r outcome.Result) CallOption { return func(c *mesh.Check) { expect(c).Result = r } }
+
+// ExpectNotOK expects the call to fail, whatever the way (outcome.Failed).
+func ExpectNotOK() CallOption { return ExpectResult(outcome.Failed) }
+
+// ExpectWire expects one wire form per network hop (outcome.MTLS, ...).
+func ExpectWire(w ...outcome.Wire) CallOption { return func(c *mesh.Check) { expect(c).Wire = w } }
+
+// ExpectPeer expects the identity the last hop's receiver verified
+// (outcome.PeerNone: none).
+func ExpectPeer(id string) CallOption { return func(c *mesh.Check) { expect(c).Peer = id } }
+
+// ExpectReason expects a substring of Envoy's failure reason or flags.
+func ExpectReason(s string) CallOption { return func(c *mesh.Check) { expect(c).Reason = s } }
+
+// CallCheck builds the check Call runs and validates it as a Check
+// document of a bundle would be.
+func (r *Runtime) CallCheck(name, from, to string, opts ...CallOption) (*mesh.Check, error) {
+	c := &mesh.Check{Name: name, Namespace: "default", From: from, To: to}
+	for _, o := range opts {
+		o(c)
+	}
+	r.mu.Lock()
+	m := r.mesh
+	r.mu.Unlock()
+	if err := m.ValidateCheck(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Call makes one call from a workload to a URL and fails t when an
+// expectation given in opts does not hold, with the trace, as Check does:
+//
+//	rt.Call(t, "a", "http://b.default.svc.cluster.local:8080/",
+//		harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS))
+func (r *Runtime) Call(t testing.TB, from, to string, opts ...CallOption) *trace.Result {
+	t.Helper()
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	c, err := r.CallCheck(name, from, to, opts...)
+	if err != nil {
+		t.Fatalf("call %s -> %s: %v", from, to, err)
+	}
+	return r.Check(t, "go", c)
+}
