@@ -60,44 +60,16 @@ func runLabels(runID string) map[string]string {
 	}
 }
 
-// removeRun force-removes every container, then every network, of a run.
-func removeRun(ctx context.Context, cli *client.Client, runID string) error {
-	f := client.Filters{}.Add("label", labelRun+"="+runID)
-	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+// sweepDeadRuns removes what runs of dead processes on this host left behind.
+func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ...any)) error {
+	// Processes that start at once (parallel test packages, two meshtls
+	// runs) would otherwise remove the same dead run together and fail on
+	// each other ("removal already in progress", a network still in use).
+	unlock, err := lockFile(filepath.Join(cacheDir(), "sweep.lock"))
 	if err != nil {
 		return err
 	}
-	// Removing is mostly waiting on the engine: do it concurrently.
-	errc := make(chan error, len(cs.Items))
-	for _, c := range cs.Items {
-		go func() {
-			_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-			if err != nil && !isNotFound(err) {
-				err = fmt.Errorf("removing container %s: %w", c.ID[:12], err)
-			} else {
-				err = nil
-			}
-			errc <- err
-		}()
-	}
-	var errs []error
-	for range cs.Items {
-		errs = append(errs, <-errc)
-	}
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, n := range ns.Items {
-		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// sweepDeadRuns removes what runs of dead processes on this host left behind.
-func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ...any)) error {
+	defer unlock()
 	host, _ := os.Hostname()
 	dead := map[string]bool{}
 	consider := func(labels map[string]string) {
@@ -130,7 +102,7 @@ func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ..
 		logf("removing leftovers of dead run %s", run)
 		errs = append(errs, removeRun(ctx, cli, run), removeRunDirs(run))
 	}
-	return errors.Join(errs...)
+	return quietStale(errors.Join(errs...))
 }
 
 var runIDPattern = regexp.MustCompile(`^[0-9a-f]{8}$`)
