@@ -1,0 +1,114 @@
+package harness
+
+import (
+	"bufio"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Two runs on one engine at once (two `meshtls run`, parallel test
+// packages) do not interfere: each has its own names, network and address
+// plan; one's checks pass while the other starts, runs and dies; and the
+// sweep that follows a death removes the dead run only.
+func TestConcurrentRunsDoNotInterfere(t *testing.T) {
+	liveOnly(t)
+	cli := testDocker(t)
+	ctx := testCtx(t, 6*time.Minute)
+	// The other run: a separate process (its own pid label, its own sweep).
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReliabilityChildProcess$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	other := make(chan string, 1)
+	go func() {
+		defer close(other)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "MESH UP "); ok {
+				for _, f := range strings.Fields(rest) {
+					if v, ok := strings.CutPrefix(f, "run="); ok {
+						other <- v
+					}
+				}
+				return
+			}
+		}
+	}()
+	// Ours starts while the other process starts too.
+	rt := startLive(t, parseBundle(t, reliabilityTwoPods))
+	otherRun := <-other
+	if otherRun == "" {
+		t.Fatal("the other process never reported its mesh up")
+	}
+	if otherRun == rt.RunID {
+		t.Fatalf("both runs got id %s", otherRun)
+	}
+	runCheck(t, rt, checkAB)
+
+	// Separate networks with disjoint address plans, and container names
+	// that carry the run id.
+	nets := map[string]netip.Prefix{}
+	for _, run := range []string{rt.RunID, otherRun} {
+		f := client.Filters{}.Add("label", labelRun+"="+run)
+		ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ns.Items) != 1 {
+			t.Fatalf("run %s has %d networks, want 1", run, len(ns.Items))
+		}
+		in, err := cli.NetworkInspect(ctx, ns.Items[0].ID, client.NetworkInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Network.IPAM.Config) != 1 {
+			t.Fatalf("run %s network has %d subnets", run, len(in.Network.IPAM.Config))
+		}
+		nets[run] = in.Network.IPAM.Config[0].Subnet
+		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs.Items {
+			for _, n := range c.Names {
+				if !strings.Contains(n, "meshtls-"+run+"-") {
+					t.Errorf("container %s of run %s does not carry its run id", n, run)
+				}
+			}
+		}
+	}
+	if a, b := nets[rt.RunID], nets[otherRun]; a.Overlaps(b) {
+		t.Errorf("address plans overlap: %s and %s", a, b)
+	}
+
+	// The other process dies without cleanup; our sweep removes its run,
+	// not ours, and our mesh keeps working.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if err := sweepDeadRuns(ctx, cli, t.Logf); err != nil {
+		t.Logf("sweepDeadRuns (other dead runs on this engine may be reported): %v", err)
+	}
+	if got := leftovers(t, cli, otherRun); len(got) > 0 {
+		t.Errorf("the dead run %s left %s", otherRun, strings.Join(got, "; "))
+	}
+	if got := leftovers(t, cli, rt.RunID); len(got) == 0 {
+		t.Fatalf("the sweep removed the live run %s", rt.RunID)
+	}
+	runCheck(t, rt, checkAB)
+}
