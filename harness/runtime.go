@@ -99,6 +99,7 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	r := &Runtime{opts: o, pods: map[string]*Pod{}}
 	defer func() {
 		if err != nil {
+			err = explainEngineLoss(r.cli, err)
 			_ = r.Close()
 		}
 	}()
