@@ -27,11 +27,14 @@ build:
 # Figures, not assertions (BENCHMARKS.md): translating one sidecar's config in
 # a 1,000-service mesh, then the live bench (cold start of 6 pods, the 64-check
 # sidecar matrix of bench/matrix, marginal check, push-to-ACK for 6 proxies),
-# each of RUNS (default 3) in a fresh process, medians printed.
+# each of RUNS (default 3) in a fresh process, medians printed; then the
+# soak (SOAK=1000 sequential checks and 50 pushes on one mesh: control-plane
+# goroutines, fds and heap before and after, and nothing left behind).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./translate/
 	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
 	./bin/meshtls-bench -runs $(or $(RUNS),3)
+	./bin/meshtls-bench -soak $(or $(SOAK),1000) -soak-pushes 50
 
 # Every bundle of scenarios/testdata/ on each pinned Envoy release
 # (docs/envoy-versions.md); prints the checks whose outcome differs.

@@ -142,3 +142,29 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
+
+// Leftovers lists the containers and networks of a run that still exist
+// on the engine (none once its Runtime is closed).
+func Leftovers(ctx context.Context, runID string) ([]string, error) {
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := client.Filters{}.Add("label", labelRun+"="+runID)
+	var out []string
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs.Items {
+		out = append(out, "container "+strings.Join(c.Names, ","))
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns.Items {
+		out = append(out, "network "+n.Name)
+	}
+	return out, nil
+}

@@ -31,9 +31,14 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one run's figures as JSON (used by -runs)")
 	dir := flag.String("matrix", "bench/matrix", "directory of the matrix bundles")
 	verbose := flag.Bool("v", false, "progress on stderr")
+	soakChecks := flag.Int("soak", 0, "instead: the soak, this many sequential checks on one mesh (1000 in make bench) with -soak-pushes pushes, and report control-plane growth")
+	soakPushes := flag.Int("soak-pushes", 50, "pushes during the soak")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *soakChecks > 0 {
+		os.Exit(soak(ctx, *soakChecks, *soakPushes, *verbose))
+	}
 
 	var all []*bench.Figures
 	if *runs <= 1 {
@@ -154,4 +159,34 @@ func median(vs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// soak runs bench.Soak and prints its figures; exit 1 when a bound was
+// exceeded or something was left behind, 2 when the soak could not finish.
+func soak(ctx context.Context, checks, pushes int, verbose bool) int {
+	var logf func(string, ...any)
+	if verbose {
+		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+f+"\n", a...) }
+	}
+	f, err := bench.Soak(ctx, checks, pushes, logf)
+	if f != nil {
+		fmt.Printf("\nmeshtls soak: %d sequential checks and %d pushes on one 2-sidecar mesh in %.1fs\n", f.Checks, f.Pushes, f.Duration.Seconds())
+		fmt.Printf("%-22s %10s %10s %8s %s\n", "control plane", "before", "after", "growth", "bound")
+		fmt.Printf("%-22s %10d %10d %8d %d\n", "goroutines", f.GoroutinesBefore, f.GoroutinesAfter, f.GoroutinesAfter-f.GoroutinesBefore, bench.SoakMaxGoroutineGrowth)
+		fmt.Printf("%-22s %10d %10d %8d %d\n", "file descriptors", f.FDsBefore, f.FDsAfter, f.FDsAfter-f.FDsBefore, bench.SoakMaxFDGrowth)
+		fmt.Printf("%-22s %10d %10d %8d %d\n", "heap in use (KiB)", f.HeapBefore>>10, f.HeapAfter>>10, (int64(f.HeapAfter)-int64(f.HeapBefore))>>10, bench.SoakMaxHeapGrowth>>10)
+		fmt.Printf("left behind after Close: %d\n", len(f.Leftovers))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
+		return 2
+	}
+	if leaks := f.Leaks(); len(leaks) > 0 {
+		for _, l := range leaks {
+			fmt.Printf("LEAK: %s\n", l)
+		}
+		return 1
+	}
+	fmt.Println("no growth beyond the bounds, nothing left behind")
+	return 0
 }
