@@ -169,17 +169,20 @@ func soak(ctx context.Context, checks, pushes int, verbose bool) int {
 		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+f+"\n", a...) }
 	}
 	f, err := bench.Soak(ctx, checks, pushes, logf)
-	if f != nil {
+	if err != nil {
+		if f == nil {
+			f = &bench.SoakFigures{}
+		}
+		fmt.Fprintf(os.Stderr, "soak: stopped after %d checks and %d pushes: %v\n", f.Checks, f.Pushes, err)
+		return 2
+	}
+	{
 		fmt.Printf("\nmeshtls soak: %d sequential checks and %d pushes on one 2-sidecar mesh in %.1fs\n", f.Checks, f.Pushes, f.Duration.Seconds())
 		fmt.Printf("%-22s %10s %10s %8s %s\n", "control plane", "before", "after", "growth", "bound")
 		fmt.Printf("%-22s %10d %10d %8d %d\n", "goroutines", f.GoroutinesBefore, f.GoroutinesAfter, f.GoroutinesAfter-f.GoroutinesBefore, bench.SoakMaxGoroutineGrowth)
 		fmt.Printf("%-22s %10d %10d %8d %d\n", "file descriptors", f.FDsBefore, f.FDsAfter, f.FDsAfter-f.FDsBefore, bench.SoakMaxFDGrowth)
 		fmt.Printf("%-22s %10d %10d %8d %d\n", "heap in use (KiB)", f.HeapBefore>>10, f.HeapAfter>>10, (int64(f.HeapAfter)-int64(f.HeapBefore))>>10, bench.SoakMaxHeapGrowth>>10)
 		fmt.Printf("left behind after Close: %d\n", len(f.Leftovers))
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
-		return 2
 	}
 	if leaks := f.Leaks(); len(leaks) > 0 {
 		for _, l := range leaks {
