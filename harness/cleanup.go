@@ -117,7 +117,7 @@ func quietStale(err error) error {
 		return nil
 	}
 	var keep []error
-	for _, e := range flatten(err) {
+	for _, e := range leafErrors(err) {
 		if errors.Is(e, errStaleNetwork) {
 			if _, seen := reportedStale.LoadOrStore(e.Error(), true); seen {
 				continue
@@ -128,21 +128,6 @@ func quietStale(err error) error {
 	return errors.Join(keep...)
 }
 
-// flatten lists the leaves of a tree of joined errors.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
 // Leftovers lists the containers and networks of a run that still exist
 // on the engine (none once its Runtime is closed).
 func Leftovers(ctx context.Context, runID string) ([]string, error) {
@@ -150,6 +135,10 @@ func Leftovers(ctx context.Context, runID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return runLeftovers(ctx, cli, runID)
+}
+
+func runLeftovers(ctx context.Context, cli *client.Client, runID string) ([]string, error) {
 	f := client.Filters{}.Add("label", labelRun+"="+runID)
 	var out []string
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})

@@ -155,22 +155,9 @@ func runCheck(t *testing.T, rt *Runtime, c *mesh.Check) {
 // leftovers lists the containers and networks labelled with a run id.
 func leftovers(t *testing.T, cli *client.Client, runID string) []string {
 	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	f := client.Filters{}.Add("label", labelRun+"="+runID)
-	var out []string
-	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	out, err := runLeftovers(testCtx(t, 30*time.Second), cli, runID)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, c := range cs.Items {
-		out = append(out, "container "+strings.Join(c.Names, ","))
-	}
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns.Items {
-		out = append(out, "network "+n.Name)
 	}
 	return out
 }
