@@ -578,6 +578,7 @@ func (l *loader) finish() (*Mesh, error) {
 	}
 	l.notices()
 	m.sortByIstioOrder() // after validation, whose problems stay in file order
+	l.gatewayWarnings()
 	return m, nil
 }
 

@@ -52,6 +52,9 @@ type Mesh struct {
 	// cannot change TLS or reachability (notice.go). They do not make the
 	// bundle invalid; validate and run print them.
 	Notices []Problem
+	// Warnings name config Istio accepts but partly ignores, e.g. a
+	// Gateway server that conflicts with an older one; the bundle stays valid.
+	Warnings []Problem
 
 	// Sources maps "Kind/namespace/name" to where the document came from.
 	Sources map[string]Source

@@ -380,29 +380,6 @@ func mergeTLS(original, subset *networkingapi.TrafficPolicy, port uint32) *netwo
 	return portTLS(subset, tls)
 }
 
-// GatewayServer is one server of a Gateway resource that selects a gateway workload.
-type GatewayServer struct {
-	Gateway *networking.Gateway
-	Server  *networkingapi.Server
-}
-
-// GatewayServers lists the servers of every Gateway whose selector matches
-// gw's labels (any namespace, as Istio by default: PILOT_SCOPE_GATEWAY_TO_NAMESPACE
-// is false). An empty selector selects every gateway workload.
-// Source: pilot/pkg/model/push_context.go (gatewaysByProxy / mergeGateways).
-func (m *Mesh) GatewayServers(gw *Workload) []GatewayServer {
-	var out []GatewayServer
-	for _, g := range m.Gateways {
-		if !labelsMatch(g.Spec.GetSelector(), gw.Labels) {
-			continue
-		}
-		for _, s := range g.Spec.GetServers() {
-			out = append(out, GatewayServer{Gateway: g, Server: s})
-		}
-	}
-	return out
-}
-
 // MeshGateway is the reserved gateway name for the sidecars.
 const MeshGateway = "mesh"
 

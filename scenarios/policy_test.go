@@ -3,6 +3,7 @@ package scenarios
 import (
 	"testing"
 
+	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/outcome"
 )
 
@@ -169,6 +170,49 @@ spec:
 `,
 			checks: []check{
 				{name: "routed", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: viaGateway},
+			},
+		},
+		{
+			// Two Gateways claim b.example.com on port 443. Istio keeps the
+			// older server (SIMPLE) and drops the newer one (MUTUAL), with a
+			// warning, instead of refusing the config: a client without a
+			// certificate gets through.
+			name: "8-older_gateway_server_wins",
+			cite: "pilot/pkg/model/gateway.go (mergeGateways, CheckDuplicates); istioctl analyze IST0145 (pkg/config/analysis/analyzers/gateway/conflictinggateway.go)",
+			config: `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: z-old, namespace: istio-system, creationTimestamp: '2024-01-01T00:00:00Z'}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: SIMPLE, credentialName: b-cred}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a-new, namespace: istio-system, creationTimestamp: '2024-06-01T00:00:00Z'}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: MUTUAL, credentialName: b-cred}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [b.example.com]
+  gateways: [istio-system/z-old, istio-system/a-new]
+  http:
+  - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
+---
+`,
+			checks: []check{
+				{name: "no-client-cert", from: "outside/curl", to: "https://b.example.com/", via: ingress,
+					tls: &mesh.CheckTLS{CA: []string{"ingress"}}, want: expect("ok", w("tls", "mtls"), gatewayID, "")},
 			},
 		},
 	}

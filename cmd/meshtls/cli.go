@@ -147,10 +147,14 @@ func plural(n int, noun string) string {
 }
 
 // printNotices lists the fields a bundle uses that meshtls accepts without
-// translating (they cannot change TLS or reachability), one line each.
+// translating (they cannot change TLS or reachability), and the config
+// Istio accepts but partly ignores (warnings), one line each.
 func printNotices(w io.Writer, m *mesh.Mesh) {
 	for _, n := range m.Notices {
 		fmt.Fprintf(w, "notice: %s\n", n)
+	}
+	for _, n := range m.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", n)
 	}
 }
 

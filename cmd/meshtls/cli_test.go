@@ -404,3 +404,22 @@ spec:
 		}
 	}
 }
+
+// Two Gateways claiming one host and port are valid, as in Istio: the older
+// keeps it and the newer server is named in a warning (istioctl analyze
+// IST0145), not refused.
+func TestValidateWarnsGatewayConflict(t *testing.T) {
+	gw := func(name, ts, mode string) string {
+		return "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: " + name + ", namespace: istio-system, creationTimestamp: '" + ts + "'}\n" +
+			"spec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [b.example.com]\n    tls: {mode: " + mode + ", credentialName: b-cred}\n"
+	}
+	f := writeBundle(t, "conflict.yaml", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: ingress, namespace: istio-system, labels: {istio: ingressgateway}}\nspec: {gateway: true}\n"+
+		gw("z-old", "2024-01-01T00:00:00Z", "SIMPLE")+gw("a-new", "2024-06-01T00:00:00Z", "MUTUAL"))
+	code, out, errOut := run(t, "validate", f)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
+	}
+	if want := "warning: " + f + " (document 3) Gateway istio-system/a-new: spec.servers[0]: conflict with Gateway istio-system/z-old"; !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+}

@@ -1,0 +1,156 @@
+package mesh
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+)
+
+// GatewayServer is one server of a Gateway resource that selects a gateway workload.
+type GatewayServer struct {
+	Gateway *networking.Gateway
+	Server  *networkingapi.Server
+}
+
+// GatewayServers lists the servers a gateway workload serves: those of
+// every Gateway whose selector matches its labels (any namespace, as Istio
+// by default: PILOT_SCOPE_GATEWAY_TO_NAMESPACE is false; an empty selector
+// selects every gateway workload), oldest Gateway first, minus the servers
+// Istio drops because an older one already claims their port (see
+// gatewayServers).
+// Source: pilot/pkg/model/push_context.go (initGateways, mergeGateways).
+func (m *Mesh) GatewayServers(gw *Workload) []GatewayServer {
+	kept, _ := m.gatewayServers(gw)
+	return kept
+}
+
+// droppedServer is a server Istio ignores, and the older one it lost to.
+type droppedServer struct {
+	GatewayServer
+	winner GatewayServer
+	hosts  []string // the hosts both claim; empty for a protocol conflict
+}
+
+// gatewayServers merges the selected Gateways' servers as Istio's
+// mergeGateways does (pilot/pkg/model/gateway.go), with the two rules that
+// drop a server: a server with tls settings whose hosts (as written, after
+// "./" and "*/" are resolved) repeat a host an earlier server with tls
+// settings has on the same port; and a server on a port whose first server
+// is plaintext when the protocols cannot share a listener (both must be
+// HTTP-class, canMergeProtocols). Servers come in Istio's order: Gateways
+// oldest first (the mesh's order), servers as listed.
+func (m *Mesh) gatewayServers(gw *Workload) (kept []GatewayServer, dropped []droppedServer) {
+	type claim struct {
+		by    GatewayServer
+		hosts map[string]bool
+	}
+	tlsHosts := map[uint32][]claim{}        // port -> tls servers accepted so far
+	plaintext := map[uint32]GatewayServer{} // port -> its first server, if plaintext
+	seenPort := map[uint32]bool{}
+	for _, g := range m.Gateways {
+		if !labelsMatch(g.Spec.GetSelector(), gw.Labels) {
+			continue
+		}
+		for _, s := range g.Spec.GetServers() {
+			gs := GatewayServer{Gateway: g, Server: s}
+			port := s.GetPort().GetNumber()
+			if s.GetTls() != nil {
+				hosts := serverHosts(s, g.Namespace)
+				var dup []string
+				var winner GatewayServer
+				for _, c := range tlsHosts[port] {
+					for _, h := range hosts {
+						if c.hosts[h] && !slices.Contains(dup, h) {
+							dup = append(dup, h)
+							if winner.Server == nil {
+								winner = c.by
+							}
+						}
+					}
+				}
+				if len(dup) > 0 {
+					dropped = append(dropped, droppedServer{GatewayServer: gs, winner: winner, hosts: dup})
+					continue
+				}
+				c := claim{by: gs, hosts: map[string]bool{}}
+				for _, h := range hosts {
+					c.hosts[h] = true
+				}
+				tlsHosts[port] = append(tlsHosts[port], c)
+			}
+			proto := parseProtocol(s.GetPort().GetProtocol())
+			if first, ok := plaintext[port]; ok {
+				cur := parseProtocol(first.Server.GetPort().GetProtocol())
+				if !((cur.IsHTTP() || cur == proto) && proto.IsHTTP()) {
+					dropped = append(dropped, droppedServer{GatewayServer: gs, winner: first})
+					continue
+				}
+			} else if !seenPort[port] && !isTLSServer(s, proto) {
+				plaintext[port] = gs
+			}
+			seenPort[port] = true
+			kept = append(kept, gs)
+		}
+	}
+	return kept, dropped
+}
+
+// isTLSServer: the server's protocol is TLS-class and it has tls settings
+// (pkg/config/gateway/gateway.go IsTLSServer).
+func isTLSServer(s *networkingapi.Server, p Protocol) bool {
+	return s.GetTls() != nil && p.IsTLS()
+}
+
+// serverHosts are a server's hosts as Istio compares them: "./h" becomes
+// "ns/h", "*/h" becomes "h" (gateway.go sanitizeServerHostNamespace).
+func serverHosts(s *networkingapi.Server, ns string) []string {
+	var out []string
+	for _, h := range s.GetHosts() {
+		if before, after, ok := strings.Cut(h, "/"); ok {
+			switch before {
+			case ".":
+				h = ns + "/" + after
+			case "*":
+				h = after
+			}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// gatewayWarnings reports every server some gateway workload drops, once,
+// worded like istioctl analyze's IST0145 (ConflictingGateways,
+// pkg/config/analysis/analyzers/gateway/conflictinggateway.go).
+func (l *loader) gatewayWarnings() {
+	m := l.m
+	seen := map[*networkingapi.Server]bool{}
+	for _, w := range m.Workloads {
+		if !w.Gateway {
+			continue
+		}
+		_, dropped := m.gatewayServers(w)
+		for _, d := range dropped {
+			if seen[d.Server] {
+				continue
+			}
+			seen[d.Server] = true
+			g := d.Gateway
+			key := "Gateway/" + g.Namespace + "/" + g.Name
+			winner := d.winner.Gateway.Namespace + "/" + d.winner.Gateway.Name
+			var what string
+			if len(d.hosts) > 0 {
+				what = fmt.Sprintf("conflict with Gateway %s (port %d, hosts %s): Istio keeps the older server and ignores this one (istioctl analyze IST0145)",
+					winner, d.Server.GetPort().GetNumber(), strings.Join(d.hosts, ","))
+			} else {
+				what = fmt.Sprintf("port %d: protocol %s cannot share the port with the %s server of Gateway %s, which claimed it first; Istio ignores this server",
+					d.Server.GetPort().GetNumber(), d.Server.GetPort().GetProtocol(), d.winner.Server.GetPort().GetProtocol(), winner)
+			}
+			m.Warnings = append(m.Warnings, Problem{Source: m.Sources[key], Kind: "Gateway", Name: g.Namespace + "/" + g.Name,
+				Field: fmt.Sprintf("spec.servers[%d]", slices.Index(g.Spec.GetServers(), d.Server)), Message: what})
+		}
+	}
+}
