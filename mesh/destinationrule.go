@@ -314,3 +314,26 @@ func findSubset(dr *networking.DestinationRule, name string) (*networkingapi.Sub
 	}
 	return nil, false
 }
+
+// mergeTLS mirrors MergeTrafficPolicy for the tls field: the subset's tls
+// beats the DR's; a portLevelSettings entry for the port replaces tls
+// entirely, even with none set ("port level policies do not inherit").
+// Source: pilot/pkg/networking/core/cluster_builder.go (MergeTrafficPolicy).
+func mergeTLS(original, subset *networkingapi.TrafficPolicy, port uint32) *networkingapi.ClientTLSSettings {
+	portTLS := func(p *networkingapi.TrafficPolicy, fallback *networkingapi.ClientTLSSettings) *networkingapi.ClientTLSSettings {
+		for _, pl := range p.GetPortLevelSettings() {
+			if pl.GetPort().GetNumber() == port {
+				return pl.GetTls()
+			}
+		}
+		return fallback
+	}
+	tls := portTLS(original, original.GetTls())
+	if subset == nil {
+		return tls
+	}
+	if subset.GetTls() != nil {
+		tls = subset.GetTls()
+	}
+	return portTLS(subset, tls)
+}

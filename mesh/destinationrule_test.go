@@ -86,3 +86,99 @@ spec: {ports: [{name: http, port: 8080}]}
 		})
 	}
 }
+
+func drDoc(name, ns, body string) string {
+	return "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + body + "\n"
+}
+
+func TestDestinationRuleFor(t *testing.T) {
+	svcs := `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: b, namespace: server}
+spec: {ports: [{name: http, port: 8080}]}
+`
+	for _, tc := range []struct {
+		name, drs, host, client, want string
+	}{
+		{"none", "", "b.server.svc.cluster.local", "client", ""},
+		{"service ns", drDoc("s", "server", "{host: b}"), "b.server.svc.cluster.local", "client", "server/s"},
+		{"short host relative to DR ns", drDoc("s", "client", "{host: b}"), "b.server.svc.cluster.local", "client", ""},
+		{"client ns beats service ns", drDoc("s", "server", "{host: b}") + drDoc("c", "client", "{host: b.server.svc.cluster.local}"), "b.server.svc.cluster.local", "client", "client/c"},
+		{"service ns beats root", drDoc("r", "istio-system", "{host: '*.local'}") + drDoc("s", "server", "{host: b}"), "b.server.svc.cluster.local", "client", "server/s"},
+		{"root fallback", drDoc("r", "istio-system", "{host: '*'}"), "b.server.svc.cluster.local", "client", "istio-system/r"},
+		{"exact before wildcard", drDoc("w", "server", "{host: '*.server.svc.cluster.local'}") + drDoc("e", "server", "{host: b.server.svc.cluster.local}"), "b.server.svc.cluster.local", "client", "server/e"},
+		{"most specific wildcard", drDoc("w1", "server", "{host: '*.cluster.local'}") + drDoc("w2", "server", "{host: '*.server.svc.cluster.local'}"), "b.server.svc.cluster.local", "client", "server/w2"},
+		{"exportTo dot hides from others", drDoc("s", "server", "{host: b, exportTo: ['.']}"), "b.server.svc.cluster.local", "client", ""},
+		{"exportTo dot visible in own ns", drDoc("s", "server", "{host: b, exportTo: ['.']}"), "b.server.svc.cluster.local", "server", "server/s"},
+		{"exportTo names client", drDoc("s", "server", "{host: b, exportTo: [client]}"), "b.server.svc.cluster.local", "client", "server/s"},
+		{"exportTo names other", drDoc("s", "server", "{host: b, exportTo: [other]}"), "b.server.svc.cluster.local", "client", ""},
+		{"local private DR applies to own ns client", drDoc("c", "client", "{host: '*', exportTo: ['.']}") + drDoc("s", "server", "{host: b}"), "b.server.svc.cluster.local", "client", "client/c"},
+		{"short host query", drDoc("s", "server", "{host: b}"), "b", "server", "server/s"},
+		{"root private DR for root client", drDoc("r", "istio-system", "{host: '*', exportTo: ['.']}") + drDoc("s", "server", "{host: b}"), "b.server.svc.cluster.local", "istio-system", "istio-system/r"},
+		{"root public DR loses to service ns for root client", drDoc("r", "istio-system", "{host: '*'}") + drDoc("s", "server", "{host: b}"), "b.server.svc.cluster.local", "istio-system", "server/s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mustParse(t, svcs+tc.drs)
+			dr := m.DestinationRuleFor(tc.host, &Workload{Namespace: tc.client})
+			got := ""
+			if dr != nil {
+				got = dr.Namespace + "/" + dr.Name
+			}
+			if got != tc.want {
+				t.Errorf("DestinationRuleFor(%q, %q) = %q, want %q", tc.host, tc.client, got, tc.want)
+			}
+		})
+	}
+}
+
+// inDefault is a client in the default namespace, without labels.
+var inDefault = &Workload{Namespace: "default"}
+
+func TestClientTLS(t *testing.T) {
+	svcs := `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: b}
+spec: {ports: [{name: http, port: 8080}, {name: tcp, port: 9000}]}
+`
+	dr := `{host: b, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}, portLevelSettings: [{port: {number: 9000}, tls: {mode: DISABLE}}, {port: {number: 7000}}]},
+  subsets: [{name: v1, trafficPolicy: {tls: {mode: SIMPLE}, portLevelSettings: [{port: {number: 9000}, tls: {mode: MUTUAL, credentialName: c}}]}}, {name: v2}, {name: v3, trafficPolicy: {portLevelSettings: [{port: {number: 8080}}]}}]}`
+	m := mustParse(t, svcs+drDoc("b", "default", dr)+drDoc("nn", "other", "{host: '*.other.svc.cluster.local'}"))
+	for _, tc := range []struct {
+		port   uint32
+		subset string
+		want   string
+	}{
+		{8080, "", "ISTIO_MUTUAL"},
+		{9000, "", "DISABLE"},
+		{7000, "", "<nil>"}, // a matching portLevelSettings entry without tls clears it
+		{8080, "v1", "SIMPLE"},
+		{9000, "v1", "MUTUAL"},
+		{8080, "v2", "ISTIO_MUTUAL"}, // subset without policy inherits
+		{9000, "v2", "DISABLE"},
+		{8080, "v3", "<nil>"},
+		{9000, "v3", "DISABLE"},
+		{8080, "missing", "ISTIO_MUTUAL"},
+	} {
+		got := "<nil>"
+		if tls := m.ClientTLS("b.default.svc.cluster.local", tc.port, tc.subset, inDefault); tls != nil {
+			got = tls.GetMode().String()
+		}
+		if got != tc.want {
+			t.Errorf("ClientTLS(port %d, subset %q) = %s, want %s", tc.port, tc.subset, got, tc.want)
+		}
+	}
+	if tls := m.ClientTLS("x.other.svc.cluster.local", 80, "", inDefault); tls != nil {
+		t.Errorf("DR without tls gave %v", tls)
+	}
+	if tls := m.ClientTLS("nothing.example.com", 80, "", inDefault); tls != nil {
+		t.Errorf("no DR gave %v", tls)
+	}
+	if s, ok := m.Subset("b", "v1", inDefault); !ok || s.GetName() != "v1" {
+		t.Errorf("Subset(v1) = %v %v", s, ok)
+	}
+	if _, ok := m.Subset("b", "v9", inDefault); ok {
+		t.Errorf("Subset(v9) found")
+	}
+}

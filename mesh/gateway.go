@@ -154,3 +154,33 @@ func (l *loader) gatewayWarnings() {
 		}
 	}
 }
+
+// MeshGateway is the reserved gateway name for the sidecars.
+const MeshGateway = "mesh"
+
+// ResolveGatewayRef turns a VirtualService gateways entry (top-level or in
+// a match) into "ns/name" ("mesh" stays): "ns/name" is absolute, "./name"
+// and "name" are relative to the VirtualService's namespace, and the legacy
+// "name.ns[.svc.cluster.local]" form names ns/name.
+// Source: pilot/pkg/model/config.go (resolveGatewayName), applied to every
+// gateways list by pilot/pkg/model/virtualservice.go
+// (ResolveVirtualServiceShortnames).
+func ResolveGatewayRef(ref, vsNS string) string {
+	if ref == MeshGateway {
+		return ref
+	}
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		if ns == "." {
+			return vsNS + "/" + name
+		}
+		return ref
+	}
+	if i := strings.IndexByte(ref, '.'); i >= 0 {
+		rest := ref[i+1:]
+		if j := strings.IndexByte(rest, '.'); j >= 0 {
+			rest = rest[:j]
+		}
+		return rest + "/" + ref[:i]
+	}
+	return vsNS + "/" + ref
+}

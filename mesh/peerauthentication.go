@@ -1,0 +1,107 @@
+package mesh
+
+import (
+	securityapi "istio.io/api/security/v1beta1"
+	security "istio.io/client-go/pkg/apis/security/v1"
+)
+
+// PeerAuthentication: the mTLS mode a server sidecar enforces on a port
+// (pilot/pkg/security/authn, pilot/pkg/model/authentication.go).
+
+// MTLSMode is an effective PeerAuthentication mode.
+type MTLSMode string
+
+const (
+	ModeStrict     MTLSMode = "STRICT"
+	ModePermissive MTLSMode = "PERMISSIVE"
+	ModeDisable    MTLSMode = "DISABLE"
+)
+
+func paMode(mt *securityapi.PeerAuthentication_MutualTLS) (MTLSMode, bool) {
+	switch mt.GetMode() {
+	case securityapi.PeerAuthentication_MutualTLS_STRICT:
+		return ModeStrict, true
+	case securityapi.PeerAuthentication_MutualTLS_PERMISSIVE:
+		return ModePermissive, true
+	case securityapi.PeerAuthentication_MutualTLS_DISABLE:
+		return ModeDisable, true
+	}
+	return "", false // nil or UNSET: inherit from the parent
+}
+
+func hasSelector(pa *security.PeerAuthentication) bool {
+	return len(pa.Spec.GetSelector().GetMatchLabels()) > 0
+}
+
+// meshAndNamespacePolicies picks the mesh-level (root namespace, no selector)
+// and namespace-level (ns, no selector) policies. When several exist at one
+// level Istio keeps the oldest; the mesh holds them in Istio's order
+// (order.go), so that is the first.
+// Source: pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication).
+func (m *Mesh) meshAndNamespacePolicies(ns string) (meshPA, nsPA *security.PeerAuthentication) {
+	for _, pa := range m.PeerAuthentications {
+		if hasSelector(pa) {
+			continue
+		}
+		if pa.Namespace == RootNamespace {
+			if meshPA == nil {
+				meshPA = pa
+			}
+		} else if pa.Namespace == ns && nsPA == nil {
+			nsPA = pa
+		}
+	}
+	return meshPA, nsPA
+}
+
+// EffectiveMTLS is the PeerAuthentication mode for a workload's port:
+// port-level > workload selector > namespace > mesh (root ns) > PERMISSIVE; UNSET inherits.
+// port is the workload (container) port, as portLevelMtls keys are.
+// Source: pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)
+// and pilot/pkg/model/authentication.go (getConfigsForWorkload). Selector
+// policies in the root namespace are dropped by ComposePeerAuthentication
+// ("Workload-level policy, aka the one with selector and not in root
+// namespace"), so they never apply, not even to root-namespace workloads.
+func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
+	mode := m.NamespaceMTLS(w.Namespace)
+	var wl *security.PeerAuthentication
+	for _, pa := range m.PeerAuthentications {
+		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
+			labelsMatch(pa.Spec.GetSelector().GetMatchLabels(), w.Labels) {
+			wl = pa // the oldest (Istio's order, order.go)
+			break
+		}
+	}
+	if wl == nil {
+		return mode
+	}
+	if md, ok := paMode(wl.Spec.GetMtls()); ok {
+		mode = md
+	}
+	if pm, ok := wl.Spec.GetPortLevelMtls()[port]; ok {
+		if md, ok := paMode(pm); ok {
+			mode = md
+		}
+	}
+	return mode
+}
+
+// NamespaceMTLS is the mode from mesh- and namespace-level policy only, the
+// one Istio infers for a whole service under auto mTLS.
+// Source: pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode) and
+// pilot/pkg/model/push_context.go (BestEffortInferServiceMTLSMode).
+func (m *Mesh) NamespaceMTLS(ns string) MTLSMode {
+	mode := ModePermissive
+	meshPA, nsPA := m.meshAndNamespacePolicies(ns)
+	if meshPA != nil {
+		if md, ok := paMode(meshPA.Spec.GetMtls()); ok {
+			mode = md
+		}
+	}
+	if nsPA != nil {
+		if md, ok := paMode(nsPA.Spec.GetMtls()); ok {
+			mode = md
+		}
+	}
+	return mode
+}

@@ -1,0 +1,147 @@
+package mesh
+
+import (
+	"slices"
+	"strings"
+)
+
+// The registry: workloads, services and the hosts that name them, and which
+// namespaces see a resource (exportTo). The per-kind questions translation
+// asks live in the file named for the kind (peerauthentication.go,
+// destinationrule.go, gateway.go, virtualservice.go, serviceentry.go).
+
+// splitRef turns "name" (namespace default) or "namespace/name" into parts.
+func splitRef(ref string) (ns, name string) {
+	if i := strings.IndexByte(ref, '/'); i >= 0 {
+		return ref[:i], ref[i+1:]
+	}
+	return "default", ref
+}
+
+// Workload finds a workload by ref ("name" in default, or "namespace/name").
+func (m *Mesh) Workload(ref string) (*Workload, bool) {
+	ns, name := splitRef(ref)
+	for _, w := range m.Workloads {
+		if w.Namespace == ns && w.Name == name {
+			return w, true
+		}
+	}
+	return nil, false
+}
+
+// labelsMatch: every selector label is on the workload (labels.Instance.SubsetOf).
+// An empty selector matches everything; callers decide what empty means.
+func labelsMatch(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if lv, ok := labels[k]; !ok || lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Services lists all services (given and implied); ServiceByHost finds one by
+// FQDN or short forms resolved from clientNS ("b", "b.default", "b.default.svc").
+// The short forms are what the pod's DNS search path
+// ("NS.svc.cluster.local svc.cluster.local cluster.local") resolves.
+func (m *Mesh) ServiceByHost(host, clientNS string) (*Service, bool) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	var name, ns string
+	parts := strings.Split(host, ".")
+	switch {
+	case strings.HasSuffix(host, "."+DomainSuffix) && len(parts) == 5:
+		name, ns = parts[0], parts[1]
+	case len(parts) == 1:
+		name, ns = parts[0], clientNS
+	case len(parts) == 2:
+		name, ns = parts[0], parts[1]
+	case len(parts) == 3 && parts[2] == "svc":
+		name, ns = parts[0], parts[1]
+	default:
+		return nil, false
+	}
+	s, ok := m.idx().byName[ns+"/"+name]
+	return s, ok
+}
+
+// Endpoints are the workloads a service selects (same namespace, labels match).
+// A Service without a selector selects nothing (Kubernetes leaves its
+// Endpoints to be managed by hand). External workloads are not in the
+// registry, so no Service selects them.
+func (m *Mesh) Endpoints(s *Service) []*Workload {
+	if eps, ok := m.idx().eps[s]; ok {
+		return slices.Clip(eps) // shared: an append must not write into the index
+	}
+	return m.scanEndpoints(s)
+}
+
+func (m *Mesh) scanEndpoints(s *Service) []*Workload {
+	if len(s.Selector) == 0 {
+		return nil
+	}
+	var out []*Workload
+	for _, w := range m.Workloads {
+		if w.Namespace == s.Namespace && !w.External && labelsMatch(s.Selector, w.Labels) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// ServiceAccounts of a service's endpoints, as SPIFFE IDs, sorted.
+func (m *Mesh) ServiceAccounts(s *Service) []string {
+	var out []string
+	for _, w := range m.Endpoints(s) {
+		out = append(out, w.Identity())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// resolveShortname expands a host without dots to name.ns.svc.cluster.local;
+// "*", names with dots and IPs stay as written.
+// Source: pilot/pkg/model/config.go (ResolveShortnameToFQDN).
+func resolveShortname(host, ns string) string {
+	if host == "" || host == "*" || strings.Contains(host, ".") || strings.Contains(host, ":") {
+		return host
+	}
+	return host + "." + ns + "." + DomainSuffix
+}
+
+// hostMatches: exact, or a wildcard "*.suffix" / "*" covering host.
+// Source: pkg/config/host/name.go (Name.Matches).
+func hostMatches(pattern, host string) bool {
+	if pattern == host {
+		return true
+	}
+	if strings.HasPrefix(pattern, "*") {
+		return strings.HasSuffix(host, pattern[1:])
+	}
+	return false
+}
+
+// exportedTo reports whether a resource in ns with exportTo is visible from
+// clientNS. Empty means "*" (meshConfig defaultExportTo). "." is its own
+// namespace, "~" nobody. Source: pkg/config/visibility/visibility.go and
+// pilot/pkg/model/push_context.go.
+func exportedTo(ns string, exportTo []string, clientNS string) bool {
+	if len(exportTo) == 0 {
+		return true
+	}
+	for _, e := range exportTo {
+		switch e {
+		case "*":
+			return true
+		case ".":
+			if ns == clientNS {
+				return true
+			}
+		case "~":
+		default:
+			if e == clientNS {
+				return true
+			}
+		}
+	}
+	return false
+}
