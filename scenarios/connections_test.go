@@ -156,7 +156,9 @@ func TestSidecarConnections(t *testing.T) {
 		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), checks: []check{
 			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 		}},
-		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}"), checks: []check{
+		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}\n  workloadSelector: {matchLabels: {app: client}}"), checks: []check{
+			// A sidecar honours credentialName only from a DestinationRule
+			// with a workloadSelector (cluster_tls.go, buildUpstreamClusterTLSContext).
 			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
 		}},
 		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the

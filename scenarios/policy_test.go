@@ -117,6 +117,22 @@ spec:
 				{name: "named-namespace", from: "other/client", to: serverHTTP, want: plainOK},
 			},
 		},
+		{
+			// credentialName on a sidecar counts only in a DestinationRule
+			// with a workloadSelector. Without one Istio builds no TLS
+			// context: the cluster sends plaintext (to the server sidecar,
+			// PERMISSIVE, that works). With one selecting the client, the
+			// client originates MUTUAL with the credential, which the
+			// server's PERMISSIVE inbound passes to the plain app: reset.
+			name: "4-credentialName_needs_workloadSelector",
+			cite: "pilot/pkg/networking/core/cluster_tls.go (buildUpstreamClusterTLSContext: credentialName on a sidecar without workloadSelector)",
+			config: dr("server", "default", "", "host: server\n  trafficPolicy: {tls: {mode: MUTUAL, credentialName: server-client}}") +
+				dr("server-sel", "other", "", "host: server.default.svc.cluster.local\n  workloadSelector: {matchLabels: {app: client}}\n  trafficPolicy: {tls: {mode: MUTUAL, credentialName: server-client}}"),
+			checks: []check{
+				{name: "no-selector-plaintext", from: "client", to: serverTCP, want: plainOK},
+				{name: "selector-originates", from: "other/client", to: serverTCP, want: expect("", w(outcome.TLS), "", ""), fails: true},
+			},
+		},
 	}
 	runRows(t, policyWorkloads, rows)
 }

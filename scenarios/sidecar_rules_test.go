@@ -168,6 +168,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			config: drServerTop + `    portLevelSettings:
     - port: {number: 8443}
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
+  workloadSelector: {matchLabels: {app: client}} # credentialName needs one on a sidecar (cluster_tls.go)
 `,
 			checks: []check{
 				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
@@ -181,6 +182,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			config: meshPA("STRICT") + drServerTop + `    portLevelSettings:
     - port: {number: 8443}
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
+  workloadSelector: {matchLabels: {app: client}} # credentialName needs one on a sidecar (cluster_tls.go)
 `,
 			checks: []check{
 				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.Reset, w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},

@@ -94,9 +94,6 @@ func (b *builder) checkDestinationRule(dr *networking.DestinationRule) {
 	for i, ss := range dr.Spec.GetSubsets() {
 		check(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), ss.GetTrafficPolicy())
 	}
-	if dr.Spec.GetWorkloadSelector() != nil {
-		b.unsupported(res, "spec.workloadSelector")
-	}
 }
 
 // checkPolicyParts refuses the load-balancer and connection-pool settings
@@ -388,9 +385,24 @@ func (b *builder) originationTLS(t *target, subset string, tls *networkingapi.Cl
 		b.fail(fmt.Errorf("client TLS for %s:%d: mode %v is not supported by meshtls", t.host, t.port, tls.GetMode()))
 		return nil, nil
 	}
+	if tls.GetCredentialName() != "" && !b.proxy.Gateway && !strings.HasPrefix(tls.GetCredentialName(), "configmap://") &&
+		b.m.DestinationRuleFor(t.host, b.proxy).Spec.GetWorkloadSelector() == nil {
+		// A sidecar honours credentialName only from a DestinationRule with
+		// a workloadSelector; otherwise Istio builds no TLS context at all
+		// and the cluster sends plaintext (cluster_tls.go,
+		// buildUpstreamClusterTLSContext: privilegedCredentialLookup).
+		return nil, nil
+	}
 	common := &tlsv3.CommonTlsContext{}
 	insecure := tls.GetInsecureSkipVerify().GetValue()
 	sans := tls.GetSubjectAltNames()
+	autoSAN := !insecure && len(sans) == 0 // decided on the DestinationRule's own SANs
+	if len(sans) == 0 && t.svc == nil {
+		// A ServiceEntry host: its subjectAltNames (and its endpoints'
+		// identities) when the DestinationRule gives none (cluster_tls.go,
+		// constructUpstreamTLS: serviceRegistry External).
+		sans = t.sans
+	}
 	switch {
 	case insecure:
 		// insecureSkipVerify: no server certificate verification at all
@@ -442,7 +454,7 @@ func (b *builder) originationTLS(t *target, subset string, tls *networkingapi.Cl
 		// Empty sni: SNI from the request's host, and the server cert checked
 		// against it unless SANs are given or verification is off
 		// (pilot/pkg/networking/core/cluster_builder.go, setAutoSniAndAutoSanValidation).
-		autoSNI = &core.UpstreamHttpProtocolOptions{AutoSni: true, AutoSanValidation: !insecure && len(sans) == 0}
+		autoSNI = &core.UpstreamHttpProtocolOptions{AutoSni: true, AutoSanValidation: autoSAN}
 	}
 	return tlsSocket(ctx), autoSNI
 }

@@ -286,7 +286,15 @@ spec:
 				t.Errorf("client cert = %v", c)
 			}
 		}},
-		{"MUTUAL credentialName", `{mode: MUTUAL, credentialName: b-client}`, "outbound|8443||b.default.svc.cluster.local", func(t *testing.T, u *tlsv3.UpstreamTlsContext, _ bool) {
+		// credentialName on a sidecar counts only in a DestinationRule with
+		// a workloadSelector; without one Istio builds no TLS context and
+		// the cluster is plaintext (cluster_tls.go, buildUpstreamClusterTLSContext).
+		{"MUTUAL credentialName without workloadSelector", `{mode: MUTUAL, credentialName: b-client}`, "outbound|8443||b.default.svc.cluster.local", func(t *testing.T, u *tlsv3.UpstreamTlsContext, _ bool) {
+			if u != nil {
+				t.Errorf("TLS from a credentialName in a DestinationRule without workloadSelector")
+			}
+		}},
+		{"MUTUAL credentialName with workloadSelector", "{mode: MUTUAL, credentialName: b-client}\n  workloadSelector: {matchLabels: {app: a}}", "outbound|8443||b.default.svc.cluster.local", func(t *testing.T, u *tlsv3.UpstreamTlsContext, _ bool) {
 			equal(t, "cert SDS", names(u.CommonTlsContext.TlsCertificateSdsSecretConfigs), []string{"kubernetes://b-client"})
 			equal(t, "CA SDS", []string{u.CommonTlsContext.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName()}, []string{"kubernetes://b-client-cacert"})
 		}},
@@ -310,6 +318,7 @@ kind: DestinationRule
 metadata: {name: b, namespace: default}
 spec:
   host: b.default.svc.cluster.local
+  workloadSelector: {matchLabels: {app: a}}
   trafficPolicy: {tls: {mode: MUTUAL, credentialName: b-client}}
 `, "a")
 	equal(t, "secrets", names(res.Secrets), []string{"ROOTCA", "default", "kubernetes://b-client", "kubernetes://b-client-cacert"})
@@ -541,4 +550,42 @@ spec:
 		t.Errorf("headers = %v", h)
 	}
 	equal(t, "removed", routes[2].RequestHeadersToRemove, []string{"x-c"})
+}
+
+// SIMPLE/MUTUAL origination to a ServiceEntry host verifies the entry's
+// subjectAltNames when the DestinationRule gives none; auto SAN validation
+// is still decided on the DestinationRule's own SANs (cluster_tls.go,
+// constructUpstreamTLS and setAutoSniAndAutoSanValidation).
+func TestServiceEntrySubjectAltNames(t *testing.T) {
+	se := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  subjectAltNames: [api.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api.example.com
+  trafficPolicy: {tls: {mode: SIMPLE, sni: api.example.com, caCertificates: /etc/meshtls/ca/app.pem%s}}
+`
+	for _, tc := range []struct {
+		name, extra string
+		want        []string
+	}{
+		{"from the ServiceEntry", "", []string{"DNS:api.example.com"}},
+		{"the DestinationRule's win", ", subjectAltNames: [other.example.com]", []string{"DNS:other.example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _ := translate(t, "sidecar.yaml", strings.Replace(se, "%s", tc.extra, 1), "a")
+			c := findCluster(t, res, "outbound|443||api.example.com")
+			u := upstreamTLS(t, c.TransportSocket)
+			equal(t, "SANs", sanStrings(u.CommonTlsContext.GetValidationContext().GetMatchTypedSubjectAltNames()), tc.want)
+		})
+	}
 }
