@@ -47,6 +47,9 @@ fi
 # --- Go modules --------------------------------------------------------------
 go mod download
 say "Go modules downloaded ($(go list -m all | wc -l) modules)"
+# The oracle (Istio's config generator) is its own module with Istio's pins.
+(cd oracle && go mod download)
+say "oracle modules downloaded ($(cd oracle && go list -m all | wc -l) modules)"
 
 # --- the user cache meshtls itself reads ------------------------------------
 # meshtls (a copied or `go install`ed binary, or the harness in another

@@ -61,7 +61,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		}
 		return cmd.Help()
 	}
-	root.AddCommand(validateCmd(), translateCmd(), runCmd(), setupCmd(), versionCmd())
+	root.AddCommand(validateCmd(), translateCmd(), runCmd(), setupCmd(), versionCmd(), oracleCmd())
 	return root
 }
 

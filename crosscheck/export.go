@@ -1,0 +1,201 @@
+package crosscheck
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshtls/meshtls/mesh"
+)
+
+// The cluster state a bundle stands for, as istiod would see it from
+// Kubernetes. Facts this relies on (docs/oracle.md):
+//   - an injected sidecar's pod carries the label security.istio.io/tlsMode=istio
+//     (the injection template, manifests/charts/istio-control/istio-discovery/files/injection-template.yaml)
+//     and the annotation sidecar.istio.io/status; gateways and pods without
+//     sidecar carry neither (gateway template and chart);
+//   - a Service's endpoints reach istiod as EndpointSlices, which the
+//     endpoint controller writes in a cluster: here we write them;
+//   - Services get a cluster IP from vipPrefix (never dialled: static only).
+
+const (
+	tlsModeLabel     = "security.istio.io/tlsMode"
+	sidecarStatusKey = "sidecar.istio.io/status"
+	sidecarStatus    = `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["workload-socket","credential-socket","workload-certs","istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null}`
+)
+
+var vipPrefix = netip.MustParsePrefix("10.96.0.0/16")
+
+// exportCase writes one bundle as the oracle's input.
+func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleCase, error) {
+	c := oracleCase{Name: name}
+	var kube, istio bytes.Buffer
+	put := func(buf *bytes.Buffer, obj any) error {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+		return nil
+	}
+	var errs []error
+	add := func(buf *bytes.Buffer, obj any) {
+		if err := put(buf, obj); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	namespaces := []string{mesh.RootNamespace, "default"}
+	for _, w := range m.Workloads {
+		namespaces = append(namespaces, w.Namespace)
+	}
+	for _, s := range m.Services {
+		namespaces = append(namespaces, s.Namespace)
+	}
+	slices.Sort(namespaces)
+	for _, ns := range slices.Compact(namespaces) {
+		add(&kube, &corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+
+	for _, w := range m.Workloads {
+		if w.External {
+			continue // not in the registry: reachable through a ServiceEntry only
+		}
+		ip := addrs[w.ID()].String()
+		labels := map[string]string{}
+		for k, v := range w.Labels {
+			labels[k] = v
+		}
+		annotations := map[string]string{}
+		if w.Sidecar && !w.Gateway {
+			labels[tlsModeLabel] = "istio"
+			annotations[sidecarStatusKey] = sidecarStatus
+		}
+		var ports []corev1.ContainerPort
+		for _, p := range w.Ports {
+			ports = append(ports, corev1.ContainerPort{Name: p.Name, ContainerPort: int32(p.Port), Protocol: corev1.ProtocolTCP})
+		}
+		add(&kube, &corev1.Pod{
+			TypeMeta:   typeMeta("v1", "Pod"),
+			ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: labels, Annotations: annotations},
+			Spec: corev1.PodSpec{
+				ServiceAccountName: w.ServiceAccount,
+				NodeName:           "node",
+				Containers:         []corev1.Container{{Name: "app", Image: "app", Ports: ports}},
+			},
+			Status: corev1.PodStatus{
+				Phase:      corev1.PodRunning,
+				PodIP:      ip,
+				PodIPs:     []corev1.PodIP{{IP: ip}},
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			},
+		})
+	}
+
+	vip := vipPrefix.Addr().Next()
+	for _, s := range m.Services {
+		var ports []corev1.ServicePort
+		var epPorts []discoveryv1.EndpointPort
+		for _, p := range s.Ports {
+			sp := corev1.ServicePort{Name: p.Name, Port: int32(p.Port), TargetPort: intstr.FromInt32(int32(p.TargetPort)), Protocol: corev1.ProtocolTCP}
+			ep := discoveryv1.EndpointPort{Name: ptr(p.Name), Port: ptr(int32(p.TargetPort)), Protocol: ptr(corev1.ProtocolTCP)}
+			if p.AppProtocol != "" {
+				sp.AppProtocol, ep.AppProtocol = ptr(p.AppProtocol), ptr(p.AppProtocol)
+			}
+			ports = append(ports, sp)
+			epPorts = append(epPorts, ep)
+		}
+		vip = vip.Next()
+		add(&kube, &corev1.Service{
+			TypeMeta:   typeMeta("v1", "Service"),
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
+			Spec: corev1.ServiceSpec{
+				Type: corev1.ServiceTypeClusterIP, ClusterIP: vip.String(), ClusterIPs: []string{vip.String()},
+				Selector: s.Selector, Ports: ports,
+			},
+		})
+		var eps []discoveryv1.Endpoint
+		for _, w := range m.Endpoints(s) {
+			eps = append(eps, discoveryv1.Endpoint{
+				Addresses:  []string{addrs[w.ID()].String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: w.Name, Namespace: w.Namespace},
+			})
+		}
+		add(&kube, &discoveryv1.EndpointSlice{
+			TypeMeta: typeMeta("discovery.k8s.io/v1", "EndpointSlice"),
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-oracle", Namespace: s.Namespace,
+				Labels: map[string]string{discoveryv1.LabelServiceName: s.Name, discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   eps,
+			Ports:       epPorts,
+		})
+	}
+	for _, s := range m.Secrets {
+		s := s.DeepCopy()
+		s.TypeMeta = typeMeta("v1", "Secret")
+		add(&kube, s)
+	}
+
+	for _, o := range m.PeerAuthentications {
+		o := o.DeepCopy()
+		o.TypeMeta = typeMeta("security.istio.io/v1", "PeerAuthentication")
+		add(&istio, o)
+	}
+	for _, o := range m.DestinationRules {
+		o := o.DeepCopy()
+		o.TypeMeta = typeMeta("networking.istio.io/v1", "DestinationRule")
+		add(&istio, o)
+	}
+	for _, o := range m.Gateways {
+		o := o.DeepCopy()
+		o.TypeMeta = typeMeta("networking.istio.io/v1", "Gateway")
+		add(&istio, o)
+	}
+	for _, o := range m.VirtualServices {
+		o := o.DeepCopy()
+		o.TypeMeta = typeMeta("networking.istio.io/v1", "VirtualService")
+		add(&istio, o)
+	}
+	for _, o := range m.ServiceEntries {
+		o := o.DeepCopy()
+		o.TypeMeta = typeMeta("networking.istio.io/v1", "ServiceEntry")
+		add(&istio, o)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("crosscheck: write %s as Kubernetes objects: %v", name, errs[0])
+	}
+	c.Kubernetes, c.Istio = kube.String(), istio.String()
+
+	for _, w := range m.Workloads {
+		if !w.HasProxy() {
+			continue
+		}
+		labels := map[string]string{}
+		for k, v := range w.Labels {
+			labels[k] = v
+		}
+		if !w.Gateway {
+			labels[tlsModeLabel] = "istio"
+		}
+		c.Proxies = append(c.Proxies, oracleProxy{
+			ID: w.ID(), Pod: w.Name, Namespace: w.Namespace, IP: addrs[w.ID()].String(),
+			Router: w.Gateway, Labels: labels, ServiceAccount: w.ServiceAccount,
+		})
+	}
+	return c, nil
+}
+
+func typeMeta(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
+
+func ptr[T any](v T) *T { return &v }
