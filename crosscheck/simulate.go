@@ -303,9 +303,12 @@ func (c *config) httpAction(m *hcm.HttpConnectionManager, cn *conn) string {
 	if host == "" {
 		host = "x"
 	}
+	if h, port, ok := strings.Cut(host, ":"); ok && (m.GetStripAnyHostPort() || rc.GetIgnorePortInHostMatching() || (m.GetStripMatchingHostPort() && port == fmt.Sprint(cn.dst.Port()))) {
+		host = h
+	}
 	vh := pickVirtualHost(rc, host)
 	if vh == nil {
-		return "-> no virtual host for " + host + " (404)"
+		return "-> 404 (no route)"
 	}
 	for _, r := range vh.GetRoutes() {
 		if !matchesRoot(r.GetMatch()) {
@@ -325,7 +328,7 @@ func (c *config) httpAction(m *hcm.HttpConnectionManager, cn *conn) string {
 		}
 		return "-> route without action"
 	}
-	return "-> no route (404)"
+	return "-> 404 (no route)"
 }
 
 // pickVirtualHost follows Envoy's domain match: exact, then longest suffix
@@ -428,11 +431,12 @@ func (c *config) upstream(name string, alpn []string, cn *conn) string {
 		return "no cluster"
 	case cl == nil:
 		return name + " (missing: 503)"
+	case strings.HasPrefix(name, "inbound|"):
+		// Istio's are ORIGINAL_DST clusters, meshtls's static to the app:
+		// both reach the local app.
+		return name + " (local app) " + socketSummary(cl.GetTransportSocket(), nil)
 	case cl.GetType() == cluster.Cluster_ORIGINAL_DST || name == "PassthroughCluster" || strings.HasPrefix(name, "InboundPassthroughCluster"):
 		return name + " (original destination) " + socketSummary(cl.GetTransportSocket(), nil)
-	}
-	if strings.HasPrefix(name, "inbound|") {
-		return name + " (local app) " + socketSummary(cl.GetTransportSocket(), nil)
 	}
 	eps := c.endpointsOf(name)
 	if len(eps) == 0 {

@@ -72,7 +72,9 @@ func (c *config) clusterLines() []Line {
 		}
 		out = append(out, Line{Key: "cluster " + name + " sockets", Value: strings.Join(socks, " ")})
 		for _, ep := range c.endpointsOf(name) {
-			out = append(out, Line{Key: "cluster " + name + " endpoint " + ep.name, Value: "tlsMode=" + ep.tlsMode + " -> " + socketSummary(socketFor(cl, ep.md), nil), Behaviour: true})
+			out = append(out,
+				Line{Key: "cluster " + name + " endpoint " + ep.name, Value: socketSummary(socketFor(cl, ep.md), nil), Behaviour: true},
+				Line{Key: "cluster " + name + " endpoint " + ep.name + " tlsMode", Value: ep.tlsMode})
 		}
 	}
 	return out

@@ -72,6 +72,16 @@ func commonTLS(c *tlsv3.CommonTlsContext) []string {
 	for _, m := range vc.GetMatchTypedSubjectAltNames() {
 		sans = append(sans, strings.ToLower(strings.TrimPrefix(m.GetSanType().String(), "SAN_TYPE_"))+":"+stringMatch(m.GetMatcher()))
 	}
+	// Istio writes the older untyped matchers (any SAN type); a SPIFFE ID
+	// can only be a URI SAN, so those read as URI matchers.
+	for _, m := range vc.GetMatchSubjectAltNames() {
+		v := stringMatch(m)
+		if strings.HasPrefix(v, "spiffe://") {
+			sans = append(sans, "uri:"+v)
+		} else {
+			sans = append(sans, "any:"+v)
+		}
+	}
 	slices.Sort(sans)
 	out = append(out, "san="+list(sans))
 
@@ -88,7 +98,7 @@ func commonTLS(c *tlsv3.CommonTlsContext) []string {
 // secretName normalises an SDS secret name.
 func secretName(n string) string {
 	if p, ok := strings.CutPrefix(n, "file-root:"); ok {
-		return "file:" + p
+		return dataSource(&core.DataSource{Specifier: &core.DataSource_Filename{Filename: p}})
 	}
 	if p, ok := strings.CutPrefix(n, "file-cert:"); ok {
 		return "file:" + strings.SplitN(p, "~", 2)[0]
@@ -100,6 +110,10 @@ func dataSource(d *core.DataSource) string {
 	switch {
 	case d == nil:
 		return "none"
+	case d.GetFilename() == "system" || d.GetFilename() == "/etc/ssl/certs/ca-certificates.crt":
+		// Istio's node agent reads "system" as the OS trust store, which
+		// meshtls names by its Debian path.
+		return "system-roots"
 	case d.GetFilename() != "":
 		return "file:" + d.GetFilename()
 	case d.GetInlineString() != "" || len(d.GetInlineBytes()) > 0:

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshtls/meshtls/crosscheck"
 )
@@ -12,6 +13,7 @@ import (
 func oracleCmd() *cobra.Command {
 	var allowPath string
 	var full bool
+	var dump string
 	cmd := &cobra.Command{
 		Use:   "oracle FILE|DIR...",
 		Short: "Diff each proxy's config against istiod's own (Istio's config generator, no Docker)",
@@ -32,6 +34,9 @@ a are explained by the allowlist (with its reason), ~ are structural (reported o
 			oracle, err := crosscheck.FindOracle()
 			if err != nil {
 				return bad(err)
+			}
+			if dump != "" {
+				return dumpIstio(cmd, oracle, files, dump)
 			}
 			var allow *crosscheck.Allowlist
 			if allowPath != "" {
@@ -56,6 +61,35 @@ a are explained by the allowlist (with its reason), ~ are structural (reported o
 		def = crosscheck.DefaultAllowlist
 	}
 	cmd.Flags().StringVar(&allowPath, "allowlist", def, "deliberate deviations (YAML); empty: none")
+	cmd.Flags().StringVar(&dump, "istio-config", "", "print istiod's config for this proxy (name, or namespace/name) as YAML instead of diffing")
 	cmd.Flags().BoolVar(&full, "full", false, "print every line of both skeletons, not only differences")
 	return cmd
+}
+
+// dumpIstio prints istiod's config of one proxy, as `translate` prints ours.
+func dumpIstio(cmd *cobra.Command, oracle string, files []string, proxy string) error {
+	if len(files) != 1 {
+		return bad(fmt.Errorf("--istio-config: give one bundle file, not %d", len(files)))
+	}
+	b, err := crosscheck.LoadBundle(files[0])
+	if err != nil {
+		return bad(err)
+	}
+	w, ok := b.Mesh.Workload(proxy)
+	if !ok || !w.HasProxy() {
+		return bad(fmt.Errorf("--istio-config %q: no workload with a proxy of that name", proxy))
+	}
+	_, cfgs, err := crosscheck.Generate(cmd.Context(), oracle, []*crosscheck.Bundle{b})
+	if err != nil {
+		return bad(err)
+	}
+	out, err := renderResources(cfgs[0].Proxies[w.ID()])
+	if err != nil {
+		return err
+	}
+	if out, err = yaml.JSONToYAML(out); err != nil {
+		return err
+	}
+	_, err = cmd.OutOrStdout().Write(out)
+	return err
 }

@@ -53,6 +53,9 @@ func generateCase(c Case) (res Result) {
 			ConfigString:           c.Istio,
 			MeshConfig:             meshConfig(),
 		})
+		// Endpoints and pods reach istiod through informers after its first
+		// push: wait until every update is in the push context.
+		s.EnsureSynced(t)
 		for _, p := range c.Proxies {
 			pc, err := buildProxy(s, p, &notes)
 			if err != nil {
