@@ -19,7 +19,6 @@ lint:
 # crosscheck tests compare every bundle with it.
 test: lint oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 -timeout 30m ./...
-	cd oracle && $(GO) test -count=1 ./...
 
 # Istio's own config generator as a program (docs/oracle.md). A separate
 # module: its dependencies are Istio's, pinned by Istio, not ours.
@@ -34,7 +33,6 @@ oracle: oracle-build
 
 oracle-test: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 ./crosscheck/
-	cd oracle && $(GO) test -count=1 ./...
 
 # The quick local loop: unit tests only (live tests skip with -short).
 test-short:
