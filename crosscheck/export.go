@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
@@ -140,35 +142,23 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		})
 	}
 	for _, s := range m.Secrets {
-		s := s.DeepCopy()
-		s.TypeMeta = typeMeta("v1", "Secret")
-		add(&kube, s)
+		add(&kube, typed(s, "v1", "Secret"))
 	}
 
 	for _, o := range m.PeerAuthentications {
-		o := o.DeepCopy()
-		o.TypeMeta = typeMeta("security.istio.io/v1", "PeerAuthentication")
-		add(&istio, o)
+		add(&istio, typed(o, "security.istio.io/v1", "PeerAuthentication"))
 	}
 	for _, o := range m.DestinationRules {
-		o := o.DeepCopy()
-		o.TypeMeta = typeMeta("networking.istio.io/v1", "DestinationRule")
-		add(&istio, o)
+		add(&istio, typed(o, "networking.istio.io/v1", "DestinationRule"))
 	}
 	for _, o := range m.Gateways {
-		o := o.DeepCopy()
-		o.TypeMeta = typeMeta("networking.istio.io/v1", "Gateway")
-		add(&istio, o)
+		add(&istio, typed(o, "networking.istio.io/v1", "Gateway"))
 	}
 	for _, o := range m.VirtualServices {
-		o := o.DeepCopy()
-		o.TypeMeta = typeMeta("networking.istio.io/v1", "VirtualService")
-		add(&istio, o)
+		add(&istio, typed(o, "networking.istio.io/v1", "VirtualService"))
 	}
 	for _, o := range m.ServiceEntries {
-		o := o.DeepCopy()
-		o.TypeMeta = typeMeta("networking.istio.io/v1", "ServiceEntry")
-		add(&istio, o)
+		add(&istio, typed(o, "networking.istio.io/v1", "ServiceEntry"))
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("crosscheck: write %s as Kubernetes objects: %v", name, errs[0])
@@ -196,6 +186,14 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 
 func typeMeta(apiVersion, kind string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
+
+// typed is a copy of o that says its apiVersion and kind (loaded objects
+// may not).
+func typed(o runtime.Object, apiVersion, kind string) runtime.Object {
+	c := o.DeepCopyObject()
+	c.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(apiVersion, kind))
+	return c
 }
 
 func ptr[T any](v T) *T { return &v }
