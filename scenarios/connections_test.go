@@ -7,7 +7,7 @@ import (
 )
 
 // The four connections of a sidecar, as the seed describes them
-// (SEED-understanding-tls-configuration.txt; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars):
+// (https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars):
 //
 //   - external inbound: a peer to this sidecar; the mode is PeerAuthentication's;
 //   - local inbound: this sidecar to its own app; forwarded as is, never originated;

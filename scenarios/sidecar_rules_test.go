@@ -121,7 +121,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			// (name tls) through to the app, which completes the handshake.
 			// sni is set because a TCP proxy has no Host header for auto SNI.
 			name: "SIMPLE_to_app_TLS_PERMISSIVE",
-			cite: "pilot/pkg/networking/core/filterchain_options.go (passthrough of non-Istio TLS); ISTIO-BEHAVIOUR.md derived",
+			cite: "pilot/pkg/networking/core/filterchain_options.go (passthrough of non-Istio TLS) (read from the source; this live row confirms it)",
 			config: drServerTop + `    portLevelSettings:
     - port: {number: 8443}
       tls: {mode: SIMPLE, sni: server.default.svc.cluster.local, caCertificates: /etc/meshtls/ca/app.pem}
@@ -135,7 +135,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			// terminates with its mesh certificate, which the app CA does not
 			// trust, and it wants a client certificate SIMPLE does not send.
 			name: "SIMPLE_vs_STRICT",
-			cite: "pilot/pkg/networking/core/filterchain_options.go; ISTIO-BEHAVIOUR.md derived",
+			cite: "pilot/pkg/networking/core/filterchain_options.go (read from the source; this live row confirms it)",
 			config: meshPA("STRICT") + drServerTop + `    portLevelSettings:
     - port: {number: 8443}
       tls: {mode: SIMPLE, sni: server.default.svc.cluster.local, caCertificates: /etc/meshtls/ca/app.pem}
@@ -151,7 +151,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			// SIMPLE to a port declared http on a PERMISSIVE sidecar: an HTTP
 			// port has no filter chain for non-Istio TLS.
 			name: "SIMPLE_to_http_port_PERMISSIVE",
-			cite: "pilot/pkg/networking/core/filterchain_options.go; ISTIO-BEHAVIOUR.md",
+			cite: "pilot/pkg/networking/core/filterchain_options.go",
 			config: drServerTop + `    portLevelSettings:
     - port: {number: 8080}
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
@@ -178,7 +178,7 @@ func TestSidecarDestinationRules(t *testing.T) {
 			// MUTUAL with a non-mesh client certificate against STRICT fails:
 			// only the mesh root verifies STRICT peers.
 			name: "MUTUAL_vs_STRICT",
-			cite: "pilot/pkg/networking/core/filterchain_options.go; ISTIO-BEHAVIOUR.md derived",
+			cite: "pilot/pkg/networking/core/filterchain_options.go (read from the source; this live row confirms it)",
 			config: meshPA("STRICT") + drServerTop + `    portLevelSettings:
     - port: {number: 8443}
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}

@@ -103,7 +103,7 @@ func TestGatewayRoutes(t *testing.T) {
 }
 
 // Credentials missing from the bundle are issued: ingress-CA server certs for
-// the server hosts, client CA as ca.crt (DESIGN.md).
+// the server hosts, client CA as ca.crt (docs/bundles.md).
 func TestGatewaySecretsIssued(t *testing.T) {
 	res, _ := translate(t, "gateway.yaml", "", gwID)
 	got := map[string]bool{}
@@ -169,7 +169,7 @@ stringData:
 }
 
 // A VirtualService with only a tls block does not apply to an HTTPS server
-// that terminates: the gateway answers 404 (ISTIO-BEHAVIOUR.md, Gateways).
+// that terminates: the gateway answers 404 (docs/istio-behaviour.md).
 // The issued certificate for a "*" server covers the bound hosts.
 func TestGatewayWrongVSBlock(t *testing.T) {
 	m := loadFile(t, "../scenarios/testdata/14-gateway-terminate-with-tls-routes.yaml")

@@ -13,7 +13,7 @@ import (
 )
 
 // needKind says how to make a kubernetes://<credentialName> secret that the
-// bundle does not provide (DESIGN.md, "A credentialName with no matching v1
+// bundle does not provide (docs/bundles.md, "A credentialName with no matching v1
 // Secret in the bundle gets one issued").
 type needKind int
 

@@ -82,7 +82,7 @@ func (b *builder) serviceTargets() []*target {
 		var eps []*mesh.Workload
 		for _, w := range b.m.Endpoints(s) {
 			// External workloads are outside the registry: reachable only
-			// through a ServiceEntry (DESIGN.md, Workload.external).
+			// through a ServiceEntry (docs/bundles.md, Workload.external).
 			if !w.External {
 				eps = append(eps, w)
 			}

@@ -35,11 +35,6 @@ func NewAdmin(socketPath string) *Admin {
 	return &Admin{target: socketPath, base: "http://envoy-admin", client: &http.Client{Transport: tr}}
 }
 
-// NewAdminTCP returns a client for the admin API at host:port.
-func NewAdminTCP(addr string) *Admin {
-	return &Admin{target: addr, base: "http://" + addr, client: &http.Client{}}
-}
-
 // Get returns the body of the admin path (with query), failing on non-2xx.
 func (a *Admin) Get(ctx context.Context, path string) ([]byte, error) {
 	if !strings.HasPrefix(path, "/") {

@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Default in-container paths (see DESIGN.md: the host directories holding
-// these sockets are mounted into each pod).
+// Default in-container paths (the host directories holding these sockets
+// are mounted into each pod).
 const (
 	DefaultXDSSocket   = "/var/run/meshtls/xds/xds.sock"
 	DefaultAdminSocket = "/var/run/meshtls/admin.sock"

@@ -57,8 +57,7 @@ type nodeSnapshot struct {
 }
 
 type config struct {
-	callbacks   Callbacks
-	grpcOptions []grpc.ServerOption
+	callbacks Callbacks
 }
 
 // Option configures a Server.
@@ -66,11 +65,6 @@ type Option func(*config)
 
 // WithCallbacks registers optional event hooks (connect, ACK, NACK...).
 func WithCallbacks(c Callbacks) Option { return func(cfg *config) { cfg.callbacks = c } }
-
-// WithGRPCOptions passes options to the underlying grpc.Server.
-func WithGRPCOptions(opts ...grpc.ServerOption) Option {
-	return func(cfg *config) { cfg.grpcOptions = append(cfg.grpcOptions, opts...) }
-}
 
 // NewServer returns a Server with no snapshots; call Serve to accept proxies.
 func NewServer(opts ...Option) *Server {
@@ -89,7 +83,7 @@ func NewServer(opts ...Option) *Server {
 		nodes:   map[string]*nodeSnapshot{},
 	}
 	s.xds = serverv3.NewServer(ctx, s.cache, s.tracker.callbacks())
-	s.grpc = grpc.NewServer(cfg.grpcOptions...)
+	s.grpc = grpc.NewServer()
 	// The ADS service carries both StreamAggregatedResources (state of the
 	// world) and DeltaAggregatedResources (incremental).
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, s.xds)

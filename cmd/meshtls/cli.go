@@ -15,7 +15,7 @@ import (
 	"github.com/meshtls/meshtls/mesh"
 )
 
-// Exit codes: the contract in DESIGN.md.
+// Exit codes: the contract in README.md and docs/bundles.md.
 const (
 	exitOK       = 0
 	exitMismatch = 1

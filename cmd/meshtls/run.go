@@ -37,7 +37,7 @@ type runFlags struct {
 	junit     string
 }
 
-// Summary is the "summary" object of `run -o json` (DESIGN.md).
+// Summary is the "summary" object of `run -o json` (docs/bundles.md).
 type Summary struct {
 	Total      int   `json:"total"`
 	Passed     int   `json:"passed"`

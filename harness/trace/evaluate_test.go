@@ -140,7 +140,7 @@ func TestExplainAndTable(t *testing.T) {
 	}
 }
 
-// The -o json contract (DESIGN.md): these keys must be present.
+// The -o json contract (docs/bundles.md): these keys must be present.
 func TestResultJSONKeys(t *testing.T) {
 	r := sample()
 	Evaluate(r, nil)
