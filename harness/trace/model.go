@@ -71,7 +71,7 @@ func PodsFromMesh(m *mesh.Mesh, plan map[string]netip.Addr) map[netip.Addr]PodIn
 	return out
 }
 
-// Result is one check's outcome and trace (docs/results.md; the JSON names
+// Result is one check's outcome and trace (docs/bundles.md, "Results"; the JSON names
 // are the `meshtls run -o json` contract).
 type Result struct {
 	Scenario   string          `json:"scenario"`
