@@ -221,6 +221,9 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.startWait)
 	defer cancel()
 	r.mesh = m
+	if err := m.CheckAddressPlan(r.prefix); err != nil {
+		return err
+	}
 	r.addrs = m.AddressPlan(r.prefix)
 	versions := map[string]string{}
 	for _, w := range m.Workloads {
@@ -285,10 +288,10 @@ func (p *Pod) envoyTail() string {
 }
 
 // hosts is the pod's /etc/hosts: our cluster DNS. Service names resolve
-// to their endpoints' pod addresses (there are no cluster IPs), in every
-// short form Kubernetes DNS accepts from the pod's namespace; hostnames
-// resolve to their workload. Static entries make resolution instant and
-// never send a query off the machine.
+// to the Service's cluster IP (a headless Service's to its endpoints' pod
+// addresses), in every short form Kubernetes DNS accepts from the pod's
+// namespace; hostnames resolve to their workload. Static entries make
+// resolution instant and never send a query off the machine.
 func (r *Runtime) hosts(w *mesh.Workload) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -300,8 +303,14 @@ func (r *Runtime) hosts(w *mesh.Workload) []string {
 		}
 	}
 	for _, s := range r.mesh.Services {
-		for _, e := range r.mesh.Endpoints(s) {
-			ip := r.addrs[e.ID()]
+		ips := []netip.Addr{r.addrs[s.VIPKey()]}
+		if s.Headless() {
+			ips = nil
+			for _, e := range r.mesh.Endpoints(s) {
+				ips = append(ips, r.addrs[e.ID()])
+			}
+		}
+		for _, ip := range ips {
 			add(s.Hostname(), ip)
 			add(s.Name+"."+s.Namespace+".svc", ip)
 			add(s.Name+"."+s.Namespace, ip)
@@ -406,17 +415,31 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 }
 
 // serviceDNAT lists the --dnat arguments that stand in for kube-proxy in
-// pods without a sidecar: a service port that differs from its targetPort,
-// for each endpoint (service names resolve to pod addresses here).
+// pods without a sidecar: each port of a cluster IP goes to one of the
+// Service's endpoints (its target port), chosen per connection; a headless
+// Service's port that differs from its targetPort is translated on each
+// endpoint's own address.
 func (r *Runtime) serviceDNAT() []string {
 	var out []string
 	for _, s := range r.mesh.Services {
+		eps := r.mesh.Endpoints(s)
+		vip, hasVIP := r.addrs[s.VIPKey()]
 		for _, sp := range s.Ports {
-			if sp.TargetPort == 0 || sp.TargetPort == sp.Port {
-				continue
+			tp := sp.TargetPort
+			if tp == 0 {
+				tp = sp.Port
 			}
-			for _, e := range r.mesh.Endpoints(s) {
-				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, sp.TargetPort))
+			switch {
+			case hasVIP && len(eps) > 0:
+				var targets []string
+				for _, e := range eps {
+					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[e.ID()], tp))
+				}
+				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%s", vip, sp.Port, strings.Join(targets, ",")))
+			case !hasVIP && tp != sp.Port:
+				for _, e := range eps {
+					out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, tp))
+				}
 			}
 		}
 	}

@@ -445,11 +445,12 @@ type checkTLSSpec struct {
 }
 
 type expectSpec struct {
-	Result outcome.Result  `json:"result,omitempty"`
-	Wire   []outcome.Wire  `json:"wire,omitempty"`
-	Peer   string          `json:"peer,omitempty"`
-	Reason string          `json:"reason,omitempty"`
-	Hops   []hopExpectSpec `json:"hops,omitempty"`
+	Result   outcome.Result  `json:"result,omitempty"`
+	Wire     []outcome.Wire  `json:"wire,omitempty"`
+	Peer     string          `json:"peer,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Hops     []hopExpectSpec `json:"hops,omitempty"`
+	ServedBy string          `json:"servedBy,omitempty"`
 }
 
 type hopExpectSpec struct {
@@ -496,7 +497,7 @@ func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
 		}
 	}
 	if s.Expect != nil {
-		c.Expect = &Expect{Result: s.Expect.Result, Wire: s.Expect.Wire, Peer: s.Expect.Peer, Reason: s.Expect.Reason}
+		c.Expect = &Expect{Result: s.Expect.Result, Wire: s.Expect.Wire, Peer: s.Expect.Peer, Reason: s.Expect.Reason, ServedBy: s.Expect.ServedBy}
 		for _, h := range s.Expect.Hops {
 			c.Expect.Hops = append(c.Expect.Hops, HopExpect(h))
 		}
@@ -505,15 +506,12 @@ func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
 }
 
 func (l *loader) addService(src Source, meta metav1.ObjectMeta, s *corev1.Service, rep report) {
-	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: src}
-	// Only what meshtls models; the rest would be silently ignored. Service
-	// names resolve to the selected pods (there are no cluster IPs), which is
-	// a headless Service, so clusterIP may be empty or None.
+	// A clusterIP is recorded, never dialled: the run gives the Service one
+	// from its own network (Mesh.AddressPlan); None makes it headless.
+	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: src, ClusterIP: s.Spec.ClusterIP}
+	// Only what meshtls models; the rest would be silently ignored.
 	if t := s.Spec.Type; t != "" && t != corev1.ServiceTypeClusterIP {
 		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP)", t))
-	}
-	if ip := s.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-		rep("spec.clusterIP", fmt.Sprintf("%q is not supported: meshtls gives Services no cluster IP (service names resolve to the selected pods); remove it or use None", ip))
 	}
 	if spec, err := json.Marshal(s.Spec); err == nil {
 		var keys map[string]any
@@ -522,7 +520,7 @@ func (l *loader) addService(src Source, meta metav1.ObjectMeta, s *corev1.Servic
 			switch k {
 			case "selector", "ports", "type", "clusterIP":
 			default:
-				rep("spec."+k, "not supported by meshtls (supported: selector, ports, type ClusterIP, clusterIP None)")
+				rep("spec."+k, "not supported by meshtls (supported: selector, ports, type ClusterIP, clusterIP)")
 			}
 		}
 	}
@@ -553,7 +551,7 @@ func (l *loader) finish() (*Mesh, error) {
 		if w.Gateway || w.External {
 			continue // gateways and external servers get no implied Service
 		}
-		if _, given := m.Sources["Service/"+w.ID()]; given {
+		if _, given := m.Sources["Service/"+w.ID()]; given || l.selectedByGiven(w) {
 			continue
 		}
 		s := &Service{Name: w.Name, Namespace: w.Namespace, Selector: w.Labels, Implied: true, Source: w.Source}
@@ -580,6 +578,18 @@ func (l *loader) finish() (*Mesh, error) {
 	m.sortByIstioOrder() // after validation, whose problems stay in file order
 	l.gatewayWarnings()
 	return m, nil
+}
+
+// selectedByGiven reports whether a Service given in the bundle selects w:
+// such a workload is reached through it, as in Kubernetes, and gets no
+// implied Service of its own.
+func (l *loader) selectedByGiven(w *Workload) bool {
+	for _, s := range l.m.Services {
+		if !s.Implied && s.Namespace == w.Namespace && len(s.Selector) > 0 && labelsMatch(s.Selector, w.Labels) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveTarget sets a Service port's numeric target: omitted means the

@@ -102,8 +102,6 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"(document 3) DestinationRule default/r", "metadata.name", "first defined in test.yaml (document 2)"}},
 		{"Service type ExternalName", a + "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: example.com}\n",
 			[]string{"(document 2) Service default/ext", "spec.type", "ExternalName", "allowed: ClusterIP"}},
-		{"Service cluster IP", a + "---\napiVersion: v1\nkind: Service\nmetadata: {name: vip}\nspec: {clusterIP: 10.0.0.1, selector: {app: a}, ports: [{name: http, port: 80}]}\n",
-			[]string{"(document 2) Service default/vip", "spec.clusterIP", "no cluster IP"}},
 		{"PA port level without selector", a + "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {portLevelMtls: {8080: {mode: DISABLE}}}\n",
 			[]string{"(document 2) PeerAuthentication default/p", "spec.portLevelMtls", "selector"}},
 		{"PA mode typo", a + "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: strict}}\n",

@@ -112,6 +112,10 @@ type Service struct {
 	Ports     []ServicePort
 	Implied   bool
 	Source    Source
+	// ClusterIP is spec.clusterIP as given: "None" makes the Service
+	// headless; any other value is recorded, never dialled (a run's cluster
+	// IPs come from its own network, see AddressPlan).
+	ClusterIP string
 }
 
 // ServicePort is one port of a Service; TargetPort is resolved to a number.
@@ -121,6 +125,13 @@ type ServicePort struct {
 	TargetPort  uint32
 	AppProtocol string
 }
+
+// VIPKey is where AddressPlan keeps the Service's cluster IP.
+func (s *Service) VIPKey() string { return "Service/" + s.Namespace + "/" + s.Name }
+
+// Headless reports a Service given with clusterIP: None: its name resolves
+// to the pods it selects and it has no cluster IP.
+func (s *Service) Headless() bool { return s.ClusterIP == "None" }
 
 // Hostname is the service FQDN, name.namespace.svc.cluster.local.
 func (s *Service) Hostname() string { return s.Name + "." + s.Namespace + "." + DomainSuffix }
@@ -167,6 +178,9 @@ type Expect struct {
 	Peer   string         // SPIFFE ID verified by the receiver on the last hop, or outcome.PeerNone
 	Reason string         // substring of Envoy's failure reason or response flags
 	Hops   []HopExpect
+	// ServedBy is the workload (namespace/name) whose app answered: the
+	// end of the last hop.
+	ServedBy string
 }
 
 // HopExpect is what the outer TLS layer of one network hop must show, by
@@ -178,15 +192,62 @@ type HopExpect struct {
 }
 
 // AddressPlan gives every workload a fixed address in prefix, in load order
-// (first usable host is .2; .1 is the bridge gateway). The harness creates
-// its network with this prefix so translation can happen before any
-// container starts.
+// (first usable host is .2; .1 is the bridge gateway), and every Service
+// that is not headless a cluster IP from the top of the same prefix
+// downward, under VIPKey. Cluster IPs thus come from the run's own network
+// and never from a range outside it; a clusterIP written in the bundle is
+// only recorded. The harness creates its network with this prefix so
+// translation can happen before any container starts. A prefix too small
+// for both leaves the last Services without cluster IP: CheckAddressPlan
+// says so.
 func (m *Mesh) AddressPlan(prefix netip.Prefix) map[string]netip.Addr {
-	out := make(map[string]netip.Addr, len(m.Workloads))
+	out := make(map[string]netip.Addr, len(m.Workloads)+len(m.Services))
 	a := prefix.Masked().Addr().Next().Next()
 	for _, w := range m.Workloads {
 		out[w.ID()] = a
 		a = a.Next()
 	}
+	last := a.Prev() // the highest workload address
+	vip := lastHost(prefix)
+	for _, s := range m.Services {
+		if s.Headless() {
+			continue
+		}
+		if !vip.IsValid() || vip.Compare(last) <= 0 {
+			break
+		}
+		out[s.VIPKey()] = vip
+		vip = vip.Prev()
+	}
 	return out
+}
+
+// CheckAddressPlan reports when prefix cannot hold every workload and
+// every Service's cluster IP.
+func (m *Mesh) CheckAddressPlan(prefix netip.Prefix) error {
+	plan := m.AddressPlan(prefix)
+	for _, s := range m.Services {
+		if _, ok := plan[s.VIPKey()]; !ok && !s.Headless() {
+			return fmt.Errorf("network %s is too small for %d workloads and %d Services with a cluster IP", prefix, len(m.Workloads), len(m.Services))
+		}
+	}
+	return nil
+}
+
+// lastHost is the highest address of prefix below its broadcast address.
+func lastHost(prefix netip.Prefix) netip.Addr {
+	p := prefix.Masked()
+	b := p.Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a.Prev()
 }

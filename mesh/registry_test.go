@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 )
@@ -20,11 +21,13 @@ func TestServicesAndEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ host, ns, want string }{
-		{"b", "default", "default/b"},
-		{"b.default", "legacy", "default/b"},
-		{"b.default.svc", "legacy", "default/b"},
-		{"b.default.svc.cluster.local", "legacy", "default/b"},
-		{"B.default.svc.cluster.local.", "legacy", "default/b"},
+		{"web", "default", "default/web"},
+		{"web.default", "legacy", "default/web"},
+		{"web.default.svc", "legacy", "default/web"},
+		{"web.default.svc.cluster.local", "legacy", "default/web"},
+		{"WEB.default.svc.cluster.local.", "legacy", "default/web"},
+		// Selected by web, b gets no implied Service of its own.
+		{"b", "default", ""},
 		{"legacy", "legacy", "legacy/legacy"},
 		{"legacy", "default", ""},
 		{"b.example.com", "default", ""},
@@ -64,5 +67,65 @@ func TestServicesAndEndpoints(t *testing.T) {
 	x, _ := noSel.ServiceByHost("x", "default")
 	if eps := noSel.Endpoints(x); len(eps) != 0 {
 		t.Errorf("service without selector selects %v", eps)
+	}
+}
+
+// Cluster IPs come from the top of the run's own prefix, one per Service
+// that is not headless; a clusterIP in the YAML is recorded only.
+func TestAddressPlanClusterIPs(t *testing.T) {
+	m := mustParse(t, `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: a}
+spec: {ports: [{name: http, port: 8080}]}
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: b1, labels: {app: b, version: v1}}
+spec: {ports: [{name: http, port: 8080}]}
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: b2, labels: {app: b, version: v2}}
+spec: {ports: [{name: http, port: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec: {clusterIP: 10.96.0.10, selector: {app: b}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b-headless}
+spec: {clusterIP: None, selector: {app: b}, ports: [{name: http, port: 8080}]}
+`)
+	var names []string
+	for _, s := range m.Services {
+		names = append(names, s.Namespace+"/"+s.Name)
+	}
+	if want := []string{"default/b", "default/b-headless", "default/a"}; !slices.Equal(names, want) {
+		t.Fatalf("services = %v, want %v (b1 and b2 are selected by b: no implied Service)", names, want)
+	}
+	plan := m.AddressPlan(netip.MustParsePrefix("172.30.5.0/24"))
+	want := map[string]string{
+		"default/a": "172.30.5.2", "default/b1": "172.30.5.3", "default/b2": "172.30.5.4",
+		"Service/default/b": "172.30.5.254", "Service/default/a": "172.30.5.253",
+	}
+	if len(plan) != len(want) {
+		t.Errorf("plan = %v, want %v", plan, want)
+	}
+	for k, v := range want {
+		if plan[k].String() != v {
+			t.Errorf("plan[%s] = %s, want %s", k, plan[k], v)
+		}
+	}
+	if s, _ := m.ServiceByHost("b", "default"); s.ClusterIP != "10.96.0.10" {
+		t.Errorf("recorded clusterIP = %q", s.ClusterIP)
+	}
+	if err := m.CheckAddressPlan(netip.MustParsePrefix("172.30.5.0/30")); err == nil {
+		t.Error("a /30 holds 3 workloads and 2 cluster IPs: want an error")
+	}
+	if err := m.CheckAddressPlan(netip.MustParsePrefix("172.30.5.0/24")); err != nil {
+		t.Error(err)
 	}
 }

@@ -422,6 +422,11 @@ func (l *loader) validateCheck(c *Check, rep report) {
 		if e.Peer != "" && e.Peer != outcome.PeerNone && !strings.HasPrefix(e.Peer, "spiffe://") {
 			rep("spec.expect.peer", fmt.Sprintf("must be a SPIFFE ID (spiffe://...) or none, got %q", e.Peer))
 		}
+		if e.ServedBy != "" {
+			if _, ok := m.Workload(e.ServedBy); !ok {
+				rep("spec.expect.servedBy", fmt.Sprintf("workload %q not found in the bundle", e.ServedBy))
+			}
+		}
 		for i, h := range e.Hops {
 			if h.TLSVersion != "" && !slices.Contains(KnownHopTLSVersions, h.TLSVersion) {
 				rep(fmt.Sprintf("spec.expect.hops[%d].tlsVersion", i), fmt.Sprintf("unknown value %q (allowed: %s)", h.TLSVersion, strings.Join(KnownHopTLSVersions, ", ")))

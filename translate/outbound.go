@@ -334,7 +334,7 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 }
 
 // vhostDomains: the FQDN and the short forms a client in the proxy's
-// namespace may use, each with and without :port
+// namespace may use, and the cluster IP, each with and without :port
 // (pilot/pkg/networking/core/httproute.go, generateVirtualHostDomains /
 // generateAltVirtualHosts: "b" only from the same namespace).
 func (b *builder) vhostDomains(t *target, port uint32) []string {
@@ -344,6 +344,10 @@ func (b *builder) vhostDomains(t *target, port uint32) []string {
 			hosts = append(hosts, t.name)
 		}
 		hosts = append(hosts, t.name+"."+t.ns, t.name+"."+t.ns+".svc")
+	}
+	// The cluster IP too, so a client that dials it by address is routed.
+	if t.vip.IsValid() {
+		hosts = append(hosts, t.vip.String())
 	}
 	var out []string
 	for _, h := range hosts {

@@ -348,7 +348,8 @@ func TestOutboundListeners(t *testing.T) {
 	for _, v := range rc.VirtualHosts {
 		vh = append(vh, v.Name)
 		if v.Name == "b.default.svc.cluster.local:8080" {
-			equal(t, "b domains", v.Domains, []string{"b.default.svc.cluster.local", "b.default.svc.cluster.local:8080", "b", "b:8080", "b.default", "b.default:8080", "b.default.svc", "b.default.svc:8080"})
+			vip := env.Addrs["Service/default/b"].String()
+			equal(t, "b domains", v.Domains, []string{"b.default.svc.cluster.local", "b.default.svc.cluster.local:8080", "b", "b:8080", "b.default", "b.default:8080", "b.default.svc", "b.default.svc:8080", vip, vip + ":8080"})
 			if got := v.Routes[0].GetRoute().GetCluster(); got != "outbound|8080||b.default.svc.cluster.local" {
 				t.Errorf("b route cluster = %q", got)
 			}
@@ -359,10 +360,11 @@ func TestOutboundListeners(t *testing.T) {
 	}
 	equal(t, "vhosts", vh, []string{"a.default.svc.cluster.local:8080", "b.default.svc.cluster.local:8080", "b2.default.svc.cluster.local:8080", "legacy.legacy.svc.cluster.local:8080", "allow_any"})
 
-	// TCP services are told apart by endpoint IP.
+	// TCP services are told apart by cluster IP (listener.go binds them to
+	// the service address).
 	l9 := findListener(t, res, "0.0.0.0_9000")
 	fc := findChain(t, l9, "outbound|9000||legacy.legacy.svc.cluster.local")
-	if p := fc.FilterChainMatch.PrefixRanges; len(p) != 1 || p[0].AddressPrefix != env.Addrs["legacy/legacy"].String() || p[0].PrefixLen.GetValue() != 32 {
+	if p := fc.FilterChainMatch.PrefixRanges; len(p) != 1 || p[0].AddressPrefix != env.Addrs["Service/legacy/legacy"].String() || p[0].PrefixLen.GetValue() != 32 {
 		t.Errorf("prefix ranges = %v", p)
 	}
 	if tp := chainTCPProxy(t, fc); tp.GetCluster() != "outbound|9000||legacy.legacy.svc.cluster.local" {

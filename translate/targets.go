@@ -27,7 +27,8 @@ type target struct {
 	eps      []endpointRef            // endpoints (not for resolveNone)
 	resource string                   // "Service default/b", for errors
 	sans     []string                 // ServiceEntry subjectAltNames
-	prefixes []netip.Prefix           // ServiceEntry addresses (VIPs, CIDRs)
+	prefixes []netip.Prefix           // ServiceEntry addresses (VIPs, CIDRs), or the Service's cluster IP
+	vip      netip.Addr               // the Service's cluster IP; invalid for headless Services
 }
 
 type resolution int
@@ -98,6 +99,14 @@ func (b *builder) serviceTargets() []*target {
 				svc:      s,
 				resolve:  resolveStatic,
 				resource: fmt.Sprintf("Service %s/%s", s.Namespace, s.Name),
+			}
+			// A Service with a cluster IP is matched on it: its pods' own
+			// addresses are not the Service (listener.go,
+			// buildSidecarOutboundListener binds TCP services to
+			// GetAddressForProxy); a headless one on each pod's address.
+			if vip, ok := b.env.Addrs[s.VIPKey()]; ok {
+				t.vip = vip
+				t.prefixes = []netip.Prefix{netip.PrefixFrom(vip, vip.BitLen())}
 			}
 			tp := sp.TargetPort
 			if tp == 0 {

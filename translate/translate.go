@@ -22,7 +22,8 @@ import (
 // Env is what translation needs besides the mesh: where workloads live and
 // the certificates to hand out over SDS.
 type Env struct {
-	// Addrs maps workload ID (namespace/name) to its IP, from mesh.AddressPlan.
+	// Addrs maps workload ID (namespace/name) to its IP, and Service.VIPKey
+	// to the cluster IP, from mesh.AddressPlan.
 	Addrs map[string]netip.Addr
 	// Certs issues workload, gateway and client credentials. Nil is allowed
 	// when the caller only wants listeners and clusters (no Secrets then).

@@ -132,6 +132,24 @@ func HopsAre(want []mesh.HopExpect) Predicate {
 	}
 }
 
+// ServedBy holds when the last hop ends at the workload want (namespace/name;
+// a bare name means the default namespace).
+func ServedBy(want string) Predicate {
+	if !strings.Contains(want, "/") {
+		want = "default/" + want
+	}
+	return func(r *Result) error {
+		got := ""
+		if len(r.Hops) > 0 {
+			got = r.Hops[len(r.Hops)-1].To
+		}
+		if got == want {
+			return nil
+		}
+		return fmt.Errorf("servedBy: expected %s, observed %s", want, orUnknown(got))
+	}
+}
+
 func orUnknown(s string) string {
 	if s == "" {
 		return "(unknown)"
@@ -161,6 +179,9 @@ func FromExpect(exp *mesh.Expect) []Predicate {
 	if len(exp.Hops) > 0 {
 		ps = append(ps, HopsAre(exp.Hops))
 	}
+	if exp.ServedBy != "" {
+		ps = append(ps, ServedBy(exp.ServedBy))
+	}
 	return ps
 }
 
@@ -172,7 +193,7 @@ func Evaluate(res *Result, exp *mesh.Expect) {
 		res.Expected, res.Verdict = nil, outcome.Report
 		return
 	}
-	res.Expected = &Expected{Result: exp.Result, Wire: exp.Wire, Peer: exp.Peer, Reason: exp.Reason}
+	res.Expected = &Expected{Result: exp.Result, Wire: exp.Wire, Peer: exp.Peer, Reason: exp.Reason, ServedBy: exp.ServedBy}
 	for _, h := range exp.Hops {
 		res.Expected.Hops = append(res.Expected.Hops, HopExpected(h))
 	}

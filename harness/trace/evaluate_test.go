@@ -90,6 +90,8 @@ func TestPredicates(t *testing.T) {
 		{"hop alpn differs", HopsAre([]mesh.HopExpect{{ALPN: []string{"http/1.1"}}}), tlsHop, false},
 		{"empty hop entry skips", HopsAre([]mesh.HopExpect{{}}), tlsHop, true},
 		{"plaintext hop is version none", HopsAre([]mesh.HopExpect{{TLSVersion: "none", SNI: "none"}}), sample(), true},
+		{"served by the last hop's end", ServedBy("b"), sample(), true},
+		{"served by another", ServedBy("default/a"), sample(), false},
 		{"more hops expected than seen", HopsAre([]mesh.HopExpect{{}, {TLSVersion: "TLSv1.3"}}), tlsHop, false},
 	}
 	for _, tt := range tests {

@@ -96,11 +96,12 @@ type Result struct {
 
 // Expected is the expectation a Result was compared with.
 type Expected struct {
-	Result outcome.Result `json:"result,omitempty"`
-	Wire   []outcome.Wire `json:"wire,omitempty"`
-	Peer   string         `json:"peer,omitempty"`
-	Reason string         `json:"reason,omitempty"`
-	Hops   []HopExpected  `json:"hops,omitempty"`
+	Result   outcome.Result `json:"result,omitempty"`
+	Wire     []outcome.Wire `json:"wire,omitempty"`
+	Peer     string         `json:"peer,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	Hops     []HopExpected  `json:"hops,omitempty"`
+	ServedBy string         `json:"servedBy,omitempty"`
 }
 
 // HopExpected is what one hop's outer TLS layer was expected to show.
