@@ -340,6 +340,22 @@ metadata: {name: b, namespace: default}
 spec:
   selector: {app: b}
   ports: [{name: http, port: 8080}]
+---
+# One Service per version too, so a check can call each: a workload that
+# Service b selects gets no implied Service of its own, as in Kubernetes.
+apiVersion: v1
+kind: Service
+metadata: {name: b-v1, namespace: default}
+spec:
+  selector: {app: b, version: v1}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b-v2, namespace: default}
+spec:
+  selector: {app: b, version: v2}
+  ports: [{name: http, port: 8080}]
 `
 
 func migrationConfig(tls string) string {
