@@ -380,8 +380,8 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 		return nil
 	}
 	if w.Sidecar && !w.Gateway {
-		if err := r.runInit(ctx, p, base, netns, []string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
-			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}); err != nil {
+		if err := r.runInit(ctx, p, base, netns, append([]string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
+			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}, captureArgs(w.Capture)...)); err != nil {
 			return err
 		}
 	}

@@ -173,7 +173,7 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 func workloadKey(m *mesh.Mesh) string {
 	var ids []string
 	for _, w := range m.Workloads {
-		ids = append(ids, fmt.Sprintf("%s|%v|%v|%v|%v|%s|%v|%v", w.ID(), w.Sidecar, w.Gateway, w.External, w.Ports, w.ServiceAccount, w.Hostnames, w.Labels))
+		ids = append(ids, fmt.Sprintf("%s|%v|%v|%v|%v|%s|%v|%v|%v", w.ID(), w.Sidecar, w.Gateway, w.External, w.Ports, w.ServiceAccount, w.Hostnames, w.Labels, captureArgs(w.Capture)))
 	}
 	sort.Strings(ids)
 	return strings.Join(ids, "\n")

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	networking "istio.io/client-go/pkg/apis/networking/v1"
-	security "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -125,6 +124,8 @@ type loader struct {
 	targets map[*Service][]intstr.IntOrString
 	// broken holds "Kind/ns/name" of objects that failed to decode.
 	broken map[string]bool
+	// pods are Kubernetes pods and pod templates, made Workloads in finish.
+	pods []*kubePods
 }
 
 func newLoader() *loader {
@@ -173,17 +174,6 @@ func isBlankYAML(b []byte) bool {
 	return true
 }
 
-// Kinds we read, by apiVersion.
-var knownKinds = map[string][]string{
-	"networking.istio.io/v1":       {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
-	"networking.istio.io/v1beta1":  {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
-	"networking.istio.io/v1alpha3": {"DestinationRule", "Gateway", "ServiceEntry", "VirtualService"},
-	"security.istio.io/v1":         {"PeerAuthentication"},
-	"security.istio.io/v1beta1":    {"PeerAuthentication"},
-	"v1":                           {"Secret", "Service"},
-	OurAPIVersion:                  {"Check", "Workload"},
-}
-
 func (l *loader) parseFile(file string, data []byte) {
 	for i, d := range splitDocs(data) {
 		l.parseDoc(Source{File: file, Index: i}, d)
@@ -203,26 +193,64 @@ func (l *loader) parseDoc(src Source, y []byte) {
 		l.add(src, "", "", "", fmt.Sprintf("invalid document: %v", err))
 		return
 	}
-	obj, ok := tree.(map[string]any)
-	if !ok {
-		if tree != nil {
-			l.add(src, "", "", "", fmt.Sprintf("a document must be an object with apiVersion and kind, got %s", jsonTypeName(tree)))
-		}
+	if tree == nil {
 		return
 	}
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		l.add(src, "", "", "", fmt.Sprintf("a document must be an object with apiVersion and kind, got %s", jsonTypeName(tree)))
+		return
+	}
+	if obj["kind"] == "List" && obj["apiVersion"] == "v1" {
+		l.parseList(src, obj)
+		return
+	}
+	l.parseObject(src, obj, js)
+}
+
+// parseList reads kubectl's `kind: List` (what `kubectl get -o yaml`
+// prints for more than one object): each item is loaded as a document of
+// its own, named by its position in the list.
+func (l *loader) parseList(src Source, obj map[string]any) {
+	for _, k := range sortedKeys(obj) {
+		if !slices.Contains([]string{"apiVersion", "kind", "items", "metadata"}, k) {
+			l.add(src, "List", "", k, fmt.Sprintf("unknown field %q (allowed: apiVersion, kind, items, metadata)", k))
+		}
+	}
+	items, ok := obj["items"].([]any)
+	if !ok && obj["items"] != nil {
+		l.add(src, "List", "", "items", fmt.Sprintf("expected a list, got %s", jsonTypeName(obj["items"])))
+		return
+	}
+	for i, it := range items {
+		isrc := src
+		isrc.Item = i + 1
+		o, ok := it.(map[string]any)
+		if !ok {
+			l.add(isrc, "", "", "", fmt.Sprintf("a list item must be an object with apiVersion and kind, got %s", jsonTypeName(it)))
+			continue
+		}
+		js, err := json.Marshal(o)
+		if err != nil {
+			l.add(isrc, "", "", "", err.Error())
+			continue
+		}
+		l.parseObject(isrc, o, js)
+	}
+}
+
+// parseObject loads one object: its kind's entry in the kinds table says
+// which fields it may have and how it enters the Mesh.
+func (l *loader) parseObject(src Source, obj map[string]any, js []byte) {
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
 	if apiVersion == "" || kind == "" {
 		l.add(src, kind, "", "", "apiVersion and kind are required")
 		return
 	}
-	kinds, ok := knownKinds[apiVersion]
+	def, ok := lookupKind(apiVersion, kind)
 	if !ok {
-		l.add(src, kind, "", "apiVersion", fmt.Sprintf("unknown apiVersion %q (allowed: %s)", apiVersion, strings.Join(sortedKeys(knownKinds), ", ")))
-		return
-	}
-	if !slices.Contains(kinds, kind) {
-		l.add(src, kind, "", "kind", fmt.Sprintf("unknown kind %q for apiVersion %s (allowed: %s)", kind, apiVersion, strings.Join(kinds, ", ")))
+		l.unknownKind(src, apiVersion, kind, obj)
 		return
 	}
 
@@ -235,10 +263,13 @@ func (l *loader) parseDoc(src Source, y []byte) {
 			return
 		}
 	}
-	if meta.Namespace == "" {
+	if meta.Namespace == "" && !def.clusterScoped {
 		meta.Namespace = "default"
 	}
 	name := meta.Namespace + "/" + meta.Name
+	if def.clusterScoped {
+		name = meta.Name
+	}
 	nprobs := len(l.probs)
 	rep := func(field, msg string) { l.add(src, kind, name, field, msg) }
 	if meta.Name == "" {
@@ -246,12 +277,9 @@ func (l *loader) parseDoc(src Source, y []byte) {
 	}
 	checkGo("metadata", reflect.TypeFor[metav1.ObjectMeta](), obj["metadata"], rep)
 
-	top := []string{"apiVersion", "kind", "metadata", "spec", "status"}
-	switch kind {
-	case "Secret":
-		top = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}
-	case "Workload", "Check":
-		top = []string{"apiVersion", "kind", "metadata", "spec"}
+	top := def.top
+	if top == nil {
+		top = []string{"apiVersion", "kind", "metadata", "spec", "status"}
 	}
 	for _, k := range sortedKeys(obj) {
 		if !slices.Contains(top, k) {
@@ -273,82 +301,92 @@ func (l *loader) parseDoc(src Source, y []byte) {
 			l.broken[key] = true
 		}
 	}()
+	def.load(l, &doc{src: src, kind: kind, name: name, meta: meta, obj: obj, js: js, rep: rep})
+}
 
-	spec := obj["spec"]
-	specJSON, _ := json.Marshal(spec)
-	switch kind {
-	case "DestinationRule", "Gateway", "VirtualService", "ServiceEntry", "PeerAuthentication":
-		var msg proto.Message
-		switch kind {
-		case "DestinationRule":
-			dr := &networking.DestinationRule{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
-			l.m.DestinationRules = append(l.m.DestinationRules, dr)
-			msg = &dr.Spec
-		case "Gateway":
-			g := &networking.Gateway{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
-			l.m.Gateways = append(l.m.Gateways, g)
-			msg = &g.Spec
-		case "VirtualService":
-			vs := &networking.VirtualService{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
-			l.m.VirtualServices = append(l.m.VirtualServices, vs)
-			msg = &vs.Spec
-		case "ServiceEntry":
-			se := &networking.ServiceEntry{TypeMeta: istioType("networking", kind), ObjectMeta: meta}
-			l.m.ServiceEntries = append(l.m.ServiceEntries, se)
-			msg = &se.Spec
-		case "PeerAuthentication":
-			pa := &security.PeerAuthentication{TypeMeta: istioType("security", kind), ObjectMeta: meta}
-			l.m.PeerAuthentications = append(l.m.PeerAuthentications, pa)
-			msg = &pa.Spec
-		}
-		checkProto("spec", msg.ProtoReflect().Descriptor(), spec, rep)
-		if len(l.probs) == nprobs && spec != nil {
+// doc is one object being loaded.
+type doc struct {
+	src  Source
+	kind string
+	name string // namespace/name, or name for cluster-scoped kinds
+	meta metav1.ObjectMeta
+	obj  map[string]any
+	js   []byte
+	rep  report
+}
+
+// loadIstio decodes an Istio resource: every served version is normalised
+// to the v1 client-go type (their specs are the same protos). newObj adds
+// the object to the mesh and returns its spec.
+func loadIstio(newObj func(m *Mesh, tm metav1.TypeMeta, meta metav1.ObjectMeta) proto.Message, group string) func(*loader, *doc) {
+	return func(l *loader, d *doc) {
+		msg := newObj(l.m, istioType(group, d.kind), d.meta)
+		spec := d.obj["spec"]
+		n := len(l.probs)
+		checkProto("spec", msg.ProtoReflect().Descriptor(), spec, d.rep)
+		if len(l.probs) == n && spec != nil {
+			specJSON, _ := json.Marshal(spec)
 			if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(specJSON, msg); err != nil {
-				rep("spec", err.Error())
+				d.rep("spec", err.Error())
 			}
 		}
-	case "Service":
-		checkGo("", reflect.TypeFor[corev1.Service](), obj, rep)
-		var s corev1.Service
-		if err := json.Unmarshal(js, &s); err != nil {
-			rep(typeField(err), typeErr(err))
-			return
-		}
-		l.addService(src, meta, &s, rep)
-	case "Secret":
-		checkGo("", reflect.TypeFor[corev1.Secret](), obj, rep)
-		var s corev1.Secret
-		if err := json.Unmarshal(js, &s); err != nil {
-			rep(typeField(err), typeErr(err))
-			return
-		}
-		s.ObjectMeta = meta
-		s.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
-		if s.Data == nil {
-			s.Data = map[string][]byte{}
-		}
-		for k, v := range s.StringData {
-			s.Data[k] = []byte(v)
-		}
-		s.StringData = nil
-		l.m.Secrets = append(l.m.Secrets, &s)
-	case "Workload":
-		var doc struct {
-			Spec workloadSpec `json:"spec"`
-		}
-		if !l.decodeOurs(obj, js, &doc, rep) {
-			return
-		}
-		l.addWorkload(src, meta, &doc.Spec)
-	case "Check":
-		var doc struct {
-			Spec checkSpec `json:"spec"`
-		}
-		if !l.decodeOurs(obj, js, &doc, rep) {
-			return
-		}
-		l.addCheck(src, meta, &doc.Spec)
 	}
+}
+
+// decodeKube checks a Kubernetes object strictly against its Go type and
+// decodes it.
+func decodeKube[T any](d *doc) (*T, bool) {
+	var v T
+	checkGo("", reflect.TypeFor[T](), d.obj, d.rep)
+	if err := json.Unmarshal(d.js, &v); err != nil {
+		d.rep(typeField(err), typeErr(err))
+		return nil, false
+	}
+	return &v, true
+}
+
+func loadSecret(l *loader, d *doc) {
+	s, ok := decodeKube[corev1.Secret](d)
+	if !ok {
+		return
+	}
+	if s.Type != corev1.SecretTypeTLS {
+		// Only TLS secrets feed credentialName; others (Opaque, tokens,
+		// docker config) cannot change what meshtls runs.
+		delete(l.m.Sources, "Secret/"+d.name)
+		l.notice(d.src, d.kind, d.name, fmt.Sprintf("skipped: type %q is not kubernetes.io/tls, the only Secret type meshtls reads (for credentialName)", s.Type))
+		return
+	}
+	s.ObjectMeta = d.meta
+	s.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	for k, v := range s.StringData {
+		s.Data[k] = []byte(v)
+	}
+	s.StringData = nil
+	l.m.Secrets = append(l.m.Secrets, s)
+}
+
+func loadWorkload(l *loader, d *doc) {
+	var doc struct {
+		Spec workloadSpec `json:"spec"`
+	}
+	if !l.decodeOurs(d.obj, d.js, &doc, d.rep) {
+		return
+	}
+	l.addWorkload(d.src, d.meta, &doc.Spec, d.rep)
+}
+
+func loadCheck(l *loader, d *doc) {
+	var doc struct {
+		Spec checkSpec `json:"spec"`
+	}
+	if !l.decodeOurs(d.obj, d.js, &doc, d.rep) {
+		return
+	}
+	l.addCheck(d.src, d.meta, &doc.Spec)
 }
 
 // istioType is the v1 TypeMeta every served version is normalised to.
@@ -462,7 +500,7 @@ type hopExpectSpec struct {
 // DefaultCheckCAs are the CAs a check's client trusts unless told otherwise.
 var DefaultCheckCAs = []string{"ingress", "app"}
 
-func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec) {
+func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec, rep report) {
 	w := &Workload{
 		Name:           meta.Name,
 		Namespace:      meta.Namespace,
@@ -473,6 +511,10 @@ func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec
 		Hostnames:      s.Hostnames,
 		External:       s.External,
 		Source:         src,
+		Kind:           "Workload",
+	}
+	if w.Sidecar && !w.Gateway {
+		w.Capture = l.captureAnnotations(meta.Annotations, "metadata.annotations", rep)
 	}
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = w.Name
@@ -505,50 +547,13 @@ func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
 	l.m.Checks = append(l.m.Checks, c)
 }
 
-func (l *loader) addService(src Source, meta metav1.ObjectMeta, s *corev1.Service, rep report) {
-	// A clusterIP is recorded, never dialled: the run gives the Service one
-	// from its own network (Mesh.AddressPlan); None makes it headless.
-	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: src, ClusterIP: s.Spec.ClusterIP}
-	// Only what meshtls models; the rest would be silently ignored.
-	if t := s.Spec.Type; t != "" && t != corev1.ServiceTypeClusterIP {
-		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP)", t))
-	}
-	if spec, err := json.Marshal(s.Spec); err == nil {
-		var keys map[string]any
-		_ = json.Unmarshal(spec, &keys)
-		for k := range keys {
-			switch k {
-			case "selector", "ports", "type", "clusterIP":
-			default:
-				rep("spec."+k, "not supported by meshtls (supported: selector, ports, type ClusterIP, clusterIP)")
-			}
-		}
-	}
-	var targets []intstr.IntOrString
-	for i, p := range s.Spec.Ports {
-		if p.Port <= 0 || p.Port > 65535 {
-			rep(fmt.Sprintf("spec.ports[%d].port", i), fmt.Sprintf("must be 1-65535, got %d", p.Port))
-		}
-		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
-			rep(fmt.Sprintf("spec.ports[%d].protocol", i), fmt.Sprintf("unsupported value %q (allowed: TCP)", p.Protocol))
-		}
-		sp := ServicePort{Name: p.Name, Port: uint32(p.Port)}
-		if p.AppProtocol != nil {
-			sp.AppProtocol = *p.AppProtocol
-		}
-		svc.Ports = append(svc.Ports, sp)
-		targets = append(targets, p.TargetPort)
-	}
-	l.targets[svc] = targets
-	l.m.Services = append(l.m.Services, svc)
-}
-
 // finish adds implied Services, resolves target ports, validates, and
 // returns the Mesh or every problem found.
 func (l *loader) finish() (*Mesh, error) {
 	m := l.m
+	l.kubeWorkloads()
 	for _, w := range m.Workloads {
-		if w.Gateway || w.External {
+		if w.Kind != "Workload" || w.Gateway || w.External {
 			continue // gateways and external servers get no implied Service
 		}
 		if _, given := m.Sources["Service/"+w.ID()]; given || l.selectedByGiven(w) {
@@ -570,11 +575,15 @@ func (l *loader) finish() (*Mesh, error) {
 			l.resolveTarget(s, i, targets[i])
 		}
 	}
+	l.kubeServicePorts()
 	l.validate()
 	if len(l.probs) > 0 {
 		return nil, &ValidationError{Problems: l.probs}
 	}
 	l.notices()
+	slices.SortStableFunc(m.Notices, func(a, b Problem) int {
+		return cmp.Or(strings.Compare(a.Source.File, b.Source.File), cmp.Compare(a.Source.Index, b.Source.Index), cmp.Compare(a.Source.Item, b.Source.Item))
+	})
 	m.sortByIstioOrder() // after validation, whose problems stay in file order
 	l.gatewayWarnings()
 	return m, nil

@@ -31,9 +31,15 @@ const (
 type Source struct {
 	File  string // path as given
 	Index int    // 0-based document index within the file
+	Item  int    // 1-based item of a kind: List document; 0: not in a List
 }
 
-func (s Source) String() string { return fmt.Sprintf("%s (document %d)", s.File, s.Index+1) }
+func (s Source) String() string {
+	if s.Item > 0 {
+		return fmt.Sprintf("%s (document %d, item %d)", s.File, s.Index+1, s.Item)
+	}
+	return fmt.Sprintf("%s (document %d)", s.File, s.Index+1)
+}
 
 // Mesh is one loaded bundle. Istio resources of every served version are
 // normalised to the v1 client-go types (their specs are the same protos).
@@ -48,13 +54,17 @@ type Mesh struct {
 	ServiceEntries      []*networking.ServiceEntry
 	Secrets             []*corev1.Secret
 
-	// Notices name fields that are accepted but not translated because they
-	// cannot change TLS or reachability (notice.go). They do not make the
-	// bundle invalid; validate and run print them.
+	// Notices say what loading did that the user should know and that does
+	// not make the bundle invalid: documents skipped, replicas capped, fields
+	// accepted but not translated because they cannot change TLS or
+	// reachability (notice.go). validate and run print them.
 	Notices []Problem
 	// Warnings name config Istio accepts but partly ignores, e.g. a
 	// Gateway server that conflicts with an older one; the bundle stays valid.
 	Warnings []Problem
+
+	// Namespaces holds the labels of v1 Namespace documents, by name.
+	Namespaces map[string]map[string]string
 
 	// Sources maps "Kind/namespace/name" to where the document came from.
 	Sources map[string]Source
@@ -76,6 +86,36 @@ type Workload struct {
 	External       bool
 	Ports          []WorkloadPort
 	Source         Source
+	// Kind is what the workload came from: Workload (ours), Pod, Deployment,
+	// StatefulSet, DaemonSet or ReplicaSet.
+	Kind string
+	// Controller is the name of the Kubernetes object whose pods this is
+	// one of (namespace/name); a ref to it resolves to its first pod.
+	Controller string
+	// Capture is how the pod's traffic reaches its sidecar (Istio's
+	// traffic.sidecar.istio.io annotations); the zero value captures all.
+	Capture Capture
+}
+
+// Capture is the redirection istio-init programs, as changed by the pod
+// annotations traffic.sidecar.istio.io/includeInboundPorts,
+// excludeInboundPorts, excludeOutboundPorts, includeOutboundIPRanges and
+// excludeOutboundIPRanges. The zero value is Istio's default: every inbound
+// port and every outbound address is captured.
+type Capture struct {
+	InboundPorts    []uint32 // capture only these inbound ports (nil: all)
+	NoInbound       bool     // includeInboundPorts "": no inbound capture
+	ExcludeInbound  []uint32 // applies when every inbound port is captured
+	ExcludeOutbound []uint32 // outbound destination ports not captured
+	OutboundRanges  []netip.Prefix
+	NoOutbound      bool // includeOutboundIPRanges "": no outbound capture
+	ExcludeRanges   []netip.Prefix
+}
+
+// IsDefault reports whether c captures everything, as Istio does by default.
+func (c Capture) IsDefault() bool {
+	return c.InboundPorts == nil && !c.NoInbound && len(c.ExcludeInbound) == 0 && len(c.ExcludeOutbound) == 0 &&
+		c.OutboundRanges == nil && !c.NoOutbound && len(c.ExcludeRanges) == 0
 }
 
 // WorkloadPort is a port the app listens on.

@@ -26,6 +26,12 @@ func (m *Mesh) Workload(ref string) (*Workload, bool) {
 			return w, true
 		}
 	}
+	// A Deployment (or other controller) with several replicas: its first pod.
+	for _, w := range m.Workloads {
+		if w.Controller == ns+"/"+name {
+			return w, true
+		}
+	}
 	return nil, false
 }
 

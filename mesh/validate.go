@@ -120,7 +120,7 @@ func (l *loader) validateWorkload(w *Workload, rep report) {
 			rep(f+".port", fmt.Sprintf("duplicate port %d", p.Port))
 		}
 		ports[p.Port] = true
-		if p.Name != "" {
+		if p.Name != "" && w.Kind == "Workload" { // Kubernetes pods take port names from their Services
 			if names[p.Name] {
 				rep(f+".name", fmt.Sprintf("duplicate port name %q", p.Name))
 			}

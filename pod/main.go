@@ -65,6 +65,12 @@ func initCmd(args []string, stdout io.Writer) error {
 	in := fs.Uint("inbound-port", 15006, "port inbound TCP is redirected to")
 	iface := fs.String("iface", "eth0", "interface whose inbound TCP is redirected")
 	noCapture := fs.Bool("no-capture", false, "a pod without sidecar: program only --dnat rules")
+	// Istio's capture annotations, with istio-iptables' syntax (-b, -d, -o, -i, -x).
+	inclIn := fs.String("include-inbound-ports", "*", `inbound ports captured: "*" all, "" none, or a list`)
+	exclIn := fs.String("exclude-inbound-ports", "", "inbound ports not captured (with include \"*\")")
+	exclOut := fs.String("exclude-outbound-ports", "", "outbound destination ports not captured")
+	inclRanges := fs.String("include-outbound-ip-ranges", "*", `outbound CIDRs captured: "*" all, "" none, or a list`)
+	exclRanges := fs.String("exclude-outbound-ip-ranges", "", "outbound CIDRs not captured")
 	var dnat []PortMap
 	fs.Func("dnat", "ADDR:PORT=TARGETPORT service port translation for a pod without sidecar (repeatable)", func(s string) error {
 		m, err := ParsePortMap(s)
@@ -84,11 +90,40 @@ func initCmd(args []string, stdout io.Writer) error {
 	if *out == 0 || *out > 65535 || *in == 0 || *in > 65535 {
 		return fmt.Errorf("ports must be 1..65535 (got outbound %d, inbound %d)", *out, *in)
 	}
-	if err := Redirect(RedirectConfig{
+	cfg := RedirectConfig{
 		UID: uint32(*uid), GID: uint32(*gid),
 		OutboundPort: uint16(*out), InboundPort: uint16(*in),
 		Iface: *iface, ServiceDNAT: dnat,
-	}); err != nil {
+	}
+	var err error
+	switch *inclIn {
+	case "*":
+	case "":
+		cfg.NoInbound = true
+	default:
+		if cfg.InboundPorts, err = ParsePorts(*inclIn); err != nil {
+			return fmt.Errorf("--include-inbound-ports: %w", err)
+		}
+	}
+	if cfg.ExcludeInbound, err = ParsePorts(*exclIn); err != nil {
+		return fmt.Errorf("--exclude-inbound-ports: %w", err)
+	}
+	if cfg.ExcludeOutbound, err = ParsePorts(*exclOut); err != nil {
+		return fmt.Errorf("--exclude-outbound-ports: %w", err)
+	}
+	switch *inclRanges {
+	case "*":
+	case "":
+		cfg.NoOutbound = true
+	default:
+		if cfg.OutboundRanges, err = ParseRanges(*inclRanges); err != nil {
+			return fmt.Errorf("--include-outbound-ip-ranges: %w", err)
+		}
+	}
+	if cfg.ExcludeRanges, err = ParseRanges(*exclRanges); err != nil {
+		return fmt.Errorf("--exclude-outbound-ip-ranges: %w", err)
+	}
+	if err := Redirect(cfg); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "meshtls-pod: redirection installed (table ip %s: outbound tcp -> :%d except uid %d/gid %d and 127.0.0.0/8; inbound tcp on %s -> :%d)\n",

@@ -3,6 +3,7 @@ package pod
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -29,6 +30,15 @@ type RedirectConfig struct {
 	// cluster IP's port goes to one of the Service's endpoints, and a
 	// headless Service's port that differs from its targetPort is translated.
 	ServiceDNAT []PortMap
+	// Istio's capture annotations (traffic.sidecar.istio.io/...), as
+	// istio-init's -b, -d, -o, -i, -x; the zero values capture everything.
+	InboundPorts    []uint16       // includeInboundPorts: only these (nil: all)
+	NoInbound       bool           // includeInboundPorts "": none
+	ExcludeInbound  []uint16       // excludeInboundPorts, when all are captured
+	ExcludeOutbound []uint16       // excludeOutboundPorts
+	OutboundRanges  []netip.Prefix // includeOutboundIPRanges: only these (nil: all)
+	NoOutbound      bool           // includeOutboundIPRanges "": none
+	ExcludeRanges   []netip.Prefix // excludeOutboundIPRanges
 }
 
 // PortMap sends TCP for Addr:Port to one of Targets, chosen at random for
@@ -72,6 +82,11 @@ func ParsePortMap(s string) (PortMap, error) {
 //	                TCP to OutboundPort (ISTIO_REDIRECT).
 //	nat PREROUTING: TCP arriving on Iface goes to InboundPort (ISTIO_INBOUND
 //	                -> ISTIO_IN_REDIRECT).
+//
+// The capture annotations change both as in run.go: excluded outbound ports
+// and ranges return before the redirect, an include list of ranges
+// redirects only those (none when ""); inbound, an include list redirects
+// only its ports (none when ""), else every port but the excluded ones.
 //
 // Not reproduced: Istio's exclusion of its own inbound ports (15008, 15020,
 // 15021, 15090), the 127.0.0.6 source rule, IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
@@ -163,12 +178,39 @@ func Redirect(cfg RedirectConfig) error {
 		Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
 	})
-	add(out, append(isTCP(), redirectTo(cfg.OutboundPort)...)...)
-	// iifname IFACE meta l4proto tcp redirect to :InboundPort
-	add(pre, append(append([]expr.Any{
+	// tcp dport P return; ip daddr RANGE return
+	for _, p := range cfg.ExcludeOutbound {
+		add(out, cat(isTCP(), dportIs(p), []expr.Any{ret})...)
+	}
+	for _, r := range cfg.ExcludeRanges {
+		add(out, cat(daddrIn(r), []expr.Any{ret})...)
+	}
+	switch {
+	case cfg.NoOutbound:
+	case cfg.OutboundRanges != nil:
+		for _, r := range cfg.OutboundRanges {
+			add(out, cat(daddrIn(r), isTCP(), redirectTo(cfg.OutboundPort))...)
+		}
+	default:
+		add(out, append(isTCP(), redirectTo(cfg.OutboundPort)...)...)
+	}
+	// iifname IFACE meta l4proto tcp [dport P] redirect to :InboundPort
+	inIface := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Iface)},
-	}, isTCP()...), redirectTo(cfg.InboundPort)...)...)
+	}
+	switch {
+	case cfg.NoInbound:
+	case cfg.InboundPorts != nil:
+		for _, p := range cfg.InboundPorts {
+			add(pre, cat(inIface, isTCP(), dportIs(p), redirectTo(cfg.InboundPort))...)
+		}
+	default:
+		for _, p := range cfg.ExcludeInbound {
+			add(pre, cat(inIface, isTCP(), dportIs(p), []expr.Any{ret})...)
+		}
+		add(pre, cat(inIface, isTCP(), redirectTo(cfg.InboundPort))...)
+	}
 	if err := c.Flush(); err != nil {
 		return netAdminHint("program nftables table ip "+RedirectTable, err)
 	}
@@ -218,6 +260,58 @@ func daddrIs(a []byte) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
 	}
+}
+
+// dportIs matches a TCP destination port (after isTCP).
+func dportIs(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+}
+
+// daddrIn matches an IPv4 destination inside p.
+func daddrIn(p netip.Prefix) []expr.Any {
+	p = p.Masked()
+	mask := net.CIDRMask(p.Bits(), 32)
+	a := p.Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
+
+// ParsePorts reads istio-iptables' port lists ("80,8080").
+func ParsePorts(s string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a port 1..65535", f)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
+}
+
+// ParseRanges reads istio-iptables' IPv4 CIDR lists ("10.0.0.0/8,1.2.3.4/32").
+func ParseRanges(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("%q is not an IPv4 CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func isTCP() []expr.Any {

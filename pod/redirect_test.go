@@ -30,7 +30,7 @@ func TestRedirect(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs the ip tool to add a test address inside the namespace")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRedirectInNetns$", "-test.v", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestRedirectInNetns|TestCaptureAnnotationsInNetns)$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	out, err := cmd.CombinedOutput()
@@ -38,8 +38,10 @@ func TestRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child failed: %v", err)
 	}
-	if !strings.Contains(string(out), "--- PASS: TestRedirectInNetns") {
-		t.Fatal("child did not run TestRedirectInNetns")
+	for _, name := range []string{"TestRedirectInNetns", "TestCaptureAnnotationsInNetns"} {
+		if !strings.Contains(string(out), "--- PASS: "+name) {
+			t.Fatalf("child did not pass %s", name)
+		}
 	}
 }
 
@@ -228,6 +230,61 @@ func TestParsePortMap(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("ParsePortMap(%q) = %s (%v), want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestCaptureAnnotationsInNetns: Istio's capture annotations, as init
+// flags, leave the excluded ports and ranges alone and keep the rest.
+func TestCaptureAnnotationsInNetns(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		t.Skip("runs inside the namespace TestRedirect creates")
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:15001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	redirected := func(addr string) bool {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil // nobody else answers on the veth
+	}
+	base := RedirectConfig{UID: 4242, GID: 4242, OutboundPort: 15001, InboundPort: 15006, Iface: "eth0"}
+	for _, tc := range []struct {
+		name string
+		cfg  func(*RedirectConfig)
+		want map[string]bool
+	}{
+		{"exclude port and range", func(c *RedirectConfig) {
+			c.ExcludeOutbound = []uint16{81}
+			c.ExcludeRanges = []netip.Prefix{netip.MustParsePrefix("10.9.9.128/25")}
+		}, map[string]bool{"10.9.9.9:80": true, "10.9.9.9:81": false, "10.9.9.200:80": false}},
+		{"include range", func(c *RedirectConfig) {
+			c.OutboundRanges = []netip.Prefix{netip.MustParsePrefix("10.9.9.0/25")}
+		}, map[string]bool{"10.9.9.9:80": true, "10.9.9.200:80": false}},
+		{"include none", func(c *RedirectConfig) { c.NoOutbound = true }, map[string]bool{"10.9.9.9:80": false}},
+	} {
+		cfg := base
+		tc.cfg(&cfg)
+		if err := Redirect(cfg); err != nil {
+			t.Fatal(err)
+		}
+		for addr, want := range tc.want {
+			if got := redirected(addr); got != want {
+				t.Errorf("%s: %s redirected = %v, want %v", tc.name, addr, got, want)
+			}
 		}
 	}
 }

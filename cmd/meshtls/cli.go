@@ -115,6 +115,7 @@ file is reported, each naming the file, document, kind/name and field.`,
 					}
 				} else {
 					vf.Workloads, vf.Checks = len(s.Mesh.Workloads), len(s.Mesh.Checks)
+					printNotices(cmd.ErrOrStderr(), s.Mesh)
 					if output == "text" {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", f, plural(vf.Workloads, "workload"), plural(vf.Checks, "check"))
 					}
@@ -146,9 +147,10 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// printNotices lists the fields a bundle uses that meshtls accepts without
-// translating (they cannot change TLS or reachability), and the config
-// Istio accepts but partly ignores (warnings), one line each.
+// printNotices lists what loading did that the user should know (skipped
+// documents, capped replicas, fields accepted without translation because
+// they cannot change TLS or reachability) and the config Istio accepts but
+// partly ignores (warnings), one line each.
 func printNotices(w io.Writer, m *mesh.Mesh) {
 	for _, n := range m.Notices {
 		fmt.Fprintf(w, "notice: %s\n", n)

@@ -1,0 +1,176 @@
+package mesh
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	security "istio.io/client-go/pkg/apis/security/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// kindDef is how one kind enters a Mesh. The table below is the one place
+// that says which kinds meshtls reads; everything else is either skipped
+// with a notice (it cannot change what traffic does) or refused as not
+// supported (it can, and meshtls does not model it).
+type kindDef struct {
+	versions      []string // apiVersions served
+	top           []string // allowed top-level keys; nil: apiVersion, kind, metadata, spec, status
+	clusterScoped bool     // no namespace (Namespace)
+	load          func(l *loader, d *doc)
+}
+
+var (
+	istioNetworking = []string{"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"}
+	istioSecurity   = []string{"security.istio.io/v1", "security.istio.io/v1beta1"}
+	appsV1          = []string{"apps/v1"}
+	coreV1          = []string{"v1"}
+	ours            = []string{OurAPIVersion}
+	oursTop         = []string{"apiVersion", "kind", "metadata", "spec"}
+	workloadTop     = []string{"apiVersion", "kind", "metadata", "spec", "status"}
+)
+
+var kinds = map[string]kindDef{
+	"DestinationRule": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := &networking.DestinationRule{TypeMeta: tm, ObjectMeta: om}
+		m.DestinationRules = append(m.DestinationRules, o)
+		return &o.Spec
+	}, "networking")},
+	"Gateway": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := &networking.Gateway{TypeMeta: tm, ObjectMeta: om}
+		m.Gateways = append(m.Gateways, o)
+		return &o.Spec
+	}, "networking")},
+	"VirtualService": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := &networking.VirtualService{TypeMeta: tm, ObjectMeta: om}
+		m.VirtualServices = append(m.VirtualServices, o)
+		return &o.Spec
+	}, "networking")},
+	"ServiceEntry": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := &networking.ServiceEntry{TypeMeta: tm, ObjectMeta: om}
+		m.ServiceEntries = append(m.ServiceEntries, o)
+		return &o.Spec
+	}, "networking")},
+	"PeerAuthentication": {versions: istioSecurity, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := &security.PeerAuthentication{TypeMeta: tm, ObjectMeta: om}
+		m.PeerAuthentications = append(m.PeerAuthentications, o)
+		return &o.Spec
+	}, "security")},
+	"Service":     {versions: coreV1, load: loadService},
+	"Secret":      {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}, load: loadSecret},
+	"Namespace":   {versions: coreV1, clusterScoped: true, load: loadNamespace},
+	"Pod":         {versions: coreV1, top: workloadTop, load: loadPod},
+	"Deployment":  {versions: appsV1, top: workloadTop, load: loadController},
+	"StatefulSet": {versions: appsV1, top: workloadTop, load: loadController},
+	"DaemonSet":   {versions: appsV1, top: workloadTop, load: loadController},
+	"ReplicaSet":  {versions: appsV1, top: workloadTop, load: loadController},
+	"Workload":    {versions: ours, top: oursTop, load: loadWorkload},
+	"Check":       {versions: ours, top: oursTop, load: loadCheck},
+}
+
+// skippedKinds cannot change what a call does (TLS, routing, who answers):
+// each document of these kinds is skipped with a one-line notice.
+var skippedKinds = map[string]string{
+	"ConfigMap":                      "configuration files",
+	"ServiceAccount":                 "a pod's identity comes from its serviceAccountName",
+	"HorizontalPodAutoscaler":        "scaling",
+	"VerticalPodAutoscaler":          "scaling",
+	"PodDisruptionBudget":            "eviction",
+	"Role":                           "Kubernetes RBAC",
+	"RoleBinding":                    "Kubernetes RBAC",
+	"ClusterRole":                    "Kubernetes RBAC",
+	"ClusterRoleBinding":             "Kubernetes RBAC",
+	"Endpoints":                      "derived from Services (meshtls selects endpoints from the pods in the bundle)",
+	"EndpointSlice":                  "derived from Services (meshtls selects endpoints from the pods in the bundle)",
+	"ControllerRevision":             "rollout history",
+	"Event":                          "history",
+	"Lease":                          "leader election",
+	"PersistentVolumeClaim":          "storage",
+	"PersistentVolume":               "storage",
+	"StorageClass":                   "storage",
+	"LimitRange":                     "resource limits",
+	"ResourceQuota":                  "resource limits",
+	"PriorityClass":                  "scheduling",
+	"Node":                           "scheduling (every pod runs on the run's one network)",
+	"CustomResourceDefinition":       "API schema",
+	"MutatingWebhookConfiguration":   "admission (meshtls decides sidecar injection itself, as Istio's injector)",
+	"ValidatingWebhookConfiguration": "admission",
+	"Job":                            "batch pods run to completion, not servers or long-lived clients",
+	"CronJob":                        "batch pods run to completion, not servers or long-lived clients",
+	"Telemetry":                      "metrics, tracing and access-log settings do not change traffic",
+	"ProxyConfig":                    "proxy process settings (concurrency, image) do not change TLS",
+	"RequestAuthentication":          "meshtls calls carry no JWT, and a request without one is not rejected by RequestAuthentication alone",
+}
+
+// unsupportedKinds can change what a call does, and meshtls does not model
+// them: a bundle with one is refused (exit 2), since a result that differs
+// from the cluster without saying so is worse than none. The fix is to
+// remove the document and accept that the run is without it.
+var unsupportedKinds = map[string]string{
+	"AuthorizationPolicy":   "it allows or denies requests",
+	"Sidecar":               "it changes which services a proxy reaches and its inbound listeners",
+	"EnvoyFilter":           "it patches Envoy config directly",
+	"WasmPlugin":            "it runs code in the proxy",
+	"WorkloadEntry":         "it adds endpoints outside Kubernetes",
+	"WorkloadGroup":         "it adds endpoints outside Kubernetes",
+	"NetworkPolicy":         "it blocks traffic",
+	"Ingress":               "it configures an ingress controller",
+	"ReplicationController": "it runs pods (use a Deployment)",
+}
+
+// unsupportedGroups are API groups none of whose kinds meshtls models.
+var unsupportedGroups = map[string]string{
+	"gateway.networking.k8s.io": "Kubernetes Gateway API resources configure gateways and routes; meshtls models Istio's Gateway and VirtualService",
+}
+
+func lookupKind(apiVersion, kind string) (kindDef, bool) {
+	def, ok := kinds[kind]
+	if !ok || !slices.Contains(def.versions, apiVersion) {
+		return kindDef{}, false
+	}
+	return def, true
+}
+
+// unknownKind reports a kind outside the table: a notice for kinds that
+// cannot matter, an error for everything else.
+func (l *loader) unknownKind(src Source, apiVersion, kind string, obj map[string]any) {
+	name := objectName(obj)
+	group, _, _ := strings.Cut(apiVersion, "/")
+	if !strings.Contains(apiVersion, "/") {
+		group = ""
+	}
+	if why, ok := unsupportedGroups[group]; ok {
+		l.add(src, kind, name, "kind", fmt.Sprintf("%s is not supported by meshtls: %s; remove the document (the run is then without it)", apiVersion, why))
+		return
+	}
+	if why, ok := unsupportedKinds[kind]; ok {
+		l.add(src, kind, name, "kind", fmt.Sprintf("not supported by meshtls: %s, and meshtls does not model it; remove the document (the run is then without it)", why))
+		return
+	}
+	if why, ok := skippedKinds[kind]; ok {
+		l.notice(src, kind, name, "skipped: "+why)
+		return
+	}
+	if def, ok := kinds[kind]; ok {
+		l.add(src, kind, name, "apiVersion", fmt.Sprintf("unknown apiVersion %q for kind %s (allowed: %s)", apiVersion, kind, strings.Join(def.versions, ", ")))
+		return
+	}
+	l.add(src, kind, name, "kind", fmt.Sprintf("unknown kind %q for apiVersion %s (meshtls reads: %s)", kind, apiVersion, strings.Join(sortedKeys(kinds), ", ")))
+}
+
+// objectName is namespace/name (or name) read leniently, for messages
+// about documents that are not decoded.
+func objectName(obj map[string]any) string {
+	md, _ := obj["metadata"].(map[string]any)
+	name, _ := md["name"].(string)
+	if ns, _ := md["namespace"].(string); ns != "" {
+		return ns + "/" + name
+	}
+	return name
+}
+
+func (l *loader) notice(src Source, kind, name, msg string) {
+	l.m.Notices = append(l.m.Notices, Problem{Source: src, Kind: kind, Name: name, Message: msg})
+}
