@@ -57,7 +57,8 @@ type reportScenario struct {
 type reportCell struct {
 	Name, Anchor, Class, Result string
 	Verdict                     outcome.Verdict
-	MTLS                        bool
+	Wire                        string
+	MTLS, Explored              bool
 }
 
 type reportCheck struct {
@@ -129,7 +130,7 @@ func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*rep
 			pl := at[i]
 			rs.Cells[pl.row][pl.col] = append(rs.Cells[pl.row][pl.col], reportCell{
 				Name: c.Name, Anchor: c.Anchor, Class: c.Class, Result: resultText(c.Result),
-				Verdict: c.Verdict, MTLS: c.MTLS,
+				Verdict: c.Verdict, MTLS: c.MTLS, Explored: c.Explored, Wire: "[" + outcome.Join(c.Wire, ", ") + "]",
 			})
 		}
 		p.Passed += rs.Passed
@@ -166,6 +167,9 @@ func plural(n int, noun string) string {
 // destination is a matrix column: the URL's host:port, and the gateway
 // dialled instead when the check goes via one.
 func destination(r *trace.Result) string {
+	if r.Dest != "" {
+		return r.Dest
+	}
 	d := r.To
 	if u, err := url.Parse(r.To); err == nil && u.Host != "" {
 		d = u.Host

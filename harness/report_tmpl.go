@@ -43,7 +43,7 @@ ul.mismatch{margin:.3em 0;color:#900}
 <table class="matrix">
 <thead><tr><th>from \ to</th>{{range .Cols}}<th class="mono">{{.}}</th>{{end}}</tr></thead>
 <tbody>
-{{range $i, $row := .Rows}}<tr><th class="mono">{{$row}}</th>{{range index $s.Cells $i}}<td>{{range .}}<a class="cell {{.Class}}" href="#{{.Anchor}}" title="{{.Verdict}}">{{.Name}}: {{.Result}}{{if .MTLS}}<span class="lock">mTLS</span>{{end}}</a>{{end}}</td>{{end}}</tr>
+{{range $i, $row := .Rows}}<tr><th class="mono">{{$row}}</th>{{range index $s.Cells $i}}<td>{{range .}}<a class="cell {{.Class}}" href="#{{.Anchor}}" title="{{.Verdict}}">{{if not .Explored}}{{.Name}}: {{end}}{{.Result}} <span class="small">{{.Wire}}</span>{{if .MTLS}}<span class="lock">mTLS</span>{{end}}</a>{{end}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 {{range .Checks}}

@@ -433,11 +433,21 @@ func (r *Runtime) serviceDNAT() []string {
 			case hasVIP && len(eps) > 0:
 				var targets []string
 				for _, e := range eps {
-					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[e.ID()], tp))
+					port := tp
+					if e.Gateway {
+						// meshtls's gateways listen on the Gateway server's port
+						// itself, so a gateway Service's translation (80 to 8080
+						// in Istio's charts) would miss their listeners.
+						port = sp.Port
+					}
+					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[e.ID()], port))
 				}
 				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%s", vip, sp.Port, strings.Join(targets, ",")))
 			case !hasVIP && tp != sp.Port:
 				for _, e := range eps {
+					if e.Gateway {
+						continue // listens on the server's port itself (above)
+					}
 					out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, tp))
 				}
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,30 +22,14 @@ type Scenario struct {
 	Mesh *mesh.Mesh
 }
 
-// LoadScenarios loads each file (directories expand to their *.yaml and
-// *.yml files, sorted) as one scenario. Every file is validated before any
-// container starts, translation included; all problems are returned together.
+// LoadScenarios loads each bundle as one scenario (see mesh.Bundles: a
+// directory's files are one scenario each, its subdirectories one each).
+// Every bundle is validated before any container starts, translation
+// included; all problems are returned together.
 func LoadScenarios(paths ...string) ([]Scenario, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		var in []string
-		for _, pat := range []string{"*.yaml", "*.yml"} {
-			m, _ := filepath.Glob(filepath.Join(p, pat))
-			in = append(in, m...)
-		}
-		if len(in) == 0 {
-			return nil, fmt.Errorf("%s: no *.yaml or *.yml files", p)
-		}
-		sort.Strings(in)
-		files = append(files, in...)
+	files, err := mesh.Bundles(paths...)
+	if err != nil {
+		return nil, err
 	}
 	var out []Scenario
 	var errs []error

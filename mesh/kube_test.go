@@ -3,6 +3,8 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -202,5 +204,79 @@ func TestLoadKubeErrors(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Explore generates one call per client and service port, in the port's
+// protocol, and the outside client's calls to every gateway server host.
+func TestExplore(t *testing.T) {
+	m, err := Load("../scenarios/testdata/16-cluster-shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := m.Explore()
+	var calls []string
+	for _, c := range m.Checks {
+		if !c.Explored || c.Expect != nil {
+			t.Errorf("%s: explored %v expect %v", c.Name, c.Explored, c.Expect)
+		}
+		calls = append(calls, c.From+" "+c.To+" "+c.Via)
+	}
+	for _, want := range []string{
+		"legacy/sleep http://reviews.shop.svc.cluster.local:9080/ ",
+		"shop/frontend-0 http://sleep.legacy.svc.cluster.local:80/ ",
+		"meshtls-explore/outside http://shop.example.com:80/ istio-system/istio-ingressgateway",
+	} {
+		if !slices.Contains(calls, want) {
+			t.Errorf("no call %q in:\n%s", want, strings.Join(calls, "\n"))
+		}
+	}
+	for _, c := range calls {
+		if strings.HasPrefix(c, "shop/frontend-1 ") || strings.HasPrefix(c, "shop/frontend-0 http://frontend.") || strings.Contains(c, "istio-ingressgateway.istio-system") {
+			t.Errorf("unexpected call %q (second replica, own service, or a gateway's Service)", c)
+		}
+	}
+	if len(m.Checks) != 13 {
+		t.Errorf("%d calls, want 13 (4 clients x 3 other services + 1 gateway host)", len(m.Checks))
+	}
+	if _, ok := m.Workload(OutsideClient); !ok {
+		t.Error("no outside client added for the gateway calls")
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0].String(), "Service default/kubernetes: not explored: it selects no pod") {
+		t.Errorf("notes %v", notes)
+	}
+}
+
+// A directory: Load reads it all, recursively; Bundles makes each file
+// directly inside one bundle and each subdirectory one bundle.
+func TestDirectories(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"a.yaml":             "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\n",
+		"app/deploy.yaml":    kubeNS + deploy("b", "    spec: {containers: [{name: b}]}\n"),
+		"app/istio/pa.yml":   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: app}\nspec: {mtls: {mode: STRICT}}\n",
+		".git/config.yaml":   "not: [yaml",
+		"empty/readme.txt":   "no yaml here",
+		"app/.hidden/x.yaml": "not: [yaml",
+		"notes.txt":          "ignored",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Bundles(dir)
+	if err != nil || len(got) != 2 || got[0] != filepath.Join(dir, "a.yaml") || got[1] != filepath.Join(dir, "app") {
+		t.Fatalf("Bundles = %v, %v; want a.yaml and app", got, err)
+	}
+	m, err := Load(filepath.Join(dir, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Workloads) != 1 || len(m.PeerAuthentications) != 1 {
+		t.Errorf("app/ loaded %d workloads, %d PAs; want 1 and 1", len(m.Workloads), len(m.PeerAuthentications))
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -25,7 +24,8 @@ import (
 )
 
 // Load reads bundle files; a directory contributes its *.yaml and *.yml
-// files in name order. All documents form one Mesh, validated as a whole.
+// files, in its subdirectories too, in path order. All documents form one
+// Mesh, validated as a whole.
 func Load(paths ...string) (*Mesh, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("mesh: no bundle files given")
@@ -38,19 +38,8 @@ func Load(paths ...string) (*Mesh, error) {
 		}
 		files := []string{p}
 		if st.IsDir() {
-			files = nil
-			ents, err := os.ReadDir(p)
-			if err != nil {
-				return nil, fmt.Errorf("mesh: read bundle directory: %w", err)
-			}
-			for _, e := range ents {
-				if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
-					files = append(files, filepath.Join(p, e.Name()))
-				}
-			}
-			slices.Sort(files)
-			if len(files) == 0 {
-				return nil, fmt.Errorf("mesh: directory %s has no *.yaml or *.yml files", p)
+			if files, err = yamlFiles(p); err != nil {
+				return nil, err
 			}
 		}
 		for _, f := range files {

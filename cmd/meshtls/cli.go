@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -89,12 +86,13 @@ func validateCmd() *cobra.Command {
 		Use:   "validate FILE|DIR...",
 		Short: "Check bundles without Docker",
 		Long: `Each file is checked on its own, as ` + "`run`" + ` would load it as one scenario
-(a directory stands for its *.yaml and *.yml files), translation to Envoy
+(a directory stands for its *.yaml and *.yml files, and each of its
+subdirectories for one bundle of all the YAML inside), translation to Envoy
 config included: a bundle validate accepts is one run accepts. Every problem of every
 file is reported, each naming the file, document, kind/name and field.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := expandFiles(args)
+			files, err := mesh.Bundles(args...)
 			if err != nil {
 				return bad(err)
 			}
@@ -158,33 +156,6 @@ func printNotices(w io.Writer, m *mesh.Mesh) {
 	for _, n := range m.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", n)
 	}
-}
-
-// expandFiles turns directories into their *.yaml and *.yml files, sorted,
-// as harness.LoadScenarios does for run.
-func expandFiles(args []string) ([]string, error) {
-	var out []string
-	for _, a := range args {
-		st, err := os.Stat(a)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			out = append(out, a)
-			continue
-		}
-		var in []string
-		for _, pat := range []string{"*.yaml", "*.yml"} {
-			m, _ := filepath.Glob(filepath.Join(a, pat))
-			in = append(in, m...)
-		}
-		if len(in) == 0 {
-			return nil, fmt.Errorf("%s: no *.yaml or *.yml files", a)
-		}
-		sort.Strings(in)
-		out = append(out, in...)
-	}
-	return out, nil
 }
 
 func indent(s string) string {

@@ -52,6 +52,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"good file", []string{good}, 0, []string{"two-pods.yaml: ok (2 workloads, 3 checks)"}},
 		{"directory expands to its bundles", []string{"testdata"}, 0, []string{"two-pods.yaml: ok"}},
+		{"a kubectl dump, unchanged", []string{"../../scenarios/testdata/16-cluster-shop.yaml"}, 0, []string{"16-cluster-shop.yaml: ok (6 workloads, 0 checks)"}},
+		{"an unmodelled kind is refused", []string{writeBundle(t, "authz.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: deny, namespace: shop}}\n")}, 2,
+			[]string{"(document 1, item 1) AuthorizationPolicy shop/deny: kind: not supported by meshtls"}},
 		{"unknown kind", []string{writeBundle(t, "kind.yaml", podA+"---\napiVersion: meshtls.dev/v1alpha1\nkind: Frobnicator\nmetadata: {name: x}\n")}, 2,
 			[]string{"(document 2)", "Frobnicator", "kind:", `unknown kind`}},
 		{"unknown field", []string{writeBundle(t, "field.yaml", podA+"  bogus: 1\n")}, 2,

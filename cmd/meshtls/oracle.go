@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshtls/meshtls/crosscheck"
+	"github.com/meshtls/meshtls/mesh"
 )
 
 func oracleCmd() *cobra.Command {
@@ -27,7 +28,7 @@ Lines marked ! are behavioural differences the allowlist does not explain (exit 
 a are explained by the allowlist (with its reason), ~ are structural (reported only).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := expandFiles(args)
+			files, err := mesh.Bundles(args...)
 			if err != nil {
 				return bad(err)
 			}

@@ -35,6 +35,7 @@ type runFlags struct {
 	verbose   bool
 	envoy     string // --envoy-version
 	junit     string
+	explore   bool
 }
 
 // Summary is the "summary" object of `run -o json` (docs/bundles.md).
@@ -51,6 +52,8 @@ type Summary struct {
 type runOutput struct {
 	Checks  []*trace.Result `json:"checks"`
 	Summary Summary         `json:"summary"`
+	// Matrix: per scenario with explored calls, its reachability matrix.
+	Matrix []trace.Matrix `json:"matrix,omitempty"`
 }
 
 func runCmd() *cobra.Command {
@@ -77,6 +80,7 @@ failure, 130 interrupted (everything the run made is removed first).`,
 	fl.IntVar(&f.parallel, "parallel", 4, "checks run at once within a scenario")
 	fl.StringVar(&f.envoy, "envoy-version", "", "run this pinned Envoy release from the user cache (meshtls setup --envoy-version V installs it; default: ENVOY_VERSION, else the Envoy found)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr, and the table unwrapped")
+	fl.BoolVar(&f.explore, "explore", false, "also generate calls from every client to every service port and gateway server (bundles without checks are always explored)")
 	return cmd
 }
 
@@ -114,9 +118,7 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	if err != nil {
 		return bad(err)
 	}
-	for _, sc := range scs {
-		printNotices(stderr, sc.Mesh)
-	}
+	exploreScenarios(scs, f.explore, stderr)
 
 	if parent == nil {
 		parent = context.Background()
@@ -209,23 +211,15 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(runOutput{Checks: results, Summary: sum}); err != nil {
+		if err := enc.Encode(runOutput{Checks: results, Summary: sum, Matrix: trace.Matrices(results)}); err != nil {
 			return err
 		}
 	} else {
-		rows := make([]trace.Result, len(results))
-		for i, r := range results {
-			rows[i] = *r
-		}
 		width := tableWidth(stdout)
 		if f.verbose {
 			width = 0
 		}
-		table, fitted := trace.FitTable(rows, width)
-		fmt.Fprint(stdout, table)
-		if fitted {
-			fmt.Fprintf(stdout, "(cells wrapped to fit %d columns; -v prints one row per check)\n", width)
-		}
+		printTable(stdout, results, width)
 		for _, r := range results {
 			if r.Verdict == outcome.Fail {
 				fmt.Fprintf(stdout, "\n%s", r.Explain())

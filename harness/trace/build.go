@@ -63,6 +63,7 @@ func (b *builder) build() *Result {
 	res := &Result{Scenario: obs.Scenario, Verdict: outcome.Report}
 	if c := obs.Check; c != nil {
 		res.Name, res.From, res.To, res.Via = c.Name, c.From, c.To, c.Via
+		res.Explored, res.Dest = c.Explored, c.Dest
 	}
 	call := obs.Call
 	if call == nil {

@@ -92,6 +92,10 @@ type Result struct {
 	Mismatches []string        `json:"mismatches,omitempty"`
 	// Artifacts is where the evidence of a failed check was saved.
 	Artifacts string `json:"artifacts,omitempty"`
+	// Explored: a call meshtls generated (explore), not a Check of the
+	// bundle; Dest is its destination in the reachability matrix.
+	Explored bool   `json:"explored,omitempty"`
+	Dest     string `json:"dest,omitempty"`
 }
 
 // Expected is the expectation a Result was compared with.
