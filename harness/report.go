@@ -18,6 +18,15 @@ type ReportInfo struct {
 	Title    string        // default "meshtls run"
 	Started  time.Time     // zero: not shown
 	Duration time.Duration // zero: not shown
+	// Changes, when not nil, are the calls a config change altered
+	// (meshtls diff); the page lists them first.
+	Changes []ReportChange
+}
+
+// ReportChange is one call whose outcome differs between two configs.
+type ReportChange struct {
+	Call, Before, After string
+	Broke               bool
 }
 
 // WriteReport renders one self-contained HTML page (inline CSS, no script,
@@ -35,6 +44,8 @@ func WriteReport(w io.Writer, scs []Scenario, results []*trace.Result, info Repo
 
 type reportPage struct {
 	Title                           string
+	Changes                         []ReportChange
+	Diff                            bool
 	Started, Duration               string
 	Total, Passed, Failed, Reported int
 	Scenarios                       []reportScenario
@@ -68,7 +79,7 @@ type reportCheck struct {
 }
 
 func buildReport(scs []Scenario, results []*trace.Result, info ReportInfo) (*reportPage, error) {
-	p := &reportPage{Title: info.Title}
+	p := &reportPage{Title: info.Title, Changes: info.Changes, Diff: info.Changes != nil}
 	if p.Title == "" {
 		p.Title = "meshtls run"
 	}

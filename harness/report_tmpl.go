@@ -36,6 +36,12 @@ ul.mismatch{margin:.3em 0;color:#900}
 {{if .FailedChecks}}<h2 id="failed">{{plural (len .FailedChecks) "failed check"}}</h2>
 <ol class="failed">{{range .FailedChecks}}<li><a href="#{{.Anchor}}"><b>{{.Scenario}}/{{.Name}}</b></a> <span class="mono">{{.From}} → {{.To}}{{if .Via}} via {{.Via}}{{end}}</span>: expected <span class="mono">{{.Expected}}</span>, observed <span class="mono">{{.Observed}}</span></li>{{end}}</ol>{{end}}
 <p class="legend small"><span class="pass-ok">pass, call went through</span><span class="pass-blocked">pass, call blocked as expected</span><span class="fail">fail</span><span class="report-ok">no expectation, went through</span><span class="report-blocked">no expectation, blocked</span><span class="lock">mTLS</span> a hop carried mutual TLS</p>
+{{if .Diff}}<h2>changes</h2>
+{{if .Changes}}<table class="changes">
+<tr><th>call</th><th>before</th><th>after</th><th></th></tr>
+{{range .Changes}}<tr><td class="mono">{{.Call}}</td><td class="mono">{{.Before}}</td><td class="mono">{{.After}}</td><td>{{if .Broke}}<span class="cell fail">broke</span>{{end}}</td></tr>
+{{end}}</table>{{else}}<p>no call changed</p>{{end}}
+{{end}}
 {{range $s := .Scenarios}}
 <h2 id="{{.Anchor}}">{{.Name}}</h2>
 <p class="meta"><span class="mono">{{.File}}</span> · {{.Passed}} passed, {{.Failed}} failed, {{.Reported}} reported</p>

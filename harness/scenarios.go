@@ -153,6 +153,10 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 	return nil
 }
 
+// SameWorkloads reports whether two meshes run the same pods, so that one
+// runtime serves both (only the Istio config is pushed between them).
+func SameWorkloads(a, b *mesh.Mesh) bool { return workloadKey(a) == workloadKey(b) }
+
 func workloadKey(m *mesh.Mesh) string {
 	var ids []string
 	for _, w := range m.Workloads {

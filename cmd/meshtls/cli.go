@@ -58,7 +58,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		}
 		return cmd.Help()
 	}
-	root.AddCommand(validateCmd(), translateCmd(), runCmd(), setupCmd(), versionCmd(), oracleCmd())
+	root.AddCommand(validateCmd(), translateCmd(), runCmd(), diffCmd(), setupCmd(), versionCmd(), oracleCmd())
 	return root
 }
 

@@ -11,10 +11,15 @@ import (
 
 // writeReport renders the HTML report in memory first, so a failed render
 // never leaves half a page behind.
-func writeReport(path string, scs []harness.Scenario, results []*trace.Result, sum Summary) error {
+// With changes (meshtls diff, even none) the page starts with them.
+func writeReport(path string, scs []harness.Scenario, results []*trace.Result, sum Summary, changes ...harness.ReportChange) error {
 	var b bytes.Buffer
 	d := time.Duration(sum.DurationMS) * time.Millisecond
-	if err := harness.WriteReport(&b, scs, results, harness.ReportInfo{Title: "meshtls run", Started: time.Now().Add(-d), Duration: d}); err != nil {
+	info := harness.ReportInfo{Title: "meshtls run", Started: time.Now().Add(-d), Duration: d}
+	if changes != nil {
+		info.Title, info.Changes = "meshtls diff", changes
+	}
+	if err := harness.WriteReport(&b, scs, results, info); err != nil {
 		return err
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)

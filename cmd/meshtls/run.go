@@ -120,54 +120,9 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 	}
 	exploreScenarios(scs, f.explore, stderr)
 
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	tty := isTerminal(stderr)
-	var mu sync.Mutex // progress lines come from concurrent checks
-	say := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stderr, format+"\n", a...)
-	}
-	go func() {
-		// After the first signal, restore the default: a second one quits at
-		// once (the next run removes what this one left behind).
-		<-ctx.Done()
-		stop()
-	}()
-
-	opts := []harness.Option{harness.WithEnvoyVersion(f.envoy)}
-	if f.verbose || tty {
-		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
-	}
-	ro := harness.RunOptions{Parallel: f.parallel, Artifacts: f.artifacts,
-		Keep: os.Getenv("MESHTLS_KEEP") != "", OnKeep: func(msg string) { say("%s", msg) }}
-	if tty {
-		ro.Progress = func(r *trace.Result) {
-			mark := map[outcome.Verdict]string{outcome.Pass: "✓", outcome.Fail: "✗", outcome.Report: "·"}[r.Verdict]
-			say("%s %s/%s  %s [%s]", mark, r.Scenario, r.Name, r.Result, outcome.Join(r.Wire, ", "))
-		}
-	}
-	nChecks := 0
-	for _, s := range scs {
-		nChecks += len(s.Mesh.Checks)
-	}
-	if tty || f.verbose {
-		say("meshtls: running %s, %s", plural(len(scs), "scenario"), plural(nChecks, "check"))
-	}
-
-	start := time.Now()
-	results, err := harness.RunScenarios(ctx, scs, ro, opts...)
-	elapsed := time.Since(start)
+	results, elapsed, err := execScenarios(parent, f, scs, stderr)
 	if err != nil {
-		// RunScenarios has closed every runtime it started.
-		if ctx.Err() != nil && parent.Err() == nil {
-			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted (%v): stopped the run and removed its containers and networks", context.Cause(ctx))}
-		}
-		return bad(fmt.Errorf("run failed before every check finished: %w", err))
+		return err
 	}
 
 	sum := Summary{Scenarios: len(scs), DurationMS: elapsed.Milliseconds(), Total: len(results)}
@@ -179,13 +134,6 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 			sum.Failed++
 		default:
 			sum.Reported++
-		}
-		// The JSON contract has lists, never null.
-		if r.Wire == nil {
-			r.Wire = []outcome.Wire{}
-		}
-		if r.Hops == nil {
-			r.Hops = []trace.Hop{}
 		}
 	}
 
@@ -245,6 +193,70 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		return &exitError{code: exitMismatch, err: fmt.Errorf("%d of %d checks did not meet their expectation", sum.Failed, sum.Total)}
 	}
 	return nil
+}
+
+// execScenarios runs loaded scenarios as `run` does (interrupts, progress,
+// MESHTLS_KEEP) and returns every result, with lists never null as the
+// JSON contract wants.
+func execScenarios(parent context.Context, f runFlags, scs []harness.Scenario, stderr io.Writer) ([]*trace.Result, time.Duration, error) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tty := isTerminal(stderr)
+	var mu sync.Mutex // progress lines come from concurrent checks
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, format+"\n", a...)
+	}
+	go func() {
+		// After the first signal, restore the default: a second one quits at
+		// once (the next run removes what this one left behind).
+		<-ctx.Done()
+		stop()
+	}()
+
+	opts := []harness.Option{harness.WithEnvoyVersion(f.envoy)}
+	if f.verbose || tty {
+		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
+	}
+	ro := harness.RunOptions{Parallel: f.parallel, Artifacts: f.artifacts,
+		Keep: os.Getenv("MESHTLS_KEEP") != "", OnKeep: func(msg string) { say("%s", msg) }}
+	if tty {
+		ro.Progress = func(r *trace.Result) {
+			mark := map[outcome.Verdict]string{outcome.Pass: "✓", outcome.Fail: "✗", outcome.Report: "·"}[r.Verdict]
+			say("%s %s/%s  %s [%s]", mark, r.Scenario, r.Name, r.Result, outcome.Join(r.Wire, ", "))
+		}
+	}
+	nChecks := 0
+	for _, s := range scs {
+		nChecks += len(s.Mesh.Checks)
+	}
+	if tty || f.verbose {
+		say("meshtls: running %s, %s", plural(len(scs), "scenario"), plural(nChecks, "check"))
+	}
+
+	start := time.Now()
+	results, err := harness.RunScenarios(ctx, scs, ro, opts...)
+	elapsed := time.Since(start)
+	if err != nil {
+		// RunScenarios has closed every runtime it started.
+		if ctx.Err() != nil && parent.Err() == nil {
+			return nil, 0, &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted (%v): stopped the run and removed its containers and networks", context.Cause(ctx))}
+		}
+		return nil, 0, bad(fmt.Errorf("run failed before every check finished: %w", err))
+	}
+	for _, r := range results {
+		if r.Wire == nil {
+			r.Wire = []outcome.Wire{}
+		}
+		if r.Hops == nil {
+			r.Hops = []trace.Hop{}
+		}
+	}
+	return results, elapsed, nil
 }
 
 // isTerminal reports whether w is a terminal (a character device), where

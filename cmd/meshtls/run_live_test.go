@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -276,14 +278,105 @@ func TestTestdataBundles(t *testing.T) {
 			if len(byScenario[name]) == 0 {
 				t.Fatal("no check results for this bundle")
 			}
+			want := exploredMatrix[name]
 			for _, c := range byScenario[name] {
+				if c.Explored {
+					cell := trace.MatrixCell{Result: c.Outcome(), Wire: c.Wire}.String()
+					if w, ok := want[c.From+" → "+c.Dest]; !ok || w != cell || c.Verdict != outcome.Report {
+						t.Errorf("explored %s → %s: %s (%s), want %q\n%s", c.From, c.Dest, cell, c.Verdict, w, c.Explain())
+					}
+					delete(want, c.From+" → "+c.Dest)
+					continue
+				}
 				if c.Verdict != outcome.Pass {
 					t.Errorf("%s\n", c.Explain())
 				}
+			}
+			for call, cell := range want {
+				t.Errorf("no explored call %s (want %s)", call, cell)
 			}
 		})
 	}
 	if code != 0 {
 		t.Errorf("exit %d, want 0", code)
+	}
+}
+
+// exploredMatrix is what exploring the kubectl dumps must observe. Namespace
+// shop injects (ratings opts out), legacy does not; ratings' DestinationRule
+// asks for ISTIO_MUTUAL towards a pod without sidecar (503 from the client's
+// sidecar); with STRICT in shop, every plaintext caller of shop's sidecars is
+// reset.
+var exploredMatrix = func() map[string]map[string]string {
+	before := map[string]string{
+		"shop/frontend-0 → sleep.legacy:80":                                                   "ok [plaintext]",
+		"shop/ratings → sleep.legacy:80":                                                      "ok [plaintext]",
+		"shop/reviews → sleep.legacy:80":                                                      "ok [plaintext]",
+		"shop/ratings → frontend.shop:80":                                                     "ok [plaintext]",
+		"shop/reviews → frontend.shop:80":                                                     "ok [mtls]",
+		"legacy/sleep → frontend.shop:80":                                                     "ok [plaintext]",
+		"shop/frontend-0 → ratings.shop:9080":                                                 "http-503 [tls]",
+		"shop/reviews → ratings.shop:9080":                                                    "http-503 [tls]",
+		"legacy/sleep → ratings.shop:9080":                                                    "ok [plaintext]",
+		"shop/frontend-0 → reviews.shop:9080":                                                 "ok [mtls]",
+		"shop/ratings → reviews.shop:9080":                                                    "ok [plaintext]",
+		"legacy/sleep → reviews.shop:9080":                                                    "ok [plaintext]",
+		"meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway": "ok [plaintext,mtls]",
+	}
+	after := map[string]string{}
+	for k, v := range before {
+		after[k] = v
+	}
+	for _, k := range []string{"shop/ratings → frontend.shop:80", "legacy/sleep → frontend.shop:80", "shop/ratings → reviews.shop:9080", "legacy/sleep → reviews.shop:9080"} {
+		after[k] = "reset [plaintext]"
+	}
+	return map[string]map[string]string{"16-cluster-shop": before, "17-cluster-shop-strict": after}
+}()
+
+// TestDiffClusterDump: meshtls diff of the kubectl dump before and after a
+// STRICT PeerAuthentication lists exactly the plaintext calls into shop's
+// sidecars as broken, exits 1, and writes the changes in JSON and HTML.
+func TestDiffClusterDump(t *testing.T) {
+	live(t)
+	report := filepath.Join(t.TempDir(), "diff.html")
+	dir := filepath.Join("..", "..", "scenarios", "testdata")
+	code, out, errOut := run(t, "diff", "-o", "json", "--report", report, filepath.Join(dir, "16-cluster-shop.yaml"), filepath.Join(dir, "17-cluster-shop-strict.yaml"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (STRICT breaks plaintext callers)\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	var got diffOutput
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("stdout is not the diff object: %v\n%s", err, out)
+	}
+	var changes []string
+	for _, c := range got.Changes {
+		changes = append(changes, fmt.Sprintf("%s → %s  %s → %s %v", c.From, c.To, c.Before, c.After, c.Broke))
+	}
+	slices.Sort(changes)
+	want := []string{
+		"legacy/sleep → frontend.shop:80  ok [plaintext] → reset [plaintext] true",
+		"legacy/sleep → reviews.shop:9080  ok [plaintext] → reset [plaintext] true",
+		"shop/ratings → frontend.shop:80  ok [plaintext] → reset [plaintext] true",
+		"shop/ratings → reviews.shop:9080  ok [plaintext] → reset [plaintext] true",
+	}
+	if !slices.Equal(changes, want) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(changes, "\n"), strings.Join(want, "\n"))
+	}
+	if s := got.Summary; s.Calls != 13 || s.Changed != 4 || s.Broke != 4 {
+		t.Errorf("summary %+v, want 13 calls, 4 changed, 4 broke", s)
+	}
+	if len(got.Before.Matrix) != 1 || len(got.After.Matrix) != 1 || len(got.Before.Matrix[0].Cells) != 13 {
+		t.Errorf("each side has its matrix of 13 calls: before %+v", got.Before.Matrix)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"<h2>changes</h2>", "legacy/sleep → frontend.shop:80", "reset [plaintext]", `<span class="cell fail">broke</span>`} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("report lacks %q", w)
+		}
 	}
 }
