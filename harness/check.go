@@ -138,6 +138,7 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		Flows:      map[string][]pod.Flow{},
 		AccessLogs: map[string][]accesslog.Entry{},
 		Pods:       trace.PodsFromMesh(r.mesh, r.addrs),
+		Decisions:  r.decisions,
 		Since:      start,
 	}
 	budget := evidenceWait

@@ -66,10 +66,11 @@ ul.mismatch{margin:.3em 0;color:#900}
 {{if .Artifacts}}<p class="small">evidence saved in <span class="mono">{{.Artifacts}}</span></p>{{end}}
 <h3>hops</h3>
 <table>
-<tr><th>#</th><th>from</th><th>to</th><th>wire</th><th>layers</th><th>flags / reason</th><th>evidence</th></tr>
+<tr><th>#</th><th>from</th><th>to</th><th>wire</th><th>layers</th><th>flags / reason</th><th>decided by</th><th>evidence</th></tr>
 {{range $i, $h := .Hops}}<tr><td>{{inc $i}}</td><td class="mono">{{$h.From}}{{if $h.Src}}<br><span class="small">{{$h.Src}}</span>{{end}}</td><td class="mono">{{$h.To}}<br><span class="small">{{$h.Dst}}</span></td><td class="mono">{{$h.Wire}}</td>
 <td>{{range $j, $l := $h.Layers}}<div>{{inc $j}}. {{layer $l}}</div>{{else}}no bytes crossed{{end}}</td>
 <td class="mono">{{$h.Flags}}{{if $h.FailureReason}}<br>{{$h.FailureReason}}{{end}}{{range $h.Notes}}<br><i>{{.}}</i>{{end}}</td>
+<td class="small">{{range $h.Decided.Lines}}<div>{{.}}</div>{{end}}</td>
 <td class="small">{{join $h.Sources ", "}}</td></tr>
 {{end}}</table>
 {{if .Body}}<p class="small">body: <span class="mono">{{.Body}}</span></p>{{end}}

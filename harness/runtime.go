@@ -72,6 +72,9 @@ type Runtime struct {
 	mesh  *mesh.Mesh
 	addrs map[string]netip.Addr
 	pods  map[string]*Pod // by workload id
+	// decisions are what translation used for each proxy's config (the
+	// Istio resources that decided), by workload id, for the trace.
+	decisions map[string]map[string]mesh.Decision
 
 	closeOnce sync.Once
 	closeErr  error
@@ -253,6 +256,10 @@ func (r *Runtime) push(w *mesh.Workload) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("translating config for %s: %w", w.ID(), err)
 	}
+	if r.decisions == nil {
+		r.decisions = map[string]map[string]mesh.Decision{}
+	}
+	r.decisions[w.ID()] = res.Decisions
 	return r.xds.Set(w.ID(), res)
 }
 

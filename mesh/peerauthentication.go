@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"fmt"
+
 	securityapi "istio.io/api/security/v1beta1"
 	security "istio.io/client-go/pkg/apis/security/v1"
 )
@@ -63,7 +65,15 @@ func (m *Mesh) meshAndNamespacePolicies(ns string) (meshPA, nsPA *security.PeerA
 // ("Workload-level policy, aka the one with selector and not in root
 // namespace"), so they never apply, not even to root-namespace workloads.
 func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
-	mode := m.NamespaceMTLS(w.Namespace)
+	mode, _ := m.PeerAuthDecision(w, port)
+	return mode
+}
+
+// PeerAuthDecision is EffectiveMTLS and the PeerAuthentication that decided
+// it, with its level: "ns/name (port 8080): STRICT", "ns/name (workload)",
+// "ns/name (namespace)", "istio-system/name (mesh)", or Istio's default.
+func (m *Mesh) PeerAuthDecision(w *Workload, port uint32) (MTLSMode, string) {
+	mode, by := m.namespaceMTLS(w.Namespace)
 	var wl *security.PeerAuthentication
 	for _, pa := range m.PeerAuthentications {
 		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
@@ -72,18 +82,17 @@ func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
 			break
 		}
 	}
-	if wl == nil {
-		return mode
-	}
-	if md, ok := paMode(wl.Spec.GetMtls()); ok {
-		mode = md
-	}
-	if pm, ok := wl.Spec.GetPortLevelMtls()[port]; ok {
-		if md, ok := paMode(pm); ok {
-			mode = md
+	if wl != nil {
+		if md, ok := paMode(wl.Spec.GetMtls()); ok {
+			mode, by = md, wl.Namespace+"/"+wl.Name+" (workload)"
+		}
+		if pm, ok := wl.Spec.GetPortLevelMtls()[port]; ok {
+			if md, ok := paMode(pm); ok {
+				mode, by = md, fmt.Sprintf("%s/%s (port %d)", wl.Namespace, wl.Name, port)
+			}
 		}
 	}
-	return mode
+	return mode, by + ": " + string(mode)
 }
 
 // NamespaceMTLS is the mode from mesh- and namespace-level policy only, the
@@ -91,17 +100,22 @@ func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
 // Source: pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode) and
 // pilot/pkg/model/push_context.go (BestEffortInferServiceMTLSMode).
 func (m *Mesh) NamespaceMTLS(ns string) MTLSMode {
-	mode := ModePermissive
+	mode, _ := m.namespaceMTLS(ns)
+	return mode
+}
+
+func (m *Mesh) namespaceMTLS(ns string) (MTLSMode, string) {
+	mode, by := ModePermissive, "no PeerAuthentication (Istio's default)"
 	meshPA, nsPA := m.meshAndNamespacePolicies(ns)
 	if meshPA != nil {
 		if md, ok := paMode(meshPA.Spec.GetMtls()); ok {
-			mode = md
+			mode, by = md, meshPA.Namespace+"/"+meshPA.Name+" (mesh)"
 		}
 	}
 	if nsPA != nil {
 		if md, ok := paMode(nsPA.Spec.GetMtls()); ok {
-			mode = md
+			mode, by = md, nsPA.Namespace+"/"+nsPA.Name+" (namespace)"
 		}
 	}
-	return mode
+	return mode, by
 }

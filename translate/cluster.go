@@ -139,6 +139,7 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 	// (pilot/pkg/networking/core/cluster_builder.go, buildAutoMtlsSettings).
 	auto := tls == nil
 	autoIstio := auto && !t.external && b.serviceMTLS(t) != mesh.ModeDisable
+	b.decide(name, mesh.Decision{DestinationRule: b.drDecision(t, tls, autoIstio)})
 
 	var eps []endpointRef
 	for _, e := range t.eps {
@@ -495,5 +496,24 @@ func passthroughClusters() []*cluster.Cluster {
 			ConnectTimeout:       durationpb.New(connectTimeout),
 			ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		},
+	}
+}
+
+// drDecision says what set a cluster's client TLS: the DestinationRule and
+// its mode, or auto mTLS when none sets tls (cluster_builder.go,
+// buildAutoMtlsSettings).
+func (b *builder) drDecision(t *target, tls *networkingapi.ClientTLSSettings, autoIstio bool) string {
+	dr := b.m.DestinationRuleFor(t.host, b.proxy)
+	switch {
+	case tls != nil && dr != nil:
+		return fmt.Sprintf("%s/%s: %s", dr.Namespace, dr.Name, tls.GetMode())
+	case tls != nil:
+		return tls.GetMode().String()
+	case autoIstio && dr != nil:
+		return fmt.Sprintf("auto mTLS (%s/%s sets no tls): ISTIO_MUTUAL to endpoints with a sidecar", dr.Namespace, dr.Name)
+	case autoIstio:
+		return "auto mTLS (no DestinationRule): ISTIO_MUTUAL to endpoints with a sidecar"
+	default:
+		return "none: plaintext"
 	}
 }

@@ -131,6 +131,15 @@ func (b *builder) checkServer(s *gwServer) {
 func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*target) (autoPassthrough bool) {
 	name := OutboundListenerName(port)
 	logs := accessLogs(b.proxyName(), accesslog.DirectionGateway, name)
+	var used []string
+	for _, s := range servers {
+		tls := ""
+		if s.tls != nil {
+			tls = " tls " + s.mode.String()
+		}
+		used = append(used, fmt.Sprintf("%s %s (%s%s)", s.ref, s.path, s.srv.GetPort().GetProtocol(), tls))
+	}
+	b.decide(mesh.GatewayDecisionKey(port), mesh.Decision{Gateway: strings.Join(used, "; ")})
 	var chains []*listener.FilterChain
 	var plainHTTP []*gwServer
 	tlsBased, plain := false, false

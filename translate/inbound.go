@@ -74,7 +74,8 @@ func (b *builder) buildInbound() {
 		if proto == mesh.ProtoAuto {
 			autoPorts = append(autoPorts, p.Port)
 		}
-		mode := b.m.EffectiveMTLS(b.proxy, p.Port)
+		mode, by := b.m.PeerAuthDecision(b.proxy, p.Port)
+		b.decide(mesh.InboundDecisionKey(p.Port), mesh.Decision{PeerAuthentication: by})
 		b.addCluster(inboundCluster(p.Port, proto))
 		port := p.Port
 		chains = append(chains, b.inboundChains(&port, proto, mode, InboundClusterName(p.Port))...)
@@ -83,7 +84,9 @@ func (b *builder) buildInbound() {
 	// are (InboundPassthroughCluster, ORIGINAL_DST), under the workload-level
 	// mode without port-level overrides (pilot/pkg/networking/core/listener_builder.go,
 	// buildInboundPassthroughFilterChains; filterchain_options.go).
-	chains = append(chains, b.inboundChains(nil, mesh.ProtoTCP, b.m.EffectiveMTLS(b.proxy, 0), InboundPassthroughCluster)...)
+	passMode, passBy := b.m.PeerAuthDecision(b.proxy, 0)
+	b.decide(mesh.InboundDecisionKey(0), mesh.Decision{PeerAuthentication: passBy})
+	chains = append(chains, b.inboundChains(nil, mesh.ProtoTCP, passMode, InboundPassthroughCluster)...)
 
 	name := VirtualInboundListener
 	l := &listener.Listener{

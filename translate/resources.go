@@ -9,6 +9,8 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/meshtls/meshtls/mesh"
 )
 
 // Resources is everything one proxy is served: every resource it references
@@ -19,4 +21,14 @@ type Resources struct {
 	Routes    []*route.RouteConfiguration
 	Endpoints []*endpoint.ClusterLoadAssignment
 	Secrets   []*tls.Secret
+	// Decisions name the Istio resources translation used for each inbound
+	// port (InboundDecisionKey), gateway port (GatewayDecisionKey) and
+	// outbound cluster (by cluster name). Not served to Envoy: the trace
+	// shows them per hop.
+	Decisions map[string]mesh.Decision
+}
+
+// decide records what decided key, keeping what was recorded first.
+func (b *builder) decide(key string, d mesh.Decision) {
+	b.decisions[key] = b.decisions[key].Merge(d)
 }

@@ -372,7 +372,9 @@ func (b *builder) destinationCluster(vs *networking.VirtualService, path string,
 		return BlackHoleCluster
 	}
 	host, p := b.destinationHostPort(vs, d, port)
-	return OutboundClusterName(p, d.GetSubset(), host)
+	name := OutboundClusterName(p, d.GetSubset(), host)
+	b.decide(name, mesh.Decision{VirtualService: fmt.Sprintf("%s/%s %s", vs.Namespace, vs.Name, strings.TrimSuffix(path, ".destination"))})
+	return name
 }
 
 // destinationHostPort resolves a destination's host and port (see

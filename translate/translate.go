@@ -48,6 +48,7 @@ func Translate(m *mesh.Mesh, proxy *mesh.Workload, env *Env) (*Resources, error)
 		secrets:     map[string]secretNeed{},
 		reported:    map[string]bool{},
 		targetPorts: map[string][]uint32{},
+		decisions:   map[string]mesh.Decision{},
 	}
 	if proxy.Gateway {
 		b.buildGateway()
@@ -122,6 +123,8 @@ type builder struct {
 
 	errs     []error
 	reported map[string]bool // error texts already reported, to report each once
+
+	decisions map[string]mesh.Decision // see Resources.Decisions
 }
 
 // unsupported reports a field meshtls does not translate.
@@ -144,7 +147,7 @@ func (b *builder) addCluster(c *cluster.Cluster) {
 }
 
 func (b *builder) resources() *Resources {
-	res := &Resources{Listeners: b.listeners, Routes: b.routes}
+	res := &Resources{Listeners: b.listeners, Routes: b.routes, Decisions: b.decisions}
 	for _, c := range b.clusters {
 		res.Clusters = append(res.Clusters, c)
 	}

@@ -370,11 +370,37 @@ func TestDiffClusterDump(t *testing.T) {
 	if len(got.Before.Matrix) != 1 || len(got.After.Matrix) != 1 || len(got.Before.Matrix[0].Cells) != 13 {
 		t.Errorf("each side has its matrix of 13 calls: before %+v", got.Before.Matrix)
 	}
+	// Each hop names the Istio resources that decided its TLS.
+	decided := func(side runOutput, check string, hop int) string {
+		for _, c := range side.Checks {
+			if c.Name == check && hop < len(c.Hops) && c.Hops[hop].Decided != nil {
+				return strings.Join(c.Hops[hop].Decided.Lines(), "; ")
+			}
+		}
+		return "(none)"
+	}
+	for _, tc := range []struct {
+		side  runOutput
+		check string
+		hop   int
+		want  string
+	}{
+		{got.After, "explore: legacy/sleep → reviews.shop:9080", 0, "PeerAuthentication shop/default (namespace): STRICT"},
+		{got.Before, "explore: legacy/sleep → reviews.shop:9080", 0, "PeerAuthentication no PeerAuthentication (Istio's default): PERMISSIVE"},
+		{got.Before, "explore: shop/frontend-0 → ratings.shop:9080", 0, "DestinationRule shop/ratings: ISTIO_MUTUAL"},
+		{got.Before, "explore: shop/frontend-0 → reviews.shop:9080", 0, "DestinationRule auto mTLS (no DestinationRule): ISTIO_MUTUAL to endpoints with a sidecar; PeerAuthentication no PeerAuthentication (Istio's default): PERMISSIVE"},
+		{got.Before, "explore: meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway", 0, "Gateway shop/shop-gateway spec.servers[0] (HTTP)"},
+		{got.Before, "explore: meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway", 1, "VirtualService shop/frontend spec.http[0].route[0]; DestinationRule auto mTLS"},
+	} {
+		if d := decided(tc.side, tc.check, tc.hop); !strings.HasPrefix(d, tc.want) {
+			t.Errorf("%s hop %d decided by %q, want %q", tc.check, tc.hop+1, d, tc.want)
+		}
+	}
 	b, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"<h2>changes</h2>", "legacy/sleep → frontend.shop:80", "reset [plaintext]", `<span class="cell fail">broke</span>`} {
+	for _, w := range []string{"<h2>changes</h2>", "PeerAuthentication shop/default (namespace): STRICT", "legacy/sleep → frontend.shop:80", "reset [plaintext]", `<span class="cell fail">broke</span>`} {
 		if !strings.Contains(string(b), w) {
 			t.Errorf("report lacks %q", w)
 		}

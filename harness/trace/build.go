@@ -1,12 +1,15 @@
 package trace
 
 import (
+	"net"
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/meshtls/meshtls/accesslog"
+	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/outcome"
 	"github.com/meshtls/meshtls/pod"
 )
@@ -200,6 +203,7 @@ func (b *builder) hop(senderPod PodInfo, sender *accesslog.Entry, src, dst strin
 	if d.recvPod.HasProxy() && src != "" {
 		d.recv = b.receiverLine(d.recvPod.ID, src)
 	}
+	h.Decided = b.decided(senderPod, sender, d.recvPod, dst)
 	if d.recv != nil {
 		h.Sources = append(h.Sources, "accesslog:"+d.recvPod.ID)
 		d.addFlags(d.recv.ResponseFlags)
@@ -668,4 +672,37 @@ func short(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// decided looks up what translation recorded for this hop: the sending
+// proxy's cluster (DestinationRule, VirtualService route) and the
+// receiver's listener port (a sidecar's PeerAuthentication, a gateway's
+// server). nil when neither end has a proxy.
+func (b *builder) decided(senderPod PodInfo, sender *accesslog.Entry, recvPod PodInfo, dst string) *mesh.Decision {
+	var d mesh.Decision
+	if sender != nil && senderPod.HasProxy() && sender.UpstreamCluster != "" {
+		d = d.Merge(b.obs.Decisions[senderPod.ID][sender.UpstreamCluster])
+	}
+	if recvPod.HasProxy() {
+		var port uint32
+		if _, p, err := net.SplitHostPort(dst); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				port = uint32(n)
+			}
+		}
+		decs := b.obs.Decisions[recvPod.ID]
+		if recvPod.Gateway {
+			d = d.Merge(mesh.Decision{Gateway: decs[mesh.GatewayDecisionKey(port)].Gateway})
+		} else {
+			pa, ok := decs[mesh.InboundDecisionKey(port)]
+			if !ok {
+				pa = decs[mesh.InboundDecisionKey(0)]
+			}
+			d = d.Merge(mesh.Decision{PeerAuthentication: pa.PeerAuthentication})
+		}
+	}
+	if d.IsZero() {
+		return nil
+	}
+	return &d
 }

@@ -40,6 +40,10 @@ type Observations struct {
 	Flows map[string][]pod.Flow
 	// AccessLogs of each Envoy, by proxy workload ID (accesslog.ParseLog).
 	AccessLogs map[string][]accesslog.Entry
+	// Decisions are the Istio resources translation used, by proxy workload
+	// ID, keyed as translate.Resources.Decisions ("inbound:PORT",
+	// "inbound:*", "gateway:PORT", outbound cluster names).
+	Decisions map[string]map[string]mesh.Decision
 	// Pods maps every pod IP to its workload (see PodsFromMesh).
 	Pods map[netip.Addr]PodInfo
 	// Since, when set, limits the fallback matching (by destination only,
@@ -128,6 +132,10 @@ type Hop struct {
 	Sources       []string `json:"sources,omitempty"`
 	Flags         string   `json:"flags,omitempty"` // Envoy response flags seen on either end
 	FailureReason string   `json:"failureReason,omitempty"`
+	// Decided names the Istio resources that decided this hop's TLS: the
+	// sender's DestinationRule (or auto mTLS) and VirtualService route, the
+	// receiving gateway's server or sidecar's PeerAuthentication.
+	Decided *mesh.Decision `json:"decided,omitempty"`
 	// Notes record evidence that disagreed with the rest.
 	Notes []string `json:"notes,omitempty"`
 }

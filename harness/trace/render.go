@@ -72,6 +72,9 @@ func (r *Result) Explain() string {
 		if h.FailureReason != "" {
 			fmt.Fprintf(&b, "       reason: %s\n", h.FailureReason)
 		}
+		for _, line := range h.Decided.Lines() {
+			fmt.Fprintf(&b, "       decided by: %s\n", line)
+		}
 		for _, n := range h.Notes {
 			fmt.Fprintf(&b, "       note: %s\n", n)
 		}
