@@ -90,16 +90,8 @@ that was ok before is not after, 2 bad input or a set-up failure.`,
 }
 
 func runDiff(parent context.Context, f diffFlags, before, after string, stdout, stderr io.Writer) error {
-	if f.output != "table" && f.output != "json" {
-		return bad(fmt.Errorf("-o %q: use table or json", f.output))
-	}
-	if f.parallel < 1 {
-		return bad(fmt.Errorf("--parallel %d: give at least 1", f.parallel))
-	}
-	if f.report != "" {
-		if err := checkWritable(f.report); err != nil {
-			return bad(fmt.Errorf("--report %s: %w", f.report, err))
-		}
+	if err := checkOutputFlags(f.output, f.parallel, f.report); err != nil {
+		return err
 	}
 	var scs []harness.Scenario
 	var errs []string
@@ -242,4 +234,21 @@ func reportChanges(cs []Change) []harness.ReportChange {
 		out = append(out, harness.ReportChange{Call: c.From + " → " + c.To, Before: c.Before.String(), After: c.After.String(), Broke: c.Broke})
 	}
 	return out
+}
+
+// checkOutputFlags checks the flags run and diff share (-o, --parallel,
+// --report) before anything starts.
+func checkOutputFlags(output string, parallel int, report string) error {
+	if output != "table" && output != "json" {
+		return bad(fmt.Errorf("-o %q: use table or json", output))
+	}
+	if parallel < 1 {
+		return bad(fmt.Errorf("--parallel %d: give at least 1", parallel))
+	}
+	if report != "" {
+		if err := checkWritable(report); err != nil {
+			return bad(fmt.Errorf("--report %s: %w", report, err))
+		}
+	}
+	return nil
 }

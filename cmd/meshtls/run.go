@@ -85,16 +85,8 @@ failure, 130 interrupted (everything the run made is removed first).`,
 }
 
 func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io.Writer) error {
-	if f.output != "table" && f.output != "json" {
-		return bad(fmt.Errorf("-o %q: use table or json", f.output))
-	}
-	if f.parallel < 1 {
-		return bad(fmt.Errorf("--parallel %d: give at least 1", f.parallel))
-	}
-	if f.report != "" {
-		if err := checkWritable(f.report); err != nil {
-			return bad(fmt.Errorf("--report %s: %w", f.report, err))
-		}
+	if err := checkOutputFlags(f.output, f.parallel, f.report); err != nil {
+		return err
 	}
 	if f.junit != "" {
 		if err := checkFolder(f.junit); err != nil {
