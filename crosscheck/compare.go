@@ -62,6 +62,11 @@ func Compare(b *Bundle, ic *IstioConfig, ours map[string]*translate.Resources, a
 		}
 		ist := skeleton(b, w, newConfig(ic.Proxies[w.ID()], names), func(s *mesh.Service) netip.Addr { return vips[s] })
 		our := skeleton(b, w, newConfig(ours[w.ID()], names), func(s *mesh.Service) netip.Addr {
+			// meshtls gives each Service a cluster IP from the run's own
+			// address plan (headless Services have none: an endpoint).
+			if vip, ok := b.Addrs[s.VIPKey()]; ok {
+				return vip
+			}
 			if eps := b.Mesh.Endpoints(s); len(eps) > 0 {
 				return b.Addrs[eps[0].ID()]
 			}
@@ -118,8 +123,8 @@ func serviceVIPs(m *mesh.Mesh) map[*mesh.Service]netip.Addr {
 }
 
 // skeleton is one proxy's lines; dstOf is where an app's connection to a
-// Service goes (its cluster IP for istiod, an endpoint for meshtls, which
-// models Services without cluster IPs).
+// Service goes: its cluster IP (istiod's from exportCase, meshtls's from
+// its address plan).
 func skeleton(b *Bundle, w *mesh.Workload, c *config, dstOf func(*mesh.Service) netip.Addr) map[string]Line {
 	out := map[string]Line{}
 	add := func(ls ...Line) {
