@@ -113,7 +113,6 @@ file is reported, each naming the file, document, kind/name and field.`,
 					}
 				} else {
 					vf.Workloads, vf.Checks = len(s.Mesh.Workloads), len(s.Mesh.Checks)
-					printNotices(cmd.ErrOrStderr(), s.Mesh)
 					if output == "text" {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", f, plural(vf.Workloads, "workload"), plural(vf.Checks, "check"))
 					}
