@@ -3,8 +3,6 @@ package harness
 import (
 	"bufio"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,16 +20,7 @@ func TestConcurrentRunsDoNotInterfere(t *testing.T) {
 	cli := testDocker(t)
 	ctx := testCtx(t, 6*time.Minute)
 	// The other run: a separate process (its own pid label, its own sweep).
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReliabilityChildProcess$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChildRun(t, ctx)
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	other := make(chan string, 1)
 	go func() {

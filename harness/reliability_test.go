@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -378,16 +379,7 @@ func TestReliabilityKilledRunIsSwept(t *testing.T) {
 	liveOnly(t)
 	cli := testDocker(t)
 	ctx := testCtx(t, 4*time.Minute)
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReliabilityChildProcess$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChildRun(t, ctx)
 	killed := false
 	t.Cleanup(func() {
 		if !killed {
@@ -647,4 +639,21 @@ func TestReliabilityHygiene(t *testing.T) {
 	if strings.Contains(strings.Join(logs, "\n"), "PRIVATE KEY") {
 		t.Error("an Envoy logged a private key")
 	}
+}
+
+// startChildRun starts TestReliabilityChildProcess in a separate process (its
+// own pid label and sweep) and returns it with its stdout.
+func startChildRun(t *testing.T, ctx context.Context) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReliabilityChildProcess$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
