@@ -60,6 +60,15 @@ func runLabels(runID string) map[string]string {
 	}
 }
 
+func (r *Runtime) labels(role, podID string) map[string]string {
+	l := runLabels(r.RunID)
+	l[labelRole] = role
+	if podID != "" {
+		l[labelPod] = podID
+	}
+	return l
+}
+
 // sweepDeadRuns removes what runs of dead processes on this host left behind.
 func sweepDeadRuns(ctx context.Context, cli *client.Client, logf func(string, ...any)) error {
 	// Processes that start at once (parallel test packages, two meshtls
