@@ -313,6 +313,9 @@ func loadIstio(newObj func(m *Mesh, tm metav1.TypeMeta, meta metav1.ObjectMeta) 
 		spec := d.obj["spec"]
 		n := len(l.probs)
 		checkProto("spec", msg.ProtoReflect().Descriptor(), spec, d.rep)
+		if len(l.probs) == n {
+			normalizeDurations("spec", msg.ProtoReflect().Descriptor(), spec, d.rep)
+		}
 		if len(l.probs) == n && spec != nil {
 			specJSON, _ := json.Marshal(spec)
 			if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(specJSON, msg); err != nil {
