@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,28 @@ type CallOption func(*mesh.Check)
 // Via dials the gateway workload instead, keeping the URL's host, SNI and path.
 func Via(gateway string) CallOption { return func(c *mesh.Check) { c.Via = gateway } }
 
-// WithTLS sets the client's TLS settings (https and tls URLs).
-func WithTLS(t mesh.CheckTLS) CallOption { return func(c *mesh.Check) { c.TLS = &t } }
+// WithTLS sets the client's TLS settings (https and tls URLs). With no CA
+// named the client trusts mesh.DefaultCheckCAs, as a bundle's check does.
+func WithTLS(t mesh.CheckTLS) CallOption {
+	return func(c *mesh.Check) {
+		if len(t.CA) == 0 {
+			t.CA = slices.Clone(mesh.DefaultCheckCAs)
+		}
+		c.TLS = &t
+	}
+}
+
+// Options composes options into one, for expectations shared by several
+// calls:
+//
+//	mtlsOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS))
+func Options(opts ...CallOption) CallOption {
+	return func(c *mesh.Check) {
+		for _, o := range opts {
+			o(c)
+		}
+	}
+}
 
 func expect(c *mesh.Check) *mesh.Expect {
 	if c.Expect == nil {
@@ -41,6 +62,16 @@ func ExpectPeer(id string) CallOption { return func(c *mesh.Check) { expect(c).P
 
 // ExpectReason expects a substring of Envoy's failure reason or flags.
 func ExpectReason(s string) CallOption { return func(c *mesh.Check) { expect(c).Reason = s } }
+
+// ExpectHops expects what the outer TLS layer of each network hop shows,
+// by position: TLS version, SNI, ALPN offer (empty fields not compared).
+func ExpectHops(h ...mesh.HopExpect) CallOption { return func(c *mesh.Check) { expect(c).Hops = h } }
+
+// ExpectServedBy expects the workload (name or namespace/name) whose app
+// answered.
+func ExpectServedBy(workload string) CallOption {
+	return func(c *mesh.Check) { expect(c).ServedBy = workload }
+}
 
 // CallCheck builds the check Call runs and validates it as a Check
 // document of a bundle would be.

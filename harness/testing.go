@@ -44,6 +44,33 @@ func New(t testing.TB, m *mesh.Mesh, opt ...Option) *Runtime {
 	return rt
 }
 
+// applyTimeout bounds ApplyConfig: the push and every proxy's ACK.
+const applyTimeout = 2 * time.Minute
+
+// ApplyConfig pushes Istio config to the running mesh and returns when
+// every proxy has ACKed it, failing t otherwise. yaml holds
+// PeerAuthentications, DestinationRules, Gateways, VirtualServices,
+// ServiceEntries, Services and TLS Secrets (mesh.ConfigKinds); it is added
+// to the bundle the mesh runs (its workloads, Services and config) and
+// validated as a bundle is, with the same messages. A Workload, a
+// Kubernetes workload, a Namespace or a Check fails t with the fix. Each
+// ApplyConfig replaces the config of the one before (mesh.Mesh.WithConfig).
+func (r *Runtime) ApplyConfig(t testing.TB, yaml string) {
+	t.Helper()
+	r.mu.Lock()
+	cur := r.mesh
+	r.mu.Unlock()
+	m, err := cur.WithConfig(t.Name()+".yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), applyTimeout)
+	defer cancel()
+	if err := r.Apply(ctx, m); err != nil {
+		t.Fatalf("pushing the config: %v", err)
+	}
+}
+
 // KeepMessage says how to reach a mesh left running, and how to remove it.
 func (r *Runtime) KeepMessage() string {
 	var b strings.Builder

@@ -115,10 +115,13 @@ type loader struct {
 	broken map[string]bool
 	// pods are Kubernetes pods and pod templates, made Workloads in finish.
 	pods []*kubePods
+	// configOnly refuses documents that are not config (WithConfig);
+	// skipChecks leaves Check documents out.
+	configOnly, skipChecks bool
 }
 
 func newLoader() *loader {
-	return &loader{m: &Mesh{Sources: map[string]Source{}}, targets: map[*Service][]intstr.IntOrString{}, broken: map[string]bool{}}
+	return &loader{m: &Mesh{Sources: map[string]Source{}, docs: []document{}}, targets: map[*Service][]intstr.IntOrString{}, broken: map[string]bool{}}
 }
 
 func (l *loader) add(src Source, kind, name, field, msg string) {
@@ -165,7 +168,9 @@ func isBlankYAML(b []byte) bool {
 
 func (l *loader) parseFile(file string, data []byte) {
 	for i, d := range splitDocs(data) {
-		l.parseDoc(Source{File: file, Index: i}, d)
+		src := Source{File: file, Index: i}
+		l.m.docs = append(l.m.docs, document{src: src, data: d, added: l.configOnly})
+		l.parseDoc(src, d)
 	}
 }
 
@@ -240,6 +245,9 @@ func (l *loader) parseObject(src Source, obj map[string]any, js []byte) {
 	def, ok := lookupKind(apiVersion, kind)
 	if !ok {
 		l.unknownKind(src, apiVersion, kind, obj)
+		return
+	}
+	if l.refuseNotConfig(src, kind, obj) || (l.skipChecks && kind == "Check") {
 		return
 	}
 

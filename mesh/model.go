@@ -69,6 +69,9 @@ type Mesh struct {
 	// Sources maps "Kind/namespace/name" to where the document came from.
 	Sources map[string]Source
 
+	// docs are the documents read, for WithConfig; nil for a Mesh built in Go.
+	docs []document
+
 	index atomic.Pointer[index]
 	drs   atomic.Pointer[drCache]
 }
