@@ -1,6 +1,15 @@
 // Package translate turns a mesh into the Envoy resources of one proxy:
 // Istio model in, Envoy resources out. It is pure (no I/O, no gRPC, no
 // Docker); package xds serves what it builds.
+//
+// Every proxy of every bundle in scenarios/testdata and bench/matrix has a
+// golden file under testdata/golden/ holding its resources as stable JSON
+// (certificates written as what they say, keys left out). A translator
+// change shows there as a diff: regenerate with
+//
+//	go test ./translate/ -run TestGolden -update
+//
+// and review the diff as part of the change.
 package translate
 
 import (
