@@ -102,15 +102,20 @@ func (r *Runtime) Check(t testing.TB, scenario string, c *mesh.Check) *trace.Res
 	if err != nil {
 		t.Fatalf("check %s: %v", c.Name, err)
 	}
-	if res.Verdict == outcome.Fail {
-		msg := res.Explain()
-		if tt, ok := t.(interface{ ArtifactDir() string }); ok {
-			if dir, err := r.SaveArtifacts(ctx, tt.ArtifactDir()); err == nil {
-				res.Artifacts = dir
-				msg += "\nevidence saved in " + dir + " (go test -artifacts keeps it)"
-			}
+	if res.Verdict != outcome.Fail {
+		// MESHTLS_EXPLAIN=1 logs every trace, not only failures.
+		if os.Getenv("MESHTLS_EXPLAIN") != "" {
+			t.Log(res.Explain())
 		}
-		t.Error(msg)
+		return res
 	}
+	msg := res.Explain()
+	if tt, ok := t.(interface{ ArtifactDir() string }); ok {
+		if dir, err := r.SaveArtifacts(ctx, tt.ArtifactDir()); err == nil {
+			res.Artifacts = dir
+			msg += "\nevidence saved in " + dir + " (go test -artifacts keeps it)"
+		}
+	}
+	t.Error(msg)
 	return res
 }

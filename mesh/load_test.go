@@ -179,6 +179,8 @@ func TestValidationErrors(t *testing.T) {
 		{"check bad result", check("{from: a, to: 'http://a/', expect: {result: http-99}}"), []string{"spec.expect.result", `"http-99"`}},
 		{"check bad wire", check("{from: a, to: 'http://a/', expect: {wire: [mtls, ssl]}}"), []string{"spec.expect.wire[1]", `unknown value "ssl"`}},
 		{"check bad peer", check("{from: a, to: 'http://a/', expect: {peer: default/a}}"), []string{"spec.expect.peer", "SPIFFE"}},
+		{"check peer subject", check("{from: a, to: 'http://a/', expect: {peer: 'CN=meshtls-client,O=meshtls'}}"), nil},
+		{"check bad peer subject", check("{from: a, to: 'http://a/', expect: {peer: 'CN=x,O'}}"), []string{"spec.expect.peer", "certificate subject"}},
 		{"check unknown field", check("{from: a, to: 'http://a/', expect: {status: 200}}"), []string{"spec.expect.status", `unknown field "status"`}},
 		{"check good offer", check("{from: a, to: 'tls://a:8443', serverFirst: true, tls: {clientCert: mesh, clientURI: 'spiffe://cluster.local/ns/default/sa/x', clientDNS: x.example.com, minVersion: TLSV1_2, maxVersion: TLSV1_2, alpn: [h2], cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]}, expect: {result: fail, hops: [{tlsVersion: TLSv1.2, sni: none, alpn: [h2]}]}}"), nil},
 		{"check good", check("{from: a, to: 'tls://a:8443', tls: {sni: '', ca: [app], clientCert: client}, expect: {result: http-503, wire: [mtls+tls], peer: none, reason: UF}}"), nil},

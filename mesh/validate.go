@@ -419,8 +419,8 @@ func (l *loader) validateCheck(c *Check, rep report) {
 				rep(fmt.Sprintf("spec.expect.wire[%d]", i), fmt.Sprintf("unknown value %q (allowed: %s)", w, outcome.Join(outcome.Wires, ", ")))
 			}
 		}
-		if e.Peer != "" && e.Peer != outcome.PeerNone && !strings.HasPrefix(e.Peer, "spiffe://") {
-			rep("spec.expect.peer", fmt.Sprintf("must be a SPIFFE ID (spiffe://...) or none, got %q", e.Peer))
+		if e.Peer != "" && e.Peer != outcome.PeerNone && !strings.HasPrefix(e.Peer, "spiffe://") && !isSubject(e.Peer) {
+			rep("spec.expect.peer", fmt.Sprintf("must be a SPIFFE ID (spiffe://...), a certificate subject without URI SAN (CN=name,O=org) or none, got %q", e.Peer))
 		}
 		if e.ServedBy != "" {
 			if _, ok := m.Workload(e.ServedBy); !ok {
@@ -438,6 +438,20 @@ func (l *loader) validateCheck(c *Check, rep report) {
 			}
 		}
 	}
+}
+
+// isSubject reports whether s reads as a certificate subject, the peer a
+// receiver outside the mesh verified from a certificate without URI SAN
+// (a MUTUAL origination's client certificate): ATTR=value pairs joined by
+// commas, as Go and Envoy print them.
+func isSubject(s string) bool {
+	for rdn := range strings.SplitSeq(s, ",") {
+		attr, value, ok := strings.Cut(rdn, "=")
+		if !ok || attr == "" || value == "" || strings.ContainsAny(attr, " /:") {
+			return false
+		}
+	}
+	return true
 }
 
 // validateCheckTLS checks the client's TLS settings of a Check.

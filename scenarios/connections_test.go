@@ -3,6 +3,7 @@ package scenarios
 import (
 	"testing"
 
+	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/outcome"
 )
 
@@ -90,83 +91,83 @@ func TestSidecarConnections(t *testing.T) {
 		appTLS   = "https://" + srv + ":8443/"
 		meshCite = "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars"
 	)
-	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
-	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
+	plainOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
+	mtlsOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID))
 	rows := []row{
 		// External inbound: the server sidecar's mode is PeerAuthentication's
 		// (pilot/pkg/networking/core/filterchain_options.go).
-		{name: "external_inbound_PERMISSIVE", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", checks: []check{
-			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
-			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: plainOK},
+		{name: "external_inbound_PERMISSIVE", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", calls: []callSpec{
+			call("from-sidecar", "client", "http://"+srv+":8080/", mtlsOK),
+			call("from-naked", "naked-client", "http://"+srv+":8080/", plainOK),
 		}},
-		{name: "external_inbound_STRICT", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", config: meshPA("STRICT"), checks: []check{
-			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
-			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
+		{name: "external_inbound_STRICT", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", config: meshPA("STRICT"), calls: []callSpec{
+			call("from-sidecar", "client", "http://"+srv+":8080/", mtlsOK),
+			call("from-naked", "naked-client", "http://"+srv+":8080/", harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}},
-		{name: "external_inbound_DISABLE", cite: meshCite + "; pilot/pkg/xds/endpoints/mtls_checker.go", config: meshPA("DISABLE"), checks: []check{
-			{name: "from-sidecar", from: "client", to: "http://" + srv + ":8080/", want: plainOK},
-			{name: "from-naked", from: "naked-client", to: "http://" + srv + ":8080/", want: plainOK},
+		{name: "external_inbound_DISABLE", cite: meshCite + "; pilot/pkg/xds/endpoints/mtls_checker.go", config: meshPA("DISABLE"), calls: []callSpec{
+			call("from-sidecar", "client", "http://"+srv+":8080/", plainOK),
+			call("from-naked", "naked-client", "http://"+srv+":8080/", plainOK),
 		}},
 		// Local inbound: the app's own TLS is forwarded as is. From a naked
 		// client the wire is the app's TLS; from a client sidecar auto mTLS
 		// wraps it (the port is https, so the sidecar treats it as opaque TCP).
 		// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
 		// ("the sidecar forwards the traffic as is"), pkg/config/protocol/instance.go.
-		{name: "local_inbound_app_TLS", cite: meshCite + "; pkg/config/protocol/instance.go", checks: []check{
-			{name: "from-naked", from: "naked-client", to: appTLS, want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
-			{name: "from-sidecar", from: "client", to: appTLS, want: expect(outcome.OK, w(outcome.Layers(outcome.MTLS, outcome.TLS)), clientID, "")},
+		{name: "local_inbound_app_TLS", cite: meshCite + "; pkg/config/protocol/instance.go", calls: []callSpec{
+			call("from-naked", "naked-client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("from-sidecar", "client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
 		}},
-		{name: "local_inbound_app_TLS_STRICT", cite: meshCite, config: meshPA("STRICT"), checks: []check{
+		{name: "local_inbound_app_TLS_STRICT", cite: meshCite, config: meshPA("STRICT"), calls: []callSpec{
 			// STRICT terminates any TLS on the port with the workload's mesh
 			// certificate and wants a client certificate: the app's own TLS
 			// from outside the mesh no longer reaches the app (the client
 			// rejects the mesh certificate first).
-			{name: "from-naked", from: "naked-client", to: appTLS, want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
-			{name: "from-sidecar", from: "client", to: appTLS, want: expect(outcome.OK, w(outcome.Layers(outcome.MTLS, outcome.TLS)), clientID, "")},
+			call("from-naked", "naked-client", appTLS, harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("from-sidecar", "client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
 		}},
 		// Local outbound: the port's protocol picks the outbound listener.
 		// pkg/config/kube/conversion.go, pkg/config/protocol/instance.go;
 		// https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/
-		{name: "local_outbound_protocol", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pkg/config/kube/conversion.go", checks: []check{
-			{name: "name-http", from: "client", to: "http://" + srv + ":8080/", want: mtlsOK},
-			{name: "appProtocol-http", from: "client", to: "http://" + srv + ":7071/", want: mtlsOK},
+		{name: "local_outbound_protocol", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pkg/config/kube/conversion.go", calls: []callSpec{
+			call("name-http", "client", "http://"+srv+":8080/", mtlsOK),
+			call("appProtocol-http", "client", "http://"+srv+":7071/", mtlsOK),
 			// An app that speaks TLS to a port declared http: the client's
 			// sidecar parses the ClientHello as HTTP and answers 400, which
 			// the client's TLS stack cannot read.
 			// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
-			{name: "TLS-to-http-port", from: "client", to: "https://" + srv + ":8444/", want: expect(outcome.TLSError, nil, "", "")},
+			call("TLS-to-http-port", "client", "https://"+srv+":8444/", harness.ExpectResult(outcome.TLSError)),
 		}},
 		// A port without protocol prefix is sniffed: HTTP goes through the
 		// client's HCM and out with Istio's HTTP ALPN (istio.alpn, set per
 		// request), so the server's mtls-http chain verifies the peer.
-		{name: "local_outbound_protocol_detected", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/xds/filters/filters.go (Alpn)", checks: []check{
-			{name: "detected", from: "client", to: "http://" + srv + ":7070/", want: mtlsOK},
+		{name: "local_outbound_protocol_detected", cite: "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/; pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/xds/filters/filters.go (Alpn)", calls: []callSpec{
+			call("detected", "client", "http://"+srv+":7070/", mtlsOK),
 		}},
 		// External outbound: the DestinationRule decides, else auto mTLS
 		// (plaintext to a MESH_EXTERNAL service).
 		// pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/model/push_context.go.
-		{name: "external_outbound_auto", cite: "pilot/pkg/networking/core/cluster_tls.go; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls", config: apiSE, checks: []check{
-			{name: "plain-http", from: "client", to: "http://api.example.com:8080/", want: plainOK},
-			{name: "app-tls-passes", from: "client", to: "https://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
+		{name: "external_outbound_auto", cite: "pilot/pkg/networking/core/cluster_tls.go; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls", config: apiSE, calls: []callSpec{
+			call("plain-http", "client", "http://api.example.com:8080/", plainOK),
+			call("app-tls-passes", "client", "https://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 		}},
-		{name: "external_outbound_DISABLE", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: DISABLE}"), checks: []check{
+		{name: "external_outbound_DISABLE", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: DISABLE}"), calls: []callSpec{
 			// Plaintext to the app's TLS port: the app rejects it.
-			{name: "http-to-tls-port", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(400), w(outcome.Plaintext), outcome.PeerNone, "")},
+			call("http-to-tls-port", "client", "http://api.example.com/", harness.ExpectResult(outcome.HTTP(400)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}},
-		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), checks: []check{
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
+		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), calls: []callSpec{
+			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 		}},
-		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}\n  workloadSelector: {matchLabels: {app: client}}"), checks: []check{
+		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}\n  workloadSelector: {matchLabels: {app: client}}"), calls: []callSpec{
 			// A sidecar honours credentialName only from a DestinationRule
 			// with a workloadSelector (cluster_tls.go, buildUpstreamClusterTLSContext).
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
+			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("CN=meshtls-client,O=meshtls")),
 		}},
 		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the
 		// server speaks none of Istio's ALPN values (our app answers
 		// no_application_protocol before any certificate is checked), and
 		// its certificate is not from the mesh root anyway.
-		{name: "external_outbound_ISTIO_MUTUAL", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: ISTIO_MUTUAL}"), checks: []check{
-			{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
+		{name: "external_outbound_ISTIO_MUTUAL", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: ISTIO_MUTUAL}"), calls: []callSpec{
+			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
 		}},
 	}
 	runRows(t, connectionsWorkloads, rows)

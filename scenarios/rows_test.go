@@ -26,13 +26,28 @@ import (
 type row struct {
 	name string
 	// cite is the Istio doc URL or istio/istio source path the expectations
-	// come from; it is printed when a check fails.
+	// come from; it is printed when a call's expectation does not hold.
 	cite   string
-	config string // extra YAML documents (Istio config, Services) on top of the test's workloads
+	config string // Istio config (and Services) on top of the test's workloads: rt.ApplyConfig
 	// setup, when set, runs before the row's push, e.g. to swap a workload
 	// certificate in rt.Certs() (the push then carries the new secret).
 	setup  func(t *testing.T, rt *harness.Runtime)
+	calls  []callSpec
 	checks []check
+}
+
+// callSpec is one call of a row: rt.Call's arguments.
+type callSpec struct {
+	name, from, to string
+	opts           []harness.CallOption
+}
+
+// call is a row's call named name, from a workload (name or namespace/name)
+// to a URL (http, https, tcp, tls), with the harness's options: what it
+// expects (harness.ExpectResult, ExpectWire, ...), harness.Via a gateway,
+// harness.WithTLS.
+func call(name, from, to string, opts ...harness.CallOption) callSpec {
+	return callSpec{name: name, from: from, to: to, opts: opts}
 }
 
 // check is one call and its expected outcome.
@@ -78,17 +93,19 @@ func runRows(t *testing.T, workloads string, rows []row) {
 			if r.setup != nil {
 				r.setup(t, rt)
 			}
-			m, err := mesh.Parse(t.Name()+".yaml", []byte(workloads+"\n---\n"+r.config))
-			if err != nil {
-				t.Fatalf("row config: %v", err)
+			rt.ApplyConfig(t, r.config)
+			for _, c := range r.calls {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					if res := rt.Call(t, c.from, c.to, c.opts...); !res.Passed() {
+						t.Log("source: " + r.cite)
+					}
+				})
 			}
 			// Parallel checks run after this function returns: the
 			// context lives until the row's cleanup, not this scope.
 			ctx, cancel := context.WithTimeout(t.Context(), rowTimeout)
 			t.Cleanup(cancel)
-			if err := rt.Apply(ctx, m); err != nil {
-				t.Fatalf("pushing the row's config: %v", err)
-			}
 			for _, c := range r.checks {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
