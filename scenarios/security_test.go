@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/outcome"
 )
 
@@ -33,6 +34,12 @@ spec:
   sidecar: false
   hostnames: [api.example.com]
   ports: [{name: https, port: 443, tls: true}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: plain}
+spec:
+  sidecar: false
 `
 
 // identity returns a setup that gives ns/sa a certificate issued by the
@@ -65,9 +72,29 @@ func resetIdentities(rt *harness.Runtime) {
 
 var expired = certs.WithValidity(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 
+// inboundTLSCite: Istio's inbound mTLS server context.
+const inboundTLSCite = "pilot/pkg/security/authn/utils/utils.go (BuildInboundTLS, SupportedCiphers); pilot/pkg/networking/plugin/authn/util.go (TrustDomainsForValidation); pilot/pkg/security/model/authentication.go (ApplyToCommonTLSContext: trust domains as SAN prefixes)"
+
+// meshClient is a client without a sidecar speaking Istio mTLS itself: a
+// mesh-CA certificate with uri, trusting the mesh CA; with ciphers, TLS 1.2
+// with only those suites.
+func meshClient(uri string, ciphers ...string) *mesh.CheckTLS {
+	t := &mesh.CheckTLS{CA: []string{"mesh"}, ClientCert: "mesh", ClientURI: uri}
+	if len(ciphers) > 0 {
+		t.MaxVersion, t.Ciphers = "TLSV1_2", ciphers
+	}
+	return t
+}
+
+func withTLSVersion(e mesh.Expect, version string) mesh.Expect {
+	e.Hops = []mesh.HopExpect{{TLSVersion: version}}
+	return e
+}
+
 func TestSecurityNegatives(t *testing.T) {
 	const (
 		srv     = "http://server.default.svc.cluster.local:8080/"
+		srvTLS  = "https://server.default.svc.cluster.local:8080/"
 		sdsCite = "https://istio.io/latest/docs/concepts/security/#mutual-tls-authentication; pilot/pkg/networking/core/filterchain_options.go"
 	)
 	apiSimple := func(tls string) string {
@@ -111,6 +138,28 @@ spec:
 		{name: "expired_server_cert", cite: sdsCite, setup: identity("default", "server", "mesh", expired), config: meshPA("STRICT"), checks: []check{
 			{name: "expired", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
 		}},
+		// Istio's inbound mTLS accepts a client certificate only with a
+		// SPIFFE URI in the mesh's trust domain (prefix
+		// spiffe://cluster.local/), and TLS 1.2 only with six AES-GCM
+		// suites. Sidecars speak TLS 1.3 with each other, so a client
+		// without a sidecar shows both: it speaks Istio mTLS itself with a
+		// mesh-CA certificate (the server's certificate also names its
+		// host, so the client can verify it).
+		{name: "inbound_mTLS_trust_domain_and_ciphers", cite: inboundTLSCite,
+			setup:  identity("default", "server", "mesh", certs.WithDNSNames("server.default.svc.cluster.local")),
+			config: meshPA("STRICT"),
+			checks: []check{
+				{name: "in-trust-domain", from: "plain", to: srvTLS, tls: meshClient("spiffe://cluster.local/ns/default/sa/plain"),
+					want: expect(outcome.OK, w(outcome.MTLS), "spiffe://cluster.local/ns/default/sa/plain", "")},
+				{name: "other-trust-domain", from: "plain", to: srvTLS, tls: meshClient("spiffe://other.example/ns/default/sa/plain"),
+					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
+				{name: "tls12-istio-cipher", from: "plain", to: srvTLS,
+					tls:  meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+					want: withTLSVersion(expect(outcome.OK, w(outcome.MTLS), "spiffe://cluster.local/ns/default/sa/plain", ""), "TLSv1.2")},
+				{name: "tls12-other-cipher", from: "plain", to: srvTLS,
+					tls:  meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
+			}},
 		// Baseline under the same config with fresh identities, so the
 		// negatives above fail for the reason they name. It comes after
 		// them on purpose: a certificate pushed over SDS applies to new

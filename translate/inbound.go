@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -13,6 +14,7 @@ import (
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -259,20 +261,43 @@ func (b *builder) inboundChains(port *uint32, proto mesh.Protocol, mode mesh.MTL
 	return out
 }
 
+// inboundMTLSCiphers are the TLS 1.2 cipher suites Istio's inbound mTLS
+// accepts (pilot/pkg/security/authn/utils/utils.go, SupportedCiphers;
+// meshConfig.meshMTLS.cipherSuites unset). TLS 1.3 suites are not
+// configurable in Envoy and stay Envoy's.
+var inboundMTLSCiphers = []string{
+	"ECDHE-ECDSA-AES256-GCM-SHA384",
+	"ECDHE-RSA-AES256-GCM-SHA384",
+	"ECDHE-ECDSA-AES128-GCM-SHA256",
+	"ECDHE-RSA-AES128-GCM-SHA256",
+	"AES256-GCM-SHA384",
+	"AES128-GCM-SHA256",
+}
+
 // inboundMTLSSocket terminates Istio mTLS: workload cert, client cert
-// required and verified against the mesh root, TLS 1.2–1.3
-// (pilot/pkg/security/authn/utils/utils.go, BuildInboundTLS).
+// required, verified against the mesh root and to carry a SPIFFE URI in the
+// mesh's trust domain (prefix spiffe://cluster.local/), TLS 1.2–1.3 with
+// Istio's TLS 1.2 cipher suites (pilot/pkg/security/authn/utils/utils.go,
+// BuildInboundTLS; the trust domains from
+// pilot/pkg/networking/plugin/authn/util.go, TrustDomainsForValidation, as
+// prefix matchers by pilot/pkg/security/model/authentication.go,
+// ApplyToCommonTLSContext).
 func (b *builder) inboundMTLSSocket(alpn []string) *core.TransportSocket {
 	b.needSecret(SecretDefault, secretNeed{})
 	b.needSecret(SecretRootCA, secretNeed{})
+	params := tlsParams12to13()
+	params.CipherSuites = slices.Clone(inboundMTLSCiphers)
 	ctx := &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsParams:                      tlsParams12to13(),
+			TlsParams:                      params,
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsConfig(SecretDefault)},
 			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-					DefaultValidationContext:         &tlsv3.CertificateValidationContext{},
+					DefaultValidationContext: &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+						SanType: tlsv3.SubjectAltNameMatcher_URI,
+						Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "spiffe://" + mesh.TrustDomain + "/"}},
+					}}},
 					ValidationContextSdsSecretConfig: sdsConfig(SecretRootCA),
 				},
 			},
