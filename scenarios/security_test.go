@@ -204,6 +204,15 @@ spec:
 			checks: []check{
 				{name: "cert-for-SNI", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
 			}},
+		// SIMPLE (and MUTUAL) origination offers TLS 1.2-1.3; Envoy's
+		// client default alone would stop at TLS 1.2.
+		{name: "SIMPLE_TLS_versions", cite: "pilot/pkg/networking/core/cluster_tls.go (constructUpstreamTLS, defaultUpstreamCommonTLSContext)",
+			setup:  identity("", "", ""),
+			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"),
+			checks: []check{
+				{name: "negotiates-tls13", from: "client", to: "http://api.example.com/",
+					want: withTLSVersion(expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, ""), "TLSv1.3")},
+			}},
 		// SIMPLE origination without caCertificates trusts the system roots,
 		// which trust none of our CAs (as a private CA in real life).
 		{name: "SIMPLE_no_CA", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings",

@@ -394,7 +394,9 @@ func (b *builder) originationTLS(t *target, subset string, tls *networkingapi.Cl
 		// buildUpstreamClusterTLSContext: privilegedCredentialLookup).
 		return nil, nil
 	}
-	common := &tlsv3.CommonTlsContext{}
+	// TLS 1.2-1.3, where Envoy's client default stops at 1.2
+	// (cluster_tls.go, defaultUpstreamCommonTLSContext).
+	common := &tlsv3.CommonTlsContext{TlsParams: tlsParams12to13()}
 	insecure := tls.GetInsecureSkipVerify().GetValue()
 	sans := tls.GetSubjectAltNames()
 	autoSAN := !insecure && len(sans) == 0 // decided on the DestinationRule's own SANs
