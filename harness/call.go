@@ -101,5 +101,5 @@ func (r *Runtime) Call(t testing.TB, from, to string, opts ...CallOption) *trace
 	if err != nil {
 		t.Fatalf("call %s -> %s: %v", from, to, err)
 	}
-	return r.Check(t, "go", c)
+	return r.Check(t, "", c) // the check's name is the test's
 }
