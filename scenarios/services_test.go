@@ -3,7 +3,8 @@ package scenarios
 import (
 	"testing"
 
-	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/harness"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 // Services as Kubernetes has them: one Service in front of two Deployments
@@ -80,29 +81,35 @@ spec:
 `
 
 func TestServices(t *testing.T) {
-	served := func(e mesh.Expect, id string) mesh.Expect { e.ServedBy = id; return e }
 	rows := []row{
 		// Subsets route by the workloads' labels; the VirtualService binds
 		// to the Service's host, so both protocols go to v2 every time.
 		{name: "subset_routing", cite: "https://istio.io/latest/docs/concepts/traffic-management/#destination-rules; pilot/pkg/networking/core/listener.go, httproute.go",
 			config: reviewsToV2,
-			checks: []check{
-				{name: "http-by-name", from: "client", to: "http://reviews/", want: served(expect("ok", w("mtls"), clientID, ""), "reviews-v2")},
-				{name: "http-again", from: "client", to: "http://reviews.default.svc.cluster.local/", want: served(expect("ok", w("mtls"), clientID, ""), "reviews-v2")},
-				{name: "tcp", from: "client", to: "tcp://reviews:9000", want: served(expect("ok", w("mtls"), clientID, ""), "reviews-v2")},
-				{name: "tcp-again", from: "client", to: "tcp://reviews.default:9000", want: served(expect("ok", w("mtls"), clientID, ""), "reviews-v2")},
+			calls: []callSpec{
+				call("http-by-name", "client", "http://reviews/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectServedBy("reviews-v2")),
+				call("http-again", "client", "http://reviews.default.svc.cluster.local/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectServedBy("reviews-v2")),
+				call("tcp", "client", "tcp://reviews:9000",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectServedBy("reviews-v2")),
+				call("tcp-again", "client", "tcp://reviews.default:9000",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectServedBy("reviews-v2")),
 				// No sidecar, no VirtualService: kube-proxy's DNAT picks an
 				// endpoint, and the sidecar there takes plaintext (PERMISSIVE).
-				{name: "plain-client-http", from: "plain", to: "http://reviews/", want: expect("ok", w("plaintext"), "none", "")},
-				{name: "plain-client-tcp", from: "plain", to: "tcp://reviews:9000", want: expect("ok", w("plaintext"), "none", "")},
+				call("plain-client-http", "plain", "http://reviews/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
+				call("plain-client-tcp", "plain", "tcp://reviews:9000",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// STRICT on the endpoints: the plain client's DNATed connection is
 		// refused in some way, the sidecar's mTLS one is not.
 		{name: "strict", cite: "https://istio.io/latest/docs/reference/config/security/peer_authentication/",
 			config: meshPA("STRICT"),
-			checks: []check{
-				{name: "sidecar-client", from: "client", to: "tcp://reviews:9000", want: expect("ok", w("mtls"), clientID, "")},
-				{name: "plain-client", from: "plain", to: "tcp://reviews:9000", want: expect("fail", nil, "", "")},
+			calls: []callSpec{
+				call("sidecar-client", "client", "tcp://reviews:9000",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID)),
+				call("plain-client", "plain", "tcp://reviews:9000", harness.ExpectNotOK()),
 			}},
 	}
 	runRows(t, servicesWorkloads, rows)
