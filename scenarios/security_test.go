@@ -127,16 +127,19 @@ spec:
 		// With TLS 1.3 the client's proxy has finished its side of the
 		// handshake before the server checks the certificate, so Envoy
 		// reports the refusal as a connection termination (UC), not UF.
-		{name: "untrusted_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "untrusted"), config: meshPA("STRICT"), checks: []check{
-			{name: "untrusted-CA", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UC")},
+		{name: "untrusted_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "untrusted"), config: meshPA("STRICT"), calls: []callSpec{
+			call("untrusted-CA", "client", srv,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UC")),
 		}},
 		// An expired client certificate is refused the same way (UC, as above).
-		{name: "expired_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "mesh", expired), config: meshPA("STRICT"), checks: []check{
-			{name: "expired", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UC")},
+		{name: "expired_client_cert_vs_STRICT", cite: sdsCite, setup: identity("default", "client", "mesh", expired), config: meshPA("STRICT"), calls: []callSpec{
+			call("expired", "client", srv,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UC")),
 		}},
 		// An expired server certificate: the client sidecar refuses it.
-		{name: "expired_server_cert", cite: sdsCite, setup: identity("default", "server", "mesh", expired), config: meshPA("STRICT"), checks: []check{
-			{name: "expired", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
+		{name: "expired_server_cert", cite: sdsCite, setup: identity("default", "server", "mesh", expired), config: meshPA("STRICT"), calls: []callSpec{
+			call("expired", "client", srv,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("CERTIFICATE_VERIFY_FAILED")),
 		}},
 		// Istio's inbound mTLS accepts a client certificate only with a
 		// SPIFFE URI in the mesh's trust domain (prefix
@@ -166,16 +169,17 @@ spec:
 		// connections only, and a pooled mTLS connection made here would
 		// carry later calls with the old certificates (as in Envoy
 		// everywhere: rotation does not close live connections).
-		{name: "baseline_STRICT", cite: sdsCite, setup: identity("", "", ""), config: meshPA("STRICT"), checks: []check{
-			{name: "mesh-identity", from: "client", to: srv, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
+		{name: "baseline_STRICT", cite: sdsCite, setup: identity("", "", ""), config: meshPA("STRICT"), calls: []callSpec{
+			call("mesh-identity", "client", srv, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID)),
 		}},
 		// subjectAltNames replace the service accounts as the accepted
 		// server identities: a list that misses the server's fails.
 		// https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings;
 		// pilot/pkg/networking/core/cluster_tls.go
 		{name: "DR_subjectAltNames_mismatch", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings", setup: identity("", "", ""), config: drServerTop + `    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/someone-else]}
-`, checks: []check{
-			{name: "wrong-SAN", from: "client", to: srv, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "SAN_matcher")},
+`, calls: []callSpec{
+			call("wrong-SAN", "client", srv,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("SAN_matcher")),
 		}},
 		// Origination with auto SNI: the SNI (and the name the certificate
 		// is checked against) comes from the request's authority. Rewriting
@@ -194,15 +198,17 @@ spec:
   http:
   - rewrite: {authority: other.example.com}
     route: [{destination: {host: api.example.com, port: {number: 80}}}]
-`, checks: []check{
-				{name: "cert-not-for-SNI", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "verify_SAN_list")},
+`, calls: []callSpec{
+				call("cert-not-for-SNI", "client", "http://api.example.com/",
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("verify_SAN_list")),
 			}},
 		// The same without the rewrite: SNI and certificate agree.
 		{name: "SIMPLE_SNI_match", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/",
 			setup:  identity("", "", ""),
 			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"),
-			checks: []check{
-				{name: "cert-for-SNI", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("cert-for-SNI", "client", "http://api.example.com/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// SIMPLE (and MUTUAL) origination offers TLS 1.2-1.3; Envoy's
 		// client default alone would stop at TLS 1.2.
@@ -218,8 +224,9 @@ spec:
 		{name: "SIMPLE_no_CA", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings",
 			setup:  identity("", "", ""),
 			config: apiSimple("{mode: SIMPLE}"),
-			checks: []check{
-				{name: "system-roots", from: "client", to: "http://api.example.com/", want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
+			calls: []callSpec{
+				call("system-roots", "client", "http://api.example.com/",
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("CERTIFICATE_VERIFY_FAILED")),
 			}},
 	}
 	runRows(t, securityWorkloads, rows)
