@@ -3,6 +3,7 @@ package scenarios
 import (
 	"testing"
 
+	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/outcome"
 )
@@ -56,9 +57,9 @@ spec:
 }
 
 func TestPolicySemantics(t *testing.T) {
-	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
-	refused := expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")
-	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
+	plainOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
+	refused := harness.Options(harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
+	mtlsOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID))
 	rows := []row{
 		{
 			// Two namespace-level policies: Istio keeps the oldest by
@@ -66,9 +67,9 @@ func TestPolicySemantics(t *testing.T) {
 			name:   "1-oldest_namespace_policy_wins",
 			cite:   "pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication); pilot/pkg/model/authentication.go (addPeerAuthentication)",
 			config: pa("default", "a-permissive", "2024-05-02T10:00:00Z", "PERMISSIVE") + pa("default", "b-strict", "2024-05-01T10:00:00Z", "STRICT"),
-			checks: []check{
-				{name: "naked/http", from: "naked-client", to: serverHTTP, want: refused},
-				{name: "sidecar/http", from: "client", to: serverHTTP, want: mtlsOK},
+			calls: []callSpec{
+				call("naked/http", "naked-client", serverHTTP, refused),
+				call("sidecar/http", "client", serverHTTP, mtlsOK),
 			},
 		},
 		{
@@ -77,8 +78,8 @@ func TestPolicySemantics(t *testing.T) {
 			name:   "1-tie_broken_by_name",
 			cite:   "pilot/pkg/model/config.go (configCompareByCreationTime)",
 			config: pa("default", "z-strict", "", "STRICT") + pa("default", "a-permissive", "", "PERMISSIVE"),
-			checks: []check{
-				{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
+			calls: []callSpec{
+				call("naked/http", "naked-client", serverHTTP, plainOK),
 			},
 		},
 		{
@@ -100,9 +101,9 @@ spec:
     - destination: {host: server, subset: v1}
 ---
 `,
-			checks: []check{
-				{name: "subset-of-newer-rule", from: "client", to: serverHTTP, want: plainOK},
-				{name: "tcp", from: "client", to: serverTCP, want: plainOK},
+			calls: []callSpec{
+				call("subset-of-newer-rule", "client", serverHTTP, plainOK),
+				call("tcp", "client", serverTCP, plainOK),
 			},
 		},
 		{
@@ -112,9 +113,9 @@ spec:
 			name:   "3-exported_only_elsewhere",
 			cite:   "pilot/pkg/model/push_context.go (setDestinationRules: namespaceLocal needs exportTo empty, *, . or the own namespace; getExportedDestinationRuleFromNamespace)",
 			config: dr("server", "default", "", "host: server\n  exportTo: [other]\n  trafficPolicy: {tls: {mode: DISABLE}}"),
-			checks: []check{
-				{name: "own-namespace", from: "client", to: serverHTTP, want: mtlsOK},
-				{name: "named-namespace", from: "other/client", to: serverHTTP, want: plainOK},
+			calls: []callSpec{
+				call("own-namespace", "client", serverHTTP, mtlsOK),
+				call("named-namespace", "other/client", serverHTTP, plainOK),
 			},
 		},
 		{
@@ -128,9 +129,9 @@ spec:
 			cite: "pilot/pkg/networking/core/cluster_tls.go (buildUpstreamClusterTLSContext: credentialName on a sidecar without workloadSelector)",
 			config: dr("server", "default", "", "host: server\n  trafficPolicy: {tls: {mode: MUTUAL, credentialName: server-client}}") +
 				dr("server-sel", "other", "", "host: server.default.svc.cluster.local\n  workloadSelector: {matchLabels: {app: client}}\n  trafficPolicy: {tls: {mode: MUTUAL, credentialName: server-client}}"),
-			checks: []check{
-				{name: "no-selector-plaintext", from: "client", to: serverTCP, want: plainOK},
-				{name: "selector-originates", from: "other/client", to: serverTCP, want: expect("", w(outcome.TLS), "", ""), fails: true},
+			calls: []callSpec{
+				call("no-selector-plaintext", "client", serverTCP, plainOK),
+				call("selector-originates", "other/client", serverTCP, harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS)),
 			},
 		},
 	}
@@ -156,7 +157,7 @@ spec:
 
 // Gateway-side policy semantics, on the gateway tests' workloads.
 func TestGatewayPolicySemantics(t *testing.T) {
-	viaGateway := expect("ok", w("plaintext", "mtls"), gatewayID, "")
+	viaGateway := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID))
 	rows := []row{
 		{
 			// A short gateway name in a route match names a Gateway in the
@@ -184,8 +185,8 @@ spec:
     route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
 ---
 `,
-			checks: []check{
-				{name: "routed", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: viaGateway},
+			calls: []callSpec{
+				call("routed", "outside/curl", "http://b.example.com/", harness.Via(ingress), viaGateway),
 			},
 		},
 		{
@@ -226,9 +227,9 @@ spec:
   - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
 ---
 `,
-			checks: []check{
-				{name: "no-client-cert", from: "outside/curl", to: "https://b.example.com/", via: ingress,
-					tls: &mesh.CheckTLS{CA: []string{"ingress"}}, want: expect("ok", w("tls", "mtls"), gatewayID, "")},
+			calls: []callSpec{
+				call("no-client-cert", "outside/curl", "https://b.example.com/", harness.Via(ingress), harness.WithTLS(mesh.CheckTLS{CA: []string{"ingress"}}),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS, outcome.MTLS), harness.ExpectPeer(gatewayID)),
 			},
 		},
 	}
