@@ -3,6 +3,7 @@ package scenarios
 import (
 	"testing"
 
+	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
 	"github.com/meshtls/meshtls/outcome"
 )
@@ -134,17 +135,20 @@ func itoa(n int) string {
 }
 
 func TestGateways(t *testing.T) {
-	ingressCA := &mesh.CheckTLS{CA: []string{"ingress"}}
-	withCert := func(ca string) *mesh.CheckTLS { return &mesh.CheckTLS{CA: []string{"ingress"}, ClientCert: ca} }
+	ingressCA := harness.WithTLS(mesh.CheckTLS{CA: []string{"ingress"}})
+	withCert := func(ca string) harness.CallOption {
+		return harness.WithTLS(mesh.CheckTLS{CA: []string{"ingress"}, ClientCert: ca})
+	}
 	const bHTTPS = "https://b.example.com/"
 	const gwDoc = "https://istio.io/latest/docs/reference/config/networking/gateway/#ServerTLSSettings-TLSmode"
-	okTLS := expect(outcome.OK, w(outcome.TLS, outcome.MTLS), gatewayID, "")
+	okTLS := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS, outcome.MTLS), harness.ExpectPeer(gatewayID))
 	rows := []row{
 		{name: "HTTP", cite: "https://istio.io/latest/docs/tasks/traffic-management/ingress/ingress-control/; pilot/pkg/networking/core/gateway.go",
 			config: gatewayServer(80, "HTTP", "[b.example.com]", "") + httpToB,
-			checks: []check{
+			calls: []callSpec{
 				// Upstream from a gateway follows auto mTLS like a sidecar.
-				{name: "plain", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.Plaintext, outcome.MTLS), gatewayID, "")},
+				call("plain", "outside/curl", "http://b.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
 			}},
 		// httpsRedirect is per server: the redirect-only server (no
 		// VirtualService) answers 301 for its host; the other server on
@@ -164,34 +168,42 @@ spec:
     hosts: [b.example.com]
 ---
 ` + httpToB,
-			checks: []check{
-				{name: "redirect-only-server", from: "outside/curl", to: "http://a.example.com/", via: ingress, want: expect(outcome.HTTP(301), w(outcome.Plaintext), outcome.PeerNone, "")},
-				{name: "other-server-not-redirected", from: "outside/curl", to: "http://b.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.Plaintext, outcome.MTLS), gatewayID, "")},
+			calls: []callSpec{
+				call("redirect-only-server", "outside/curl", "http://a.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.HTTP(301)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
+				call("other-server-not-redirected", "outside/curl", "http://b.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
 			}},
 		{name: "HTTPS_SIMPLE", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: SIMPLE, credentialName: b-cred}") + httpToB,
-			checks: []check{
-				{name: "no-client-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},
+			calls: []callSpec{
+				call("no-client-cert", "outside/curl", bHTTPS, harness.Via(ingress), ingressCA, okTLS),
 				// No SNI: the server's hosts are matched on SNI, so no filter
 				// chain matches and the gateway closes the connection during
 				// the client's handshake (pilot/pkg/networking/core/gateway.go).
-				{name: "no-SNI", from: "outside/curl", to: bHTTPS, via: ingress, tls: &mesh.CheckTLS{SNI: sni(""), CA: []string{"ingress"}}, want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "filter_chain_not_found")},
+				call("no-SNI", "outside/curl", bHTTPS, harness.Via(ingress), harness.WithTLS(mesh.CheckTLS{SNI: sni(""), CA: []string{"ingress"}}),
+					harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("filter_chain_not_found")),
 			}},
 		{name: "HTTPS_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: MUTUAL, credentialName: b-cred}") + httpToB,
-			checks: []check{
-				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
-				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
+			calls: []callSpec{
+				call("trusted-cert", "outside/curl", bHTTPS, harness.Via(ingress), withCert("client"),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS, outcome.MTLS), harness.ExpectPeer(gatewayID)),
+				call("no-cert", "outside/curl", bHTTPS, harness.Via(ingress), ingressCA,
+					harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 				// With TLS 1.3 the client finishes its handshake before the
 				// server has checked the client certificate: the rejection
 				// arrives as a tls-error or a reset, depending on whether the
-				// alert beats the request (see check.fails).
-				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
+				// alert beats the request (see call in rows_test.go).
+				call("untrusted-cert", "outside/curl", bHTTPS, harness.Via(ingress), withCert("untrusted"),
+					harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		{name: "HTTPS_OPTIONAL_MUTUAL", cite: gwDoc, config: gatewayServer(443, "HTTPS", "[b.example.com]", "{mode: OPTIONAL_MUTUAL, credentialName: b-cred}") + httpToB,
-			checks: []check{
-				{name: "trusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("client"), want: expect(outcome.OK, w(outcome.MTLS, outcome.MTLS), gatewayID, "")},
-				{name: "no-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: okTLS},
+			calls: []callSpec{
+				call("trusted-cert", "outside/curl", bHTTPS, harness.Via(ingress), withCert("client"),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS, outcome.MTLS), harness.ExpectPeer(gatewayID)),
+				call("no-cert", "outside/curl", bHTTPS, harness.Via(ingress), ingressCA, okTLS),
 				// A certificate that is sent is verified (failure form as above).
-				{name: "untrusted-cert", from: "outside/curl", to: bHTTPS, via: ingress, tls: withCert("untrusted"), want: expect("", w(outcome.TLS), outcome.PeerNone, ""), fails: true},
+				call("untrusted-cert", "outside/curl", bHTTPS, harness.Via(ingress), withCert("untrusted"),
+					harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// PASSTHROUGH routes on SNI and forwards the client's TLS untouched;
 		// a backend with a sidecar gets it inside auto mTLS. A wrong route
@@ -199,9 +211,11 @@ spec:
 		// carries only its own hostname).
 		{name: "PASSTHROUGH_by_SNI", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
 			config: gatewayServer(443, "HTTPS", "[c.example.com, d.example.com]", "{mode: PASSTHROUGH}") + sniToCD,
-			checks: []check{
-				{name: "to-c-sidecar", from: "outside/curl", to: "https://c.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.TLS, outcome.Layers(outcome.MTLS, outcome.TLS)), gatewayID, "")},
-				{name: "to-d-naked", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect(outcome.OK, w(outcome.TLS, outcome.TLS), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("to-c-sidecar", "outside/curl", "https://c.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS, outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(gatewayID)),
+				call("to-d-naked", "outside/curl", "https://d.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS, outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// PASSTHROUGH plus a DR that originates TLS: the gateway wraps the
 		// client's TLS in its own; d's app unwraps one layer and reads a
@@ -217,8 +231,9 @@ spec:
   trafficPolicy:
     tls: {mode: SIMPLE, sni: d.example.com, caCertificates: /etc/meshtls/ca/app.pem}
 `,
-			checks: []check{
-				{name: "double-TLS", from: "outside/curl", to: "https://d.example.com/", via: ingress, want: expect(outcome.TLSError, w(outcome.TLS, outcome.Layers(outcome.TLS, outcome.TLS)), "", "")},
+			calls: []callSpec{
+				call("double-TLS", "outside/curl", "https://d.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS, outcome.Layers(outcome.TLS, outcome.TLS))),
 			}},
 		// TLS terminated at the gateway: tcp routes apply.
 		{name: "TLS_terminated_to_TCP", cite: gwDoc + "; pilot/pkg/networking/core/gateway.go",
@@ -232,8 +247,8 @@ spec:
   tcp:
   - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 9000}}}]
 `,
-			checks: []check{
-				{name: "tls-to-tcp", from: "outside/curl", to: "tls://b.example.com:443", via: ingress, tls: ingressCA, want: okTLS},
+			calls: []callSpec{
+				call("tls-to-tcp", "outside/curl", "tls://b.example.com:443", harness.Via(ingress), ingressCA, okTLS),
 			}},
 		// A VirtualService whose block does not fit its server: an HTTPS
 		// SIMPLE server takes http routes, so tls routes do not apply and
@@ -250,8 +265,9 @@ spec:
   - match: [{sniHosts: [b.example.com]}]
     route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
 `,
-			checks: []check{
-				{name: "tls-routes-on-terminated", from: "outside/curl", to: bHTTPS, via: ingress, tls: ingressCA, want: expect(outcome.HTTP(404), w(outcome.TLS), outcome.PeerNone, "NR")},
+			calls: []callSpec{
+				call("tls-routes-on-terminated", "outside/curl", bHTTPS, harness.Via(ingress), ingressCA,
+					harness.ExpectResult(outcome.HTTP(404)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("NR")),
 			}},
 		// Egress gateway originating TLS: the sidecar sends plain HTTP for
 		// api.example.com to the egress gateway's HTTP server, the gateway
@@ -311,8 +327,9 @@ spec:
     - port: {number: 443}
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
-			checks: []check{
-				{name: "originate", from: "client", to: "http://api.example.com/", want: expect(outcome.OK, w(outcome.Plaintext, outcome.TLS), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("originate", "client", "http://api.example.com/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// Egress gateway for HTTPS: the app's own TLS to api.example.com
 		// goes, by SNI, from its sidecar to the egress gateway (a tls
@@ -366,8 +383,9 @@ spec:
   - match: [{gateways: [istio-egressgateway], port: 443, sniHosts: [api.example.com]}]
     route: [{destination: {host: api.example.com, port: {number: 443}}, weight: 100}]
 `,
-			checks: []check{
-				{name: "https-via-egress", from: "client", to: "https://api.example.com/", tls: &mesh.CheckTLS{CA: []string{"app"}}, want: expect("ok", w("tls", "tls"), "none", "")},
+			calls: []callSpec{
+				call("https-via-egress", "client", "https://api.example.com/", harness.WithTLS(mesh.CheckTLS{CA: []string{"app"}}),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS, outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 	}
 	runRows(t, gatewayWorkloads, rows)
