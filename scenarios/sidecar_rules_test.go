@@ -3,6 +3,7 @@ package scenarios
 import (
 	"testing"
 
+	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/outcome"
 )
 
@@ -98,9 +99,11 @@ func TestSidecarDestinationRules(t *testing.T) {
 			name:   "DISABLE_vs_STRICT",
 			cite:   "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars; pilot/pkg/networking/core/cluster_tls.go",
 			config: meshPA("STRICT") + drServerTop + "    tls: {mode: DISABLE}\n",
-			checks: []check{
-				{name: "http", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.Plaintext), outcome.PeerNone, "UC")},
-				{name: "tcp", from: "client", to: serverTCP, want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("http", "client", serverHTTP,
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UC")),
+				call("tcp", "client", serverTCP,
+					harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 			},
 		},
 		{
@@ -110,9 +113,11 @@ func TestSidecarDestinationRules(t *testing.T) {
 			name:   "ISTIO_MUTUAL_vs_plain",
 			cite:   "tests/integration/security/reachability_test.go; pilot/pkg/networking/core/filterchain_options.go",
 			config: meshDR("ISTIO_MUTUAL") + serverPA("DISABLE"),
-			checks: []check{
-				{name: "naked-server", from: "client", to: nakedHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
-				{name: "sidecar-DISABLE", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
+			calls: []callSpec{
+				call("naked-server", "client", nakedHTTP,
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
+				call("sidecar-DISABLE", "client", serverHTTP,
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
 			},
 		},
 		{
@@ -126,8 +131,9 @@ func TestSidecarDestinationRules(t *testing.T) {
     - port: {number: 8443}
       tls: {mode: SIMPLE, sni: server.default.svc.cluster.local, caCertificates: /etc/meshtls/ca/app.pem}
 `,
-			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("tls-port", "client", serverTLS,
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			},
 		},
 		{
@@ -142,9 +148,11 @@ func TestSidecarDestinationRules(t *testing.T) {
     - port: {number: 8080}
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
-			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.Reset, w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
-				{name: "http-port", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
+			calls: []callSpec{
+				call("tls-port", "client", serverTLS,
+					harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("CERTIFICATE_VERIFY_FAILED")),
+				call("http-port", "client", serverHTTP,
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("CERTIFICATE_VERIFY_FAILED")),
 			},
 		},
 		{
@@ -156,8 +164,9 @@ func TestSidecarDestinationRules(t *testing.T) {
     - port: {number: 8080}
       tls: {mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}
 `,
-			checks: []check{
-				{name: "http-port", from: "client", to: serverHTTP, want: expect(outcome.HTTP(503), w(outcome.TLS), "", "UF")},
+			calls: []callSpec{
+				call("http-port", "client", serverHTTP,
+					harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectReason("UF")),
 			},
 		},
 		{
@@ -170,8 +179,9 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
   workloadSelector: {matchLabels: {app: client}} # credentialName needs one on a sidecar (cluster_tls.go)
 `,
-			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.OK, w(outcome.MTLS), "CN=meshtls-client,O=meshtls", "")},
+			calls: []callSpec{
+				call("tls-port", "client", serverTLS,
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("CN=meshtls-client,O=meshtls")),
 			},
 		},
 		{
@@ -184,8 +194,9 @@ func TestSidecarDestinationRules(t *testing.T) {
       tls: {mode: MUTUAL, sni: server.default.svc.cluster.local, credentialName: server-client}
   workloadSelector: {matchLabels: {app: client}} # credentialName needs one on a sidecar (cluster_tls.go)
 `,
-			checks: []check{
-				{name: "tls-port", from: "client", to: serverTLS, want: expect(outcome.Reset, w(outcome.TLS), outcome.PeerNone, "CERTIFICATE_VERIFY_FAILED")},
+			calls: []callSpec{
+				call("tls-port", "client", serverTLS,
+					harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("CERTIFICATE_VERIFY_FAILED")),
 			},
 		},
 		{
@@ -221,10 +232,11 @@ spec:
     corsPolicy: {allowOrigins: [{exact: "https://example.com"}], allowMethods: [GET]}
     route: [{destination: {host: server.default.svc.cluster.local}}]
 `,
-			checks: []check{
-				{name: "http", from: "client", to: serverHTTP, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
-				{name: "fault-abort", from: "client", to: serverHTTP + "abort", want: expect(outcome.HTTP(418), nil, "", "FI")},
-				{name: "tcp-port-level", from: "client", to: serverTCP, want: expect(outcome.OK, w(outcome.MTLS), clientID, "")},
+			calls: []callSpec{
+				call("http", "client", serverHTTP, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID)),
+				call("fault-abort", "client", serverHTTP+"abort", harness.ExpectResult(outcome.HTTP(418)), harness.ExpectReason("FI")),
+				call("tcp-port-level", "client", serverTCP,
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID)),
 			},
 		},
 		{
@@ -243,8 +255,9 @@ spec:
   - match: [{port: 9000}]
     route: [{destination: {host: naked-server.default.svc.cluster.local, port: {number: 9000}}}]
 `,
-			checks: []check{
-				{name: "tcp-rerouted", from: "client", to: serverTCP, want: expect("ok", w("plaintext"), "none", "")},
+			calls: []callSpec{
+				call("tcp-rerouted", "client", serverTCP,
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 			},
 		},
 	}
@@ -259,40 +272,40 @@ spec:
 // https://istio.io/latest/docs/reference/config/security/peer_authentication/
 func TestPeerAuthenticationPrecedence(t *testing.T) {
 	const cite = "https://istio.io/latest/docs/reference/config/security/peer_authentication/; pilot/pkg/security/authn/utils/utils.go"
-	plainOK := expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")
-	refused := expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")
-	mtlsOK := expect(outcome.OK, w(outcome.MTLS), clientID, "")
+	plainOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
+	refused := harness.Options(harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
+	mtlsOK := harness.Options(harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID))
 	rows := []row{
-		{name: "mesh_STRICT_workload_PERMISSIVE", config: meshPA("STRICT") + serverPA("PERMISSIVE"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
-			{name: "sidecar/http", from: "client", to: serverHTTP, want: mtlsOK},
+		{name: "mesh_STRICT_workload_PERMISSIVE", config: meshPA("STRICT") + serverPA("PERMISSIVE"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, plainOK),
+			call("sidecar/http", "client", serverHTTP, mtlsOK),
 		}},
-		{name: "mesh_PERMISSIVE_workload_STRICT", config: meshPA("PERMISSIVE") + serverPA("STRICT"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: refused},
-			{name: "sidecar/http", from: "client", to: serverHTTP, want: mtlsOK},
+		{name: "mesh_PERMISSIVE_workload_STRICT", config: meshPA("PERMISSIVE") + serverPA("STRICT"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, refused),
+			call("sidecar/http", "client", serverHTTP, mtlsOK),
 		}},
-		{name: "mesh_STRICT_namespace_PERMISSIVE", config: meshPA("STRICT") + nsPA("PERMISSIVE"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
+		{name: "mesh_STRICT_namespace_PERMISSIVE", config: meshPA("STRICT") + nsPA("PERMISSIVE"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, plainOK),
 		}},
-		{name: "namespace_STRICT_workload_UNSET", config: nsPA("STRICT") + serverPA("UNSET"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: refused},
+		{name: "namespace_STRICT_workload_UNSET", config: nsPA("STRICT") + serverPA("UNSET"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, refused),
 		}},
-		{name: "workload_STRICT_port_PERMISSIVE", config: serverPA("STRICT", "9000: {mode: PERMISSIVE}"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: refused},
-			{name: "naked/tcp", from: "naked-client", to: serverTCP, want: plainOK},
+		{name: "workload_STRICT_port_PERMISSIVE", config: serverPA("STRICT", "9000: {mode: PERMISSIVE}"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, refused),
+			call("naked/tcp", "naked-client", serverTCP, plainOK),
 		}},
-		{name: "workload_PERMISSIVE_port_STRICT", config: serverPA("PERMISSIVE", "8080: {mode: STRICT}"), checks: []check{
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: refused},
-			{name: "naked/tcp", from: "naked-client", to: serverTCP, want: plainOK},
+		{name: "workload_PERMISSIVE_port_STRICT", config: serverPA("PERMISSIVE", "8080: {mode: STRICT}"), calls: []callSpec{
+			call("naked/http", "naked-client", serverHTTP, refused),
+			call("naked/tcp", "naked-client", serverTCP, plainOK),
 		}},
 		// Port DISABLE under a STRICT workload: auto mTLS reads the port's
 		// mode and sends plaintext there, mTLS elsewhere
 		// (pilot/pkg/xds/endpoints/mtls_checker.go).
-		{name: "workload_STRICT_port_DISABLE", config: serverPA("STRICT", "8080: {mode: DISABLE}"), checks: []check{
-			{name: "sidecar/http", from: "client", to: serverHTTP, want: plainOK},
-			{name: "sidecar/tcp", from: "client", to: serverTCP, want: mtlsOK},
-			{name: "naked/http", from: "naked-client", to: serverHTTP, want: plainOK},
-			{name: "naked/tcp", from: "naked-client", to: serverTCP, want: refused},
+		{name: "workload_STRICT_port_DISABLE", config: serverPA("STRICT", "8080: {mode: DISABLE}"), calls: []callSpec{
+			call("sidecar/http", "client", serverHTTP, plainOK),
+			call("sidecar/tcp", "client", serverTCP, mtlsOK),
+			call("naked/http", "naked-client", serverHTTP, plainOK),
+			call("naked/tcp", "naked-client", serverTCP, refused),
 		}},
 	}
 	for i := range rows {
@@ -392,26 +405,30 @@ func TestMigration(t *testing.T) {
 	sleepID := "spiffe://cluster.local/ns/default/sa/sleep"
 	// A client without sidecar does not see the VirtualService: it names
 	// each pod's own Service.
-	legacy := []check{
-		{name: "legacy-to-v1", from: "legacy/sleep", to: "http://b-v1.default.svc.cluster.local:8080/", want: expect(outcome.Reset, w(outcome.Plaintext), outcome.PeerNone, "")},
-		{name: "legacy-to-v2", from: "legacy/sleep", to: "http://b-v2.default.svc.cluster.local:8080/", want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
+	legacy := []callSpec{
+		call("legacy-to-v1", "legacy/sleep", "http://b-v1.default.svc.cluster.local:8080/",
+			harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
+		call("legacy-to-v2", "legacy/sleep", "http://b-v2.default.svc.cluster.local:8080/",
+			harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 	}
 	rows := []row{
 		// No DR tls: auto mTLS, mTLS only to the endpoint with a sidecar.
-		{name: "auto", config: migrationConfig(""), checks: append([]check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.OK, w(outcome.MTLS), sleepID, "")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
+		{name: "auto", config: migrationConfig(""), calls: append([]callSpec{
+			call("to-v1", "sleep", v1, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(sleepID)),
+			call("to-v2", "sleep", v2, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}, legacy...)},
 		// ISTIO_MUTUAL for the whole host: v2's plain app cannot answer TLS.
-		{name: "ISTIO_MUTUAL", config: migrationConfig("  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}"), checks: []check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.OK, w(outcome.MTLS), sleepID, "")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.HTTP(503), w(outcome.TLS), outcome.PeerNone, "UF")},
+		{name: "ISTIO_MUTUAL", config: migrationConfig("  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}"), calls: []callSpec{
+			call("to-v1", "sleep", v1, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(sleepID)),
+			call("to-v2", "sleep", v2,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
 		}},
 		// DISABLE for the whole host: v1's STRICT sidecar refuses plaintext
 		// (Envoy reports UC; see TestSidecarDestinationRules/DISABLE_vs_STRICT).
-		{name: "DISABLE", config: migrationConfig("  trafficPolicy: {tls: {mode: DISABLE}}"), checks: []check{
-			{name: "to-v1", from: "sleep", to: v1, want: expect(outcome.HTTP(503), w(outcome.Plaintext), outcome.PeerNone, "UC")},
-			{name: "to-v2", from: "sleep", to: v2, want: expect(outcome.OK, w(outcome.Plaintext), outcome.PeerNone, "")},
+		{name: "DISABLE", config: migrationConfig("  trafficPolicy: {tls: {mode: DISABLE}}"), calls: []callSpec{
+			call("to-v1", "sleep", v1,
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UC")),
+			call("to-v2", "sleep", v2, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}},
 	}
 	for i := range rows {
