@@ -36,6 +36,7 @@ spec:
 func TestFoundationTwoSidecars(t *testing.T) {
 	m := parse(t, twoPods)
 	rt := harness.New(t, m)
+	const toB = "http://b.default.svc.cluster.local:8080/"
 
 	xfcc := func() string {
 		t.Helper()
@@ -43,9 +44,9 @@ func TestFoundationTwoSidecars(t *testing.T) {
 		if !ok {
 			t.Fatal("no pod a")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
-		res, err := a.Agent.Call(ctx, pod.CallRequest{URL: "http://b.default.svc.cluster.local:8080/"})
+		res, err := a.Agent.Call(ctx, pod.CallRequest{URL: toB})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,12 +59,13 @@ func TestFoundationTwoSidecars(t *testing.T) {
 		return strings.Join(res.Report.Headers["X-Forwarded-Client-Cert"], ",")
 	}
 
+	rt.Call(t, "a", toB, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS),
+		harness.ExpectPeer("spiffe://cluster.local/ns/default/sa/a"), harness.ExpectServedBy("b"))
 	if got, want := xfcc(), "URI=spiffe://cluster.local/ns/default/sa/a"; !strings.Contains(got, want) {
 		t.Errorf("no PeerAuthentication: b's app got X-Forwarded-Client-Cert %q, want it to carry %q", got, want)
 	}
 
-	disabled := parse(t, twoPods+`
----
+	rt.ApplyConfig(t, `
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: b, namespace: default}
@@ -71,11 +73,7 @@ spec:
   selector: {matchLabels: {app: b}}
   mtls: {mode: DISABLE}
 `)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := rt.Apply(ctx, disabled); err != nil {
-		t.Fatal(err)
-	}
+	rt.Call(t, "a", toB, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone))
 	if got := xfcc(); got != "" {
 		t.Errorf("PeerAuthentication DISABLE on b: b's app got X-Forwarded-Client-Cert %q, want none", got)
 	}
