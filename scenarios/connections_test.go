@@ -102,7 +102,8 @@ func TestSidecarConnections(t *testing.T) {
 		}},
 		{name: "external_inbound_STRICT", cite: meshCite + "; pilot/pkg/networking/core/filterchain_options.go", config: meshPA("STRICT"), calls: []callSpec{
 			call("from-sidecar", "client", "http://"+srv+":8080/", mtlsOK),
-			call("from-naked", "naked-client", "http://"+srv+":8080/", harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
+			call("from-naked", "naked-client", "http://"+srv+":8080/",
+				harness.ExpectResult(outcome.Reset), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}},
 		{name: "external_inbound_DISABLE", cite: meshCite + "; pilot/pkg/xds/endpoints/mtls_checker.go", config: meshPA("DISABLE"), calls: []callSpec{
 			call("from-sidecar", "client", "http://"+srv+":8080/", plainOK),
@@ -114,16 +115,20 @@ func TestSidecarConnections(t *testing.T) {
 		// https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#sidecars
 		// ("the sidecar forwards the traffic as is"), pkg/config/protocol/instance.go.
 		{name: "local_inbound_app_TLS", cite: meshCite + "; pkg/config/protocol/instance.go", calls: []callSpec{
-			call("from-naked", "naked-client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
-			call("from-sidecar", "client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
+			call("from-naked", "naked-client", appTLS,
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("from-sidecar", "client", appTLS,
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
 		}},
 		{name: "local_inbound_app_TLS_STRICT", cite: meshCite, config: meshPA("STRICT"), calls: []callSpec{
 			// STRICT terminates any TLS on the port with the workload's mesh
 			// certificate and wants a client certificate: the app's own TLS
 			// from outside the mesh no longer reaches the app (the client
 			// rejects the mesh certificate first).
-			call("from-naked", "naked-client", appTLS, harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
-			call("from-sidecar", "client", appTLS, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
+			call("from-naked", "naked-client", appTLS,
+				harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("from-sidecar", "client", appTLS,
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Layers(outcome.MTLS, outcome.TLS)), harness.ExpectPeer(clientID)),
 		}},
 		// Local outbound: the port's protocol picks the outbound listener.
 		// pkg/config/kube/conversion.go, pkg/config/protocol/instance.go;
@@ -148,26 +153,31 @@ func TestSidecarConnections(t *testing.T) {
 		// pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/model/push_context.go.
 		{name: "external_outbound_auto", cite: "pilot/pkg/networking/core/cluster_tls.go; https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls", config: apiSE, calls: []callSpec{
 			call("plain-http", "client", "http://api.example.com:8080/", plainOK),
-			call("app-tls-passes", "client", "https://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("app-tls-passes", "client", "https://api.example.com/",
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 		}},
 		{name: "external_outbound_DISABLE", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: DISABLE}"), calls: []callSpec{
 			// Plaintext to the app's TLS port: the app rejects it.
-			call("http-to-tls-port", "client", "http://api.example.com/", harness.ExpectResult(outcome.HTTP(400)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
+			call("http-to-tls-port", "client", "http://api.example.com/",
+				harness.ExpectResult(outcome.HTTP(400)), harness.ExpectWire(outcome.Plaintext), harness.ExpectPeer(outcome.PeerNone)),
 		}},
 		{name: "external_outbound_SIMPLE", cite: "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), calls: []callSpec{
-			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+			call("originate", "client", "http://api.example.com/",
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 		}},
 		{name: "external_outbound_MUTUAL", cite: "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings; pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: MUTUAL, credentialName: api-client}\n  workloadSelector: {matchLabels: {app: client}}"), calls: []callSpec{
 			// A sidecar honours credentialName only from a DestinationRule
 			// with a workloadSelector (cluster_tls.go, buildUpstreamClusterTLSContext).
-			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("CN=meshtls-client,O=meshtls")),
+			call("originate", "client", "http://api.example.com/",
+				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("CN=meshtls-client,O=meshtls")),
 		}},
 		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the
 		// server speaks none of Istio's ALPN values (our app answers
 		// no_application_protocol before any certificate is checked), and
 		// its certificate is not from the mesh root anyway.
 		{name: "external_outbound_ISTIO_MUTUAL", cite: "pilot/pkg/networking/core/cluster_tls.go", config: apiSE + apiDR("{mode: ISTIO_MUTUAL}"), calls: []callSpec{
-			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
+			call("originate", "client", "http://api.example.com/",
+				harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("UF")),
 		}},
 	}
 	runRows(t, connectionsWorkloads, rows)
