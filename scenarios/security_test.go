@@ -78,17 +78,12 @@ const inboundTLSCite = "pilot/pkg/security/authn/utils/utils.go (BuildInboundTLS
 // meshClient is a client without a sidecar speaking Istio mTLS itself: a
 // mesh-CA certificate with uri, trusting the mesh CA; with ciphers, TLS 1.2
 // with only those suites.
-func meshClient(uri string, ciphers ...string) *mesh.CheckTLS {
-	t := &mesh.CheckTLS{CA: []string{"mesh"}, ClientCert: "mesh", ClientURI: uri}
+func meshClient(uri string, ciphers ...string) harness.CallOption {
+	t := mesh.CheckTLS{CA: []string{"mesh"}, ClientCert: "mesh", ClientURI: uri}
 	if len(ciphers) > 0 {
 		t.MaxVersion, t.Ciphers = "TLSV1_2", ciphers
 	}
-	return t
-}
-
-func withTLSVersion(e mesh.Expect, version string) mesh.Expect {
-	e.Hops = []mesh.HopExpect{{TLSVersion: version}}
-	return e
+	return harness.WithTLS(t)
 }
 
 func TestSecurityNegatives(t *testing.T) {
@@ -151,17 +146,15 @@ spec:
 		{name: "inbound_mTLS_trust_domain_and_ciphers", cite: inboundTLSCite,
 			setup:  identity("default", "server", "mesh", certs.WithDNSNames("server.default.svc.cluster.local")),
 			config: meshPA("STRICT"),
-			checks: []check{
-				{name: "in-trust-domain", from: "plain", to: srvTLS, tls: meshClient("spiffe://cluster.local/ns/default/sa/plain"),
-					want: expect(outcome.OK, w(outcome.MTLS), "spiffe://cluster.local/ns/default/sa/plain", "")},
-				{name: "other-trust-domain", from: "plain", to: srvTLS, tls: meshClient("spiffe://other.example/ns/default/sa/plain"),
-					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
-				{name: "tls12-istio-cipher", from: "plain", to: srvTLS,
-					tls:  meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-AES128-GCM-SHA256"),
-					want: withTLSVersion(expect(outcome.OK, w(outcome.MTLS), "spiffe://cluster.local/ns/default/sa/plain", ""), "TLSv1.2")},
-				{name: "tls12-other-cipher", from: "plain", to: srvTLS,
-					tls:  meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-CHACHA20-POLY1305"),
-					want: expect(outcome.TLSError, w(outcome.TLS), outcome.PeerNone, "")},
+			calls: []callSpec{
+				call("in-trust-domain", "plain", srvTLS, meshClient("spiffe://cluster.local/ns/default/sa/plain"),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("spiffe://cluster.local/ns/default/sa/plain")),
+				call("other-trust-domain", "plain", srvTLS, meshClient("spiffe://other.example/ns/default/sa/plain"),
+					harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+				call("tls12-istio-cipher", "plain", srvTLS, meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("spiffe://cluster.local/ns/default/sa/plain"), harness.ExpectHops(mesh.HopExpect{TLSVersion: "TLSv1.2"})),
+				call("tls12-other-cipher", "plain", srvTLS, meshClient("spiffe://cluster.local/ns/default/sa/plain", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+					harness.ExpectResult(outcome.TLSError), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
 			}},
 		// Baseline under the same config with fresh identities, so the
 		// negatives above fail for the reason they name. It comes after
@@ -215,9 +208,9 @@ spec:
 		{name: "SIMPLE_TLS_versions", cite: "pilot/pkg/networking/core/cluster_tls.go (constructUpstreamTLS, defaultUpstreamCommonTLSContext)",
 			setup:  identity("", "", ""),
 			config: apiSimple("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"),
-			checks: []check{
-				{name: "negotiates-tls13", from: "client", to: "http://api.example.com/",
-					want: withTLSVersion(expect(outcome.OK, w(outcome.TLS), outcome.PeerNone, ""), "TLSv1.3")},
+			calls: []callSpec{
+				call("negotiates-tls13", "client", "http://api.example.com/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectHops(mesh.HopExpect{TLSVersion: "TLSv1.3"})),
 			}},
 		// SIMPLE origination without caCertificates trusts the system roots,
 		// which trust none of our CAs (as a private CA in real life).
