@@ -41,10 +41,11 @@ func (r *Runtime) RestartProxy(ctx context.Context, ref string) error {
 		return fmt.Errorf("restart proxy: %s has no proxy (sidecar: false or external)", p.W.ID())
 	}
 	// Same content as before: Set returns the current version and sends nothing.
-	version, err := r.push(p.W)
+	versions, err := r.push(ctx, []*mesh.Workload{p.W})
 	if err != nil {
 		return err
 	}
+	version := versions[p.W.ID()]
 	id := p.envoy.GetContainerID()
 	if _, err := r.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		return fmt.Errorf("restart proxy %s: kill: %w", p.W.ID(), err)

@@ -24,7 +24,6 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/mesh"
-	"github.com/meshtls/meshtls/translate"
 	"github.com/meshtls/meshtls/xds"
 )
 
@@ -35,6 +34,7 @@ type options struct {
 	logf         func(string, ...any)
 	startWait    time.Duration
 	envoyVersion string
+	generator    ConfigGenerator // nil: meshtls's translator
 }
 
 // WithLogf sends progress lines to f (default: discarded).
@@ -166,17 +166,12 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 		return err
 	}
 	r.addrs = m.AddressPlan(r.prefix)
-	versions := map[string]string{}
 	for _, w := range m.Workloads {
-		p := &Pod{W: w, IP: r.addrs[w.ID()]}
-		r.pods[w.ID()] = p
-		if w.HasProxy() {
-			v, err := r.push(w)
-			if err != nil {
-				return err
-			}
-			versions[w.ID()] = v
-		}
+		r.pods[w.ID()] = &Pod{W: w, IP: r.addrs[w.ID()]}
+	}
+	versions, err := r.push(ctx, proxies(m))
+	if err != nil {
+		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range r.pods {
@@ -186,19 +181,6 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 		return err
 	}
 	return r.waitProxies(ctx, versions)
-}
-
-// push translates one proxy's config and hands it to the xDS server.
-func (r *Runtime) push(w *mesh.Workload) (string, error) {
-	res, err := translate.Translate(r.mesh, w, &translate.Env{Addrs: r.addrs, Certs: r.certs})
-	if err != nil {
-		return "", fmt.Errorf("translating config for %s: %w", w.ID(), err)
-	}
-	if r.decisions == nil {
-		r.decisions = map[string]map[string]mesh.Decision{}
-	}
-	r.decisions[w.ID()] = res.Decisions
-	return r.xds.Set(w.ID(), res)
 }
 
 func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) error {
@@ -232,19 +214,12 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 	return r.pushAll(ctx)
 }
 
-// pushAll translates every proxy's config, hands it to the xDS server and
+// pushAll generates every proxy's config, hands it to the xDS server and
 // waits until each proxy ACKed it with no listener warming.
 func (r *Runtime) pushAll(ctx context.Context) error {
-	versions := map[string]string{}
-	for _, w := range r.mesh.Workloads {
-		if !w.HasProxy() {
-			continue
-		}
-		v, err := r.push(w)
-		if err != nil {
-			return err
-		}
-		versions[w.ID()] = v
+	versions, err := r.push(ctx, proxies(r.mesh))
+	if err != nil {
+		return err
 	}
 	return r.waitProxies(ctx, versions)
 }

@@ -114,24 +114,9 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 				return fmt.Errorf("scenario %s: %w", s.Name, err)
 			}
 		}
-		res := make([]*trace.Result, len(s.Mesh.Checks))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(ro.Parallel)
-		for j, c := range s.Mesh.Checks {
-			g.Go(func() error {
-				r, err := rt.Run(gctx, s.Name, c)
-				if err != nil {
-					return err
-				}
-				res[j] = r
-				if ro.Progress != nil {
-					ro.Progress(r)
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return fmt.Errorf("scenario %s: %w", s.Name, err)
+		res, err := rt.RunChecks(ctx, s, ro.Parallel, ro.Progress)
+		if err != nil {
+			return err
 		}
 		for _, r := range res {
 			failed = failed || r.Verdict == outcome.Fail
@@ -151,6 +136,32 @@ func runGroup(ctx context.Context, scs []Scenario, ro RunOptions, results map[st
 		results[s.File] = res
 	}
 	return nil
+}
+
+// RunChecks runs every check of s on the running mesh, parallel at once
+// (at least 1), and returns the results in the checks' order; progress,
+// when set, is called after each check.
+func (r *Runtime) RunChecks(ctx context.Context, s Scenario, parallel int, progress func(*trace.Result)) ([]*trace.Result, error) {
+	res := make([]*trace.Result, len(s.Mesh.Checks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallel, 1))
+	for j, c := range s.Mesh.Checks {
+		g.Go(func() error {
+			out, err := r.Run(gctx, s.Name, c)
+			if err != nil {
+				return err
+			}
+			res[j] = out
+			if progress != nil {
+				progress(out)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	return res, nil
 }
 
 // SameWorkloads reports whether two meshes run the same pods, so that one

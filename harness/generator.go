@@ -1,0 +1,86 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/translate"
+)
+
+// ConfigGenerator builds the Envoy config of proxies (workloads with a
+// proxy, all of m's) in one call, by workload ID: the control plane's side
+// of a push. env carries the run's address plan (pods and cluster IPs) and
+// certificate store; every secret the config names must be in its
+// Resources. A missing proxy in the answer is an error.
+//
+// The default is meshtls's own translator (Translator); package crosscheck
+// supplies istiod's (docs/oracle.md, the live differential).
+type ConfigGenerator func(ctx context.Context, m *mesh.Mesh, env *translate.Env, proxies []*mesh.Workload) (map[string]*translate.Resources, error)
+
+// Translator is meshtls's translator as a ConfigGenerator: translate.Translate
+// for each proxy.
+func Translator(_ context.Context, m *mesh.Mesh, env *translate.Env, proxies []*mesh.Workload) (map[string]*translate.Resources, error) {
+	out := make(map[string]*translate.Resources, len(proxies))
+	for _, w := range proxies {
+		res, err := translate.Translate(m, w, env)
+		if err != nil {
+			return nil, fmt.Errorf("translating config for %s: %w", w.ID(), err)
+		}
+		out[w.ID()] = res
+	}
+	return out, nil
+}
+
+// WithConfigGenerator serves the proxies g's config in place of meshtls's
+// translator, from the first push on (nil: the translator).
+func WithConfigGenerator(g ConfigGenerator) Option { return func(o *options) { o.generator = g } }
+
+// SetConfigGenerator serves every proxy g's config from now on (nil: the
+// translator) and returns once every proxy has ACKed it with no listener
+// warming: the same pods under another control plane.
+func (r *Runtime) SetConfigGenerator(ctx context.Context, g ConfigGenerator) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opts.generator = g
+	return r.pushAll(ctx)
+}
+
+// push generates the config of ws with the run's generator, hands it to
+// the xDS server and returns each proxy's version (by workload ID).
+func (r *Runtime) push(ctx context.Context, ws []*mesh.Workload) (map[string]string, error) {
+	gen := r.opts.generator
+	if gen == nil {
+		gen = Translator
+	}
+	byID, err := gen(ctx, r.mesh, &translate.Env{Addrs: r.addrs, Certs: r.certs}, ws)
+	if err != nil {
+		return nil, err
+	}
+	if r.decisions == nil {
+		r.decisions = map[string]map[string]mesh.Decision{}
+	}
+	versions := make(map[string]string, len(ws))
+	for _, w := range ws {
+		res, ok := byID[w.ID()]
+		if !ok || res == nil {
+			return nil, fmt.Errorf("the config generator gave no config for proxy %s", w.ID())
+		}
+		r.decisions[w.ID()] = res.Decisions
+		if versions[w.ID()], err = r.xds.Set(w.ID(), res); err != nil {
+			return nil, err
+		}
+	}
+	return versions, nil
+}
+
+// proxies are the workloads of m that run a proxy.
+func proxies(m *mesh.Mesh) []*mesh.Workload {
+	var out []*mesh.Workload
+	for _, w := range m.Workloads {
+		if w.HasProxy() {
+			out = append(out, w)
+		}
+	}
+	return out
+}
