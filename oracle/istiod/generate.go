@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/features"
 	"istio.io/istio/pilot/pkg/model"
 	xdsfake "istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/cluster"
+	"istio.io/istio/pkg/config"
 	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/log"
@@ -48,9 +51,13 @@ func generateCase(c Case) (res Result) {
 	res.Name = c.Name
 	var notes notes
 	err := test.Wrap(func(t test.Failer) {
+		configs, err := istioConfigs(c.Istio)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{
 			KubernetesObjectString: c.Kubernetes,
-			ConfigString:           c.Istio,
+			Configs:                configs,
 			MeshConfig:             meshConfig(),
 		})
 		// Endpoints and pods reach istiod through informers after its first
@@ -69,6 +76,37 @@ func generateCase(c Case) (res Result) {
 	}
 	res.Notes = notes.list()
 	return res
+}
+
+// istioConfigs parses the Istio config as istiod's Kubernetes config client
+// reads it (pilot/pkg/config/kube/crdclient/client.go): each object carries
+// the cluster's domain suffix, which resolves a short host ("httpbin" in
+// namespace default) to httpbin.default.svc.cluster.local
+// (pilot/pkg/model/virtualservice.go, ResolveShortnameToFQDN). The fake
+// server's ConfigString path leaves it empty, which would resolve it to
+// "httpbin.default", a cluster no proxy has. As that path does, a config
+// without namespace is in "default" and all share one creation time
+// unless they give one.
+func istioConfigs(yaml string) ([]config.Config, error) {
+	if yaml == "" {
+		return nil, nil
+	}
+	parsed, _, err := crd.ParseInputs(yaml)
+	if err != nil {
+		return nil, fmt.Errorf("read the Istio config: %w", err)
+	}
+	now := time.Now()
+	for i := range parsed {
+		c := &parsed[i]
+		c.Domain = constants.DefaultClusterLocalDomain
+		if c.Namespace == "" {
+			c.Namespace = "default"
+		}
+		if c.CreationTimestamp.IsZero() {
+			c.CreationTimestamp = now
+		}
+	}
+	return parsed, nil
 }
 
 // meshConfig is Istio's default mesh config: auto mTLS on, trust domain
