@@ -89,7 +89,7 @@ func ParsePortMap(s string) (PortMap, error) {
 // only its ports (none when ""), else every port but the excluded ones.
 //
 // Not reproduced: Istio's exclusion of its own inbound ports (15008, 15020,
-// 15021, 15090), the 127.0.0.6 source rule, IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
+// 15021, 15090), IPv6 and DNS capture. It is idempotent: our table is replaced whole, in
 // one netlink transaction. Needs CAP_NET_ADMIN.
 func Redirect(cfg RedirectConfig) error {
 	if cfg.Iface == "" {
@@ -149,6 +149,11 @@ func Redirect(cfg RedirectConfig) error {
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
 	}
+	// The proxy's inbound clusters connect to the app from 127.0.0.6
+	// (Istio's inbound passthrough bind address): never captured, or the
+	// connection would loop back into the inbound listener (istio-nftables
+	// capture/run.go: "oifname lo ip saddr 127.0.0.6/32 return", first).
+	add(out, cat(lo, saddrIs([]byte{127, 0, 0, 6}), []expr.Any{ret})...)
 	notLoopback := []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
@@ -253,6 +258,13 @@ func cat(parts ...[]expr.Any) []expr.Any {
 		out = append(out, p...)
 	}
 	return out
+}
+
+func saddrIs(a []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
+	}
 }
 
 func daddrIs(a []byte) []expr.Any {

@@ -86,13 +86,13 @@ func TestRedirectInNetns(t *testing.T) {
 		}
 		rules[ch.Name] = len(rs)
 	}
-	if rules["output"] != 6 || rules["prerouting"] != 1 {
+	if rules["output"] != 7 || rules["prerouting"] != 1 {
 		t.Errorf("rules per chain = %v", rules)
 	}
 	if _, err := exec.LookPath("nft"); err == nil {
 		out, err := exec.Command("nft", "list", "table", "ip", RedirectTable).CombinedOutput()
 		t.Logf("nft list table ip %s:\n%s", RedirectTable, out)
-		for _, want := range []string{"meta skuid 4242 return", "meta skgid 4242 return", "ip daddr 127.0.0.0/8 return",
+		for _, want := range []string{"meta skuid 4242 return", "meta skgid 4242 return", `oifname "lo" ip saddr 127.0.0.6 return`, "ip daddr 127.0.0.0/8 return",
 			"meta l4proto tcp redirect to :15001", `iifname "eth0" meta l4proto tcp redirect to :15006`,
 			`oifname "lo" ip daddr != 127.0.0.0/8 meta skuid 4242 meta l4proto tcp redirect to :15006`,
 			`oifname "lo" ip daddr != 127.0.0.0/8 meta skuid != 4242 return`} {
