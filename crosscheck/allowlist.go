@@ -17,10 +17,14 @@ type Allowlist struct {
 
 // AllowEntry: Key matches "BUNDLE PROXY KEY" (bundle as its file name);
 // Istio and Meshtls, when given, match the two values. Reason is required.
+// Live entries explain differences of the live differential (a check's
+// outcome on the same pods under both control planes: PROXY is the
+// check's client, KEY "check NAME"), the others those of the static one.
 type AllowEntry struct {
 	Key     string `json:"key"`
 	Istio   string `json:"istio,omitempty"`
 	Meshtls string `json:"meshtls,omitempty"`
+	Live    bool   `json:"live,omitempty"`
 	Reason  string `json:"reason"`
 
 	key, istio, meshtls *regexp.Regexp
@@ -63,7 +67,7 @@ func (a *Allowlist) Explain(d Difference) string {
 	subject := filepath.Base(d.Bundle) + " " + d.Proxy + " " + d.Key
 	for i := range a.Entries {
 		e := &a.Entries[i]
-		if e.key.MatchString(subject) && e.istio.MatchString(d.Istio) && e.meshtls.MatchString(d.Meshtls) {
+		if e.Live == d.Live && e.key.MatchString(subject) && e.istio.MatchString(d.Istio) && e.meshtls.MatchString(d.Meshtls) {
 			e.used = true
 			return e.Reason
 		}
@@ -71,11 +75,12 @@ func (a *Allowlist) Explain(d Difference) string {
 	return ""
 }
 
-// Unused lists entries that explained nothing (stale entries).
-func (a *Allowlist) Unused() []AllowEntry {
+// Unused lists the static (live: the live) entries that explained
+// nothing (stale entries).
+func (a *Allowlist) Unused(live bool) []AllowEntry {
 	var out []AllowEntry
 	for _, e := range a.Entries {
-		if !e.used {
+		if e.Live == live && !e.used {
 			out = append(out, e)
 		}
 	}

@@ -21,12 +21,16 @@ type Difference struct {
 	Bundle, Proxy, Key string
 	Istio, Meshtls     string // "(absent)" when one side has no such line
 	Behaviour          bool
+	Live               bool   // a check's outcome on real proxies (the live differential)
 	Allowed            string // the allowlist reason, "" when not allowed
 }
 
 func (d Difference) String() string {
 	kind := "structural"
-	if d.Behaviour {
+	switch {
+	case d.Live:
+		kind = "LIVE"
+	case d.Behaviour:
 		kind = "BEHAVIOUR"
 	}
 	s := fmt.Sprintf("%s %s: %s: %s\n    istiod:  %s\n    meshtls: %s", kind, filepath.Base(d.Bundle), d.Proxy, d.Key, d.Istio, d.Meshtls)
@@ -51,27 +55,28 @@ type ProxyReport struct {
 func Compare(b *Bundle, ic *IstioConfig, ours map[string]*translate.Resources, allow *Allowlist) ([]ProxyReport, []Difference) {
 	var reports []ProxyReport
 	var diffs []Difference
-	vips := serviceVIPs(b.Mesh)
 	names := map[netip.Addr]string{}
 	for id, a := range b.Addrs {
 		names[a] = id
+	}
+	// Both sides dial a Service's cluster IP from the address plan (the
+	// oracle's export gives istiod the same ones; headless Services have
+	// none: an endpoint).
+	dstOf := func(s *mesh.Service) netip.Addr {
+		if vip, ok := b.Addrs[s.VIPKey()]; ok {
+			return vip
+		}
+		if eps := b.Mesh.Endpoints(s); len(eps) > 0 {
+			return b.Addrs[eps[0].ID()]
+		}
+		return netip.MustParseAddr("10.88.0.250")
 	}
 	for _, w := range b.Mesh.Workloads {
 		if !w.HasProxy() {
 			continue
 		}
-		ist := skeleton(b, w, newConfig(ic.Proxies[w.ID()], names), func(s *mesh.Service) netip.Addr { return vips[s] })
-		our := skeleton(b, w, newConfig(ours[w.ID()], names), func(s *mesh.Service) netip.Addr {
-			// meshtls gives each Service a cluster IP from the run's own
-			// address plan (headless Services have none: an endpoint).
-			if vip, ok := b.Addrs[s.VIPKey()]; ok {
-				return vip
-			}
-			if eps := b.Mesh.Endpoints(s); len(eps) > 0 {
-				return b.Addrs[eps[0].ID()]
-			}
-			return netip.MustParseAddr("10.88.0.250")
-		})
+		ist := skeleton(b, w, newConfig(ic.Proxies[w.ID()], names), dstOf)
+		our := skeleton(b, w, newConfig(ours[w.ID()], names), dstOf)
 		r := ProxyReport{Proxy: w.ID(), Istio: ist, Ours: our}
 		for k := range ist {
 			r.Keys = append(r.Keys, k)
@@ -111,20 +116,8 @@ func setOf(keys []string) map[string]bool {
 	return m
 }
 
-// serviceVIPs are the cluster IPs exportCase gave the Services.
-func serviceVIPs(m *mesh.Mesh) map[*mesh.Service]netip.Addr {
-	out := map[*mesh.Service]netip.Addr{}
-	vip := vipPrefix.Addr().Next()
-	for _, s := range m.Services {
-		vip = vip.Next()
-		out[s] = vip
-	}
-	return out
-}
-
 // skeleton is one proxy's lines; dstOf is where an app's connection to a
-// Service goes: its cluster IP (istiod's from exportCase, meshtls's from
-// its address plan).
+// Service goes: its cluster IP.
 func skeleton(b *Bundle, w *mesh.Workload, c *config, dstOf func(*mesh.Service) netip.Addr) map[string]Line {
 	out := map[string]Line{}
 	add := func(ls ...Line) {

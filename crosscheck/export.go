@@ -25,15 +25,14 @@ import (
 //     sidecar carry neither (gateway template and chart);
 //   - a Service's endpoints reach istiod as EndpointSlices, which the
 //     endpoint controller writes in a cluster: here we write them;
-//   - Services get a cluster IP from vipPrefix (never dialled: static only).
+//   - Services get the cluster IP of the address plan (mesh.AddressPlan),
+//     the one the run's pods dial (headless Services: None).
 
 const (
 	tlsModeLabel     = "security.istio.io/tlsMode"
 	sidecarStatusKey = "sidecar.istio.io/status"
 	sidecarStatus    = `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["workload-socket","credential-socket","workload-certs","istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null}`
 )
-
-var vipPrefix = netip.MustParsePrefix("10.96.0.0/16")
 
 // exportCase writes one bundle as the oracle's input.
 func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleCase, error) {
@@ -102,7 +101,6 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		})
 	}
 
-	vip := vipPrefix.Addr().Next()
 	for _, s := range m.Services {
 		var ports []corev1.ServicePort
 		var epPorts []discoveryv1.EndpointPort
@@ -115,12 +113,22 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 			ports = append(ports, sp)
 			epPorts = append(epPorts, ep)
 		}
-		vip = vip.Next()
+		// The cluster IP of the run's address plan, as meshtls's own side
+		// and the pods' DNS use (headless: None).
+		clusterIP := corev1.ClusterIPNone
+		if !s.Headless() {
+			vip, ok := addrs[s.VIPKey()]
+			if !ok {
+				errs = append(errs, fmt.Errorf("Service %s/%s has no cluster IP in the address plan", s.Namespace, s.Name))
+				continue
+			}
+			clusterIP = vip.String()
+		}
 		add(&kube, &corev1.Service{
 			TypeMeta:   typeMeta("v1", "Service"),
 			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
 			Spec: corev1.ServiceSpec{
-				Type: corev1.ServiceTypeClusterIP, ClusterIP: vip.String(), ClusterIPs: []string{vip.String()},
+				Type: corev1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
 				Selector: s.Selector, Ports: ports,
 			},
 		})

@@ -43,3 +43,16 @@ func stdoutLog(proxy string, direction accesslog.Direction, listenerName string,
 		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(cfg)},
 	}
 }
+
+// AccessLogs is the access log meshtls's proxies write for a connection
+// manager or tcp_proxy of listenerName, and ListenerAccessLogs the
+// listener's own (connections no filter chain took), for config meshtls did
+// not build: istiod's, served in the live differential (package crosscheck).
+func AccessLogs(proxy string, direction accesslog.Direction, listenerName string) []*accesslogv3.AccessLog {
+	return accessLogs(proxy, direction, listenerName)
+}
+
+// ListenerAccessLogs: see AccessLogs.
+func ListenerAccessLogs(proxy string, direction accesslog.Direction, listenerName string) []*accesslogv3.AccessLog {
+	return listenerAccessLogs(proxy, direction, listenerName)
+}

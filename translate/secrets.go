@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshtls/meshtls/certs"
+	"github.com/meshtls/meshtls/mesh"
 )
 
 // needKind says how to make a kubernetes://<credentialName> secret that the
@@ -187,5 +189,80 @@ func tlsCertSecret(name string, certPEM, keyPEM []byte) *tlsv3.Secret {
 func caSecret(name string, caPEM []byte) *tlsv3.Secret {
 	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 		TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: caPEM}},
+	}}}
+}
+
+// Istio's SDS resource names for files (pkg/security/security.go,
+// SdsCertificateConfig): file-root:PATH, file-cert:CERT~KEY, and
+// file-root:system for the OS trust store.
+const (
+	fileRootPrefix = "file-root:"
+	fileCertPrefix = "file-cert:"
+	fileRootSystem = "file-root:system"
+)
+
+// IstioSecrets makes the secrets named, SDS resource names as istiod's
+// config asks for them, for the proxy of w, from the run's certificates:
+// what pilot-agent's SDS server answers (security/pkg/nodeagent/cache/secretcache.go):
+// "default" (the workload certificate of w's service account), "ROOTCA"
+// (the mesh root), file-root:PATH and file-cert:CERT~KEY (the files, read
+// by Envoy in the pod as pilot-agent reads them there; file-root:system is
+// the OS trust store), and what istiod serves for a credentialName
+// (kubernetes://NAME, kubernetes://NAME-cacert), made as meshtls's own
+// translation of w makes them. An unknown name is an error.
+func IstioSecrets(m *mesh.Mesh, w *mesh.Workload, env *Env, names []string) ([]*tlsv3.Secret, error) {
+	if env == nil || env.Certs == nil {
+		return nil, errors.New("translate.IstioSecrets: env.Certs is required")
+	}
+	b := &builder{m: m, proxy: w, env: env}
+	var own map[string]*tlsv3.Secret // meshtls's translation's, for credentials
+	var out []*tlsv3.Secret
+	for _, name := range names {
+		switch {
+		case name == SecretDefault || name == SecretRootCA:
+			s, err := b.secret(name, secretNeed{})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		case name == fileRootSystem:
+			out = append(out, fileCASecret(name, systemRoots))
+		case strings.HasPrefix(name, fileRootPrefix):
+			out = append(out, fileCASecret(name, strings.TrimPrefix(name, fileRootPrefix)))
+		case strings.HasPrefix(name, fileCertPrefix):
+			cert, key, ok := strings.Cut(strings.TrimPrefix(name, fileCertPrefix), "~")
+			if !ok || cert == "" || key == "" {
+				return nil, fmt.Errorf("secret %q: want file-cert:CERT~KEY", name)
+			}
+			out = append(out, &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+				CertificateChain: &core.DataSource{Specifier: &core.DataSource_Filename{Filename: cert}},
+				PrivateKey:       &core.DataSource{Specifier: &core.DataSource_Filename{Filename: key}},
+			}}})
+		case strings.HasPrefix(name, KubernetesSecretPrefix):
+			if own == nil {
+				res, err := Translate(m, w, env)
+				if err != nil {
+					return nil, fmt.Errorf("secret %q: %w", name, err)
+				}
+				own = map[string]*tlsv3.Secret{}
+				for _, s := range res.Secrets {
+					own[s.GetName()] = s
+				}
+			}
+			s, ok := own[name]
+			if !ok {
+				return nil, fmt.Errorf("secret %q: meshtls's translation of %s uses no such credential, so it cannot tell what to issue (give the bundle a v1 Secret %s/%s)", name, w.ID(), w.Namespace, strings.TrimSuffix(strings.TrimPrefix(name, KubernetesSecretPrefix), CACertSuffix))
+			}
+			out = append(out, s)
+		default:
+			return nil, fmt.Errorf("secret %q: not a name Istio's SDS serves (default, ROOTCA, file-root:, file-cert:, kubernetes://)", name)
+		}
+	}
+	return out, nil
+}
+
+func fileCASecret(name, path string) *tlsv3.Secret {
+	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+		TrustedCa: &core.DataSource{Specifier: &core.DataSource_Filename{Filename: path}},
 	}}}
 }
