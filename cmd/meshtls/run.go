@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtls/meshtls/crosscheck"
 	"github.com/meshtls/meshtls/envoybin"
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/harness/trace"
@@ -36,6 +37,10 @@ type runFlags struct {
 	envoy     string // --envoy-version
 	junit     string
 	explore   bool
+	// controlPlane: "meshtls" (the translator) or "istio" (istiod's own
+	// config, from the oracle program; docs/oracle.md).
+	controlPlane string
+	generator    harness.ConfigGenerator // set from controlPlane by runRun
 }
 
 // Summary is the "summary" object of `run -o json` (docs/bundles.md).
@@ -81,6 +86,7 @@ failure, 130 interrupted (everything the run made is removed first).`,
 	fl.StringVar(&f.envoy, "envoy-version", "", "run this pinned Envoy release from the user cache (meshtls setup --envoy-version V installs it; default: ENVOY_VERSION, else the Envoy found)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the runtime's progress (image builds, pods) on stderr, and the table unwrapped")
 	fl.BoolVar(&f.explore, "explore", false, "also generate calls from every client to every service port and gateway server (bundles without checks are always explored)")
+	fl.StringVar(&f.controlPlane, "control-plane", "meshtls", "who builds the proxies' config: meshtls (its translator) or istio (istiod's own config generator, the "+crosscheck.OracleBinary+" program: $MESHTLS_ORACLE, beside meshtls or in ./bin; docs/oracle.md)")
 	return cmd
 }
 
@@ -104,6 +110,9 @@ func runRun(parent context.Context, f runFlags, args []string, stdout, stderr io
 		if err := envoybin.Check(v); err != nil {
 			return bad(fmt.Errorf("--envoy-version: %w", err))
 		}
+	}
+	if err := setControlPlane(&f); err != nil {
+		return bad(err)
 	}
 	// Bad input never starts a container: every file is validated first.
 	scs, err := harness.LoadScenarios(args...)
@@ -210,7 +219,7 @@ func execScenarios(parent context.Context, f runFlags, scs []harness.Scenario, s
 		stop()
 	}()
 
-	opts := []harness.Option{harness.WithEnvoyVersion(f.envoy)}
+	opts := []harness.Option{harness.WithEnvoyVersion(f.envoy), harness.WithConfigGenerator(f.generator)}
 	if f.verbose || tty {
 		opts = append(opts, harness.WithLogf(func(format string, a ...any) { say("  "+format, a...) }))
 	}
@@ -249,6 +258,23 @@ func execScenarios(parent context.Context, f runFlags, scs []harness.Scenario, s
 		}
 	}
 	return results, elapsed, nil
+}
+
+// setControlPlane checks --control-plane and, for istio, finds the oracle
+// program before any container starts.
+func setControlPlane(f *runFlags) error {
+	switch f.controlPlane {
+	case "", "meshtls":
+		return nil
+	case "istio":
+		oracle, err := crosscheck.FindOracle()
+		if err != nil {
+			return fmt.Errorf("--control-plane istio: %w", err)
+		}
+		f.generator = crosscheck.IstiodGenerator(oracle)
+		return nil
+	}
+	return fmt.Errorf("--control-plane %q: want meshtls or istio", f.controlPlane)
 }
 
 // isTerminal reports whether w is a terminal (a character device), where
