@@ -40,7 +40,7 @@ const BuildHint = "make oracle-build (or: cd oracle && go build -o ../bin/meshtl
 func FindOracle() (string, error) {
 	if p := os.Getenv("MESHTLS_ORACLE"); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("MESHTLS_ORACLE=%s: %w", p, err)
+			return "", fmt.Errorf("MESHTLS_ORACLE=%s: %w: build the Istio oracle there (%s) or unset MESHTLS_ORACLE", p, err, BuildHint)
 		}
 		return p, nil
 	}

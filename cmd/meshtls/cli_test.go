@@ -184,6 +184,7 @@ func TestTranslate(t *testing.T) {
 // points nowhere, so reaching the engine would give a different error.
 func TestRunBadInput(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/meshtls-test.sock")
+	t.Setenv("MESHTLS_ORACLE", "/nonexistent/meshtls-oracle")
 	badKind := writeBundle(t, "kind.yaml", podA+"---\napiVersion: meshtls.dev/v1alpha1\nkind: Frobnicator\nmetadata: {name: x}\n")
 	good := "testdata/two-pods.yaml"
 	tests := []struct {
@@ -198,6 +199,8 @@ func TestRunBadInput(t *testing.T) {
 		{"bad --parallel", []string{"--parallel", "0", good}, "--parallel"},
 		{"report in a missing folder", []string{"--report", "/nonexistent/dir/r.html", good}, "--report"},
 		{"no files", nil, "arg"},
+		{"bad --control-plane", []string{"--control-plane", "envoy", good}, `--control-plane "envoy": want meshtls or istio`},
+		{"--control-plane istio without the oracle", []string{"--control-plane", "istio", good}, "make oracle-build"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

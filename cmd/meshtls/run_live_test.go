@@ -406,3 +406,29 @@ func TestDiffClusterDump(t *testing.T) {
 		}
 	}
 }
+
+// TestRunControlPlaneIstio runs testdata/two-pods.yaml with istiod's own
+// config (the oracle program; make test sets MESHTLS_ORACLE): the same
+// verdicts as under meshtls's, and the call went over Istio mTLS.
+func TestRunControlPlaneIstio(t *testing.T) {
+	live(t)
+	if os.Getenv("MESHTLS_ORACLE") == "" {
+		t.Skip("needs the oracle program: make oracle-build, then MESHTLS_ORACLE=$PWD/bin/meshtls-oracle (make test sets it)")
+	}
+	code, out, errOut := run(t, "run", "-o", "json", "--control-plane", "istio", "testdata/two-pods.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (one expectation is deliberately wrong)\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	var got jsonOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not the JSON object: %v\n%s", err, out)
+	}
+	if s := got.Summary; s.Passed != 1 || s.Failed != 1 || s.Reported != 1 {
+		t.Errorf("summary %+v, want 1 passed, 1 failed, 1 reported as under meshtls's config", s)
+	}
+	for _, c := range got.Checks {
+		if c.Name == "a-to-b" && (c.Result != outcome.OK || !slices.Equal(c.Wire, []outcome.Wire{outcome.MTLS})) {
+			t.Errorf("a-to-b under istiod's config: %s %v, want ok [mtls]", c.Result, c.Wire)
+		}
+	}
+}
