@@ -62,7 +62,7 @@ func TestWriteReport(t *testing.T) {
 		{Scenario: "s<1>", Name: "one", From: "a", To: "http://a.default.svc.cluster.local:8080/", Result: outcome.OK, Status: 200,
 			Wire: []outcome.Wire{outcome.MTLS}, Peer: "spiffe://cluster.local/ns/default/sa/a", Verdict: outcome.Pass,
 			Expected: &trace.Expected{Result: outcome.OK, Wire: []outcome.Wire{outcome.MTLS}},
-			Hops: []trace.Hop{{From: "default/a", To: "default/a", Dst: "10.0.0.2:8080", Wire: "mtls",
+			Hops: []trace.Hop{{From: "default/a", To: "default/a", Dst: "10.0.0.2:8080", Wire: outcome.MTLS,
 				Layers:  []trace.Layer{{Kind: "tls", Version: "TLSv1.3", SNI: "outbound_.8080_._.a.default.svc.cluster.local", PeerVerified: true, Peer: "spiffe://cluster.local/ns/default/sa/a"}},
 				Sources: []string{"capture:default/a"}}}},
 		{Scenario: "s<1>", Name: "two", From: "a", To: "https://a.example.com/", Via: "gw", Result: outcome.TLSError,

@@ -10,10 +10,10 @@ import (
 
 func TestCompare(t *testing.T) {
 	r := func(name string, result outcome.Result, status int, wire ...outcome.Wire) *trace.Result {
-		return &trace.Result{Name: name, From: "legacy/sleep", Dest: "b.shop:8080", Result: result, Status: status, Wire: wire, Peer: "none"}
+		return &trace.Result{Name: name, From: "legacy/sleep", Dest: "b.shop:8080", Result: result, Status: status, Wire: wire, Peer: outcome.PeerNone}
 	}
-	before := []*trace.Result{r("same", "ok", 200, "mtls"), r("broke", "ok", 200, "plaintext"), r("wire", "ok", 200, "plaintext"), r("fixed", "reset", 0, "plaintext"), r("gone", "ok", 200, "mtls")}
-	after := []*trace.Result{r("same", "ok", 200, "mtls"), r("broke", "reset", 0, "plaintext"), r("wire", "ok", 200, "mtls"), r("fixed", "ok", 200, "mtls"), r("new", "ok", 503, "tls")}
+	before := []*trace.Result{r("same", outcome.OK, 200, outcome.MTLS), r("broke", outcome.OK, 200, outcome.Plaintext), r("wire", outcome.OK, 200, outcome.Plaintext), r("fixed", outcome.Reset, 0, outcome.Plaintext), r("gone", outcome.OK, 200, outcome.MTLS)}
+	after := []*trace.Result{r("same", outcome.OK, 200, outcome.MTLS), r("broke", outcome.Reset, 0, outcome.Plaintext), r("wire", outcome.OK, 200, outcome.MTLS), r("fixed", outcome.OK, 200, outcome.MTLS), r("new", outcome.OK, 503, outcome.TLS)}
 	changes, calls := compare(before, after)
 	if calls != 6 {
 		t.Errorf("%d calls, want 6", calls)

@@ -13,7 +13,7 @@ func sample() *Result {
 	return &Result{
 		Scenario: "s", Name: "a-to-b", From: "a", To: "http://b:8080/",
 		Result: outcome.HTTP(503), Status: 503, Wire: []outcome.Wire{outcome.Plaintext}, Peer: outcome.PeerNone, Reason: "UF; connection reset",
-		Hops: []Hop{{From: idA, To: idB, Src: ipA + ":1", Dst: ipB + ":8080", Wire: "plaintext",
+		Hops: []Hop{{From: idA, To: idB, Src: ipA + ":1", Dst: ipB + ":8080", Wire: outcome.Plaintext,
 			Layers: []Layer{{Kind: KindPlaintext}}, Sources: []string{"capture:" + idA}, Flags: "UF", FailureReason: "UF"}},
 	}
 }
