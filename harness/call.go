@@ -73,20 +73,26 @@ func ExpectServedBy(workload string) CallOption {
 	return func(c *mesh.Check) { expect(c).ServedBy = workload }
 }
 
-// CallCheck builds the check Call runs and validates it as a Check
-// document of a bundle would be.
-func (r *Runtime) CallCheck(name, from, to string, opts ...CallOption) (*mesh.Check, error) {
+// BuildCheck builds the check a call from a workload to a URL makes in m,
+// with opts, and validates it as a Check document of a bundle is validated
+// (mesh.Mesh.ValidateCheck): the same problems in the same words.
+func BuildCheck(m *mesh.Mesh, name, from, to string, opts ...CallOption) (*mesh.Check, error) {
 	c := &mesh.Check{Name: name, Namespace: "default", From: from, To: to}
 	for _, o := range opts {
 		o(c)
 	}
-	r.mu.Lock()
-	m := r.mesh
-	r.mu.Unlock()
 	if err := m.ValidateCheck(c); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// CallCheck builds the check Call runs on the running mesh (BuildCheck).
+func (r *Runtime) CallCheck(name, from, to string, opts ...CallOption) (*mesh.Check, error) {
+	r.mu.Lock()
+	m := r.mesh
+	r.mu.Unlock()
+	return BuildCheck(m, name, from, to, opts...)
 }
 
 // Call makes one call from a workload to a URL and fails t when an
