@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/meshtls/meshtls/harness"
@@ -69,6 +70,13 @@ spec:
   - {number: 8080, name: http-plain, protocol: HTTP}
 ---
 `
+
+// apiSEWithSANs is apiSE with the entry's subjectAltNames.
+func apiSEWithSANs(sans string) string {
+	return strings.Replace(apiSE, "resolution: DNS", "resolution: DNS\n  subjectAltNames: "+sans, 1)
+}
+
+const sanCite = "pilot/pkg/networking/core/cluster_tls.go (constructUpstreamTLS: the ServiceEntry's subjectAltNames when the DestinationRule has none); https://istio.io/latest/docs/reference/config/networking/service-entry/#ServiceEntry"
 
 func apiDR(tls string) string {
 	return `
@@ -170,6 +178,17 @@ func TestSidecarConnections(t *testing.T) {
 			// with a workloadSelector (cluster_tls.go, buildUpstreamClusterTLSContext).
 			call("originate", "client", "http://api.example.com/",
 				harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("CN=meshtls-client,O=meshtls")),
+		}},
+		// A ServiceEntry's subjectAltNames are the names SIMPLE (and
+		// MUTUAL) origination verifies when the DestinationRule gives none:
+		// the server's certificate carries api.example.com, so a list
+		// naming it passes and a list naming another host fails the
+		// handshake on the SAN check.
+		{name: "5-ServiceEntry_SANs_match", cite: sanCite, config: apiSEWithSANs("[api.example.com]") + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), calls: []callSpec{
+			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone)),
+		}},
+		{name: "5-ServiceEntry_SANs_mismatch", cite: sanCite, config: apiSEWithSANs("[billing.example.com]") + apiDR("{mode: SIMPLE, caCertificates: /etc/meshtls/ca/app.pem}"), calls: []callSpec{
+			call("originate", "client", "http://api.example.com/", harness.ExpectResult(outcome.HTTP(503)), harness.ExpectWire(outcome.TLS), harness.ExpectPeer(outcome.PeerNone), harness.ExpectReason("SAN_matcher")),
 		}},
 		// ISTIO_MUTUAL to a server outside the mesh fails the handshake: the
 		// server speaks none of Istio's ALPN values (our app answers
