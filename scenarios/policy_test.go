@@ -21,6 +21,12 @@ spec:
 ---
 apiVersion: meshtls.dev/v1alpha1
 kind: Workload
+metadata: {name: bystander}
+spec:
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
 metadata: {name: naked-client}
 spec:
   sidecar: false
@@ -132,6 +138,21 @@ spec:
 			calls: []callSpec{
 				call("no-selector-plaintext", "client", serverTCP, plainOK),
 				call("selector-originates", "other/client", serverTCP, harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS)),
+			},
+		},
+		{
+			// One rule with a workloadSelector, two sidecar clients of one
+			// service in its namespace: the selected client originates
+			// MUTUAL with the rule's credentialName (a sidecar honours it
+			// only here), which the server's PERMISSIVE inbound passes to
+			// the plain app (reset); the other client is not selected, so
+			// no rule applies to it and it keeps auto mTLS.
+			name:   "4-workloadSelector_selects_one_client",
+			cite:   "pilot/pkg/model/push_context.go (destinationRule: rules whose workloadSelector matches the proxy); pilot/pkg/networking/core/cluster_tls.go (buildUpstreamClusterTLSContext: credentialName needs a workloadSelector)",
+			config: dr("server-for-client", "default", "", "host: server\n  workloadSelector: {matchLabels: {app: client}}\n  trafficPolicy: {tls: {mode: MUTUAL, credentialName: server-client}}"),
+			calls: []callSpec{
+				call("selected-originates-MUTUAL", "client", serverTCP, harness.ExpectNotOK(), harness.ExpectWire(outcome.TLS)),
+				call("not-selected-auto-mTLS", "bystander", serverTCP, harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer("spiffe://cluster.local/ns/default/sa/bystander")),
 			},
 		},
 	}
