@@ -19,12 +19,14 @@ import (
 // user cache.
 
 // cleanEnv is the environment of a fresh shell: none of the variables that
-// point meshtls at an Envoy or a pod binary.
+// point meshtls at an Envoy or a pod binary, or configure testcontainers
+// (the Makefile exports TESTCONTAINERS_RYUK_DISABLED; the harness needs
+// nobody to), and no GOFLAGS.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "ENVOY_") || strings.HasPrefix(k, "MESHTLS_") {
+		if strings.HasPrefix(k, "ENVOY_") || strings.HasPrefix(k, "MESHTLS_") || strings.HasPrefix(k, "TESTCONTAINERS_") || k == "GOFLAGS" {
 			continue
 		}
 		env = append(env, kv)
@@ -48,18 +50,18 @@ func repoDir(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// TestStandaloneBinary builds meshtls as `go install` would (cgo on, so
-// dynamically linked), copies it and a bundle into an empty directory and
-// runs it there.
+// TestStandaloneBinary installs meshtls with `go install` (cgo on, so
+// dynamically linked) into an empty directory, writes a bundle into
+// another one and runs it there with --junit.
 func TestStandaloneBinary(t *testing.T) {
 	live(t)
 	setupUserCache(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "meshtls")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(cleanEnv(), "CGO_ENABLED=1")
+	build := exec.Command("go", "install", ".")
+	build.Env = append(cleanEnv(), "CGO_ENABLED=1", "GOBIN="+dir)
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("go install: %v\n%s", err, out)
 	}
 	bundle, err := os.ReadFile("testdata/two-pods.yaml")
 	if err != nil {
@@ -92,6 +94,7 @@ import (
 
 	"github.com/meshtls/meshtls/harness"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 )
 
 const bundle = ` + "`" + `
@@ -108,23 +111,29 @@ spec:
   ports: [{name: http, port: 8080}]
 ---
 apiVersion: meshtls.dev/v1alpha1
-kind: Check
-metadata: {name: a-to-b}
+kind: Workload
+metadata: {name: plain}
 spec:
-  from: a
-  to: http://b.default.svc.cluster.local:8080/
-  expect: {result: ok, wire: [mtls], peer: spiffe://cluster.local/ns/default/sa/a}
+  sidecar: false
 ` + "`" + `
 
-func TestAutoMTLS(t *testing.T) {
+func TestStrict(t *testing.T) {
 	m, err := mesh.Parse("bundle.yaml", []byte(bundle))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := harness.New(t, m)
-	for _, c := range m.Checks {
-		rt.Check(t, "scratch", c)
-	}
+	rt.Call(t, "a", "http://b.default.svc.cluster.local:8080/",
+		harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS),
+		harness.ExpectPeer("spiffe://cluster.local/ns/default/sa/a"))
+	rt.ApplyConfig(t, ` + "`" + `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+` + "`" + `)
+	rt.Call(t, "plain", "http://b.default.svc.cluster.local:8080/", harness.ExpectNotOK())
 }
 `
 
@@ -149,13 +158,18 @@ func TestScratchModule(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
-	cmd.Dir = dir
-	// -mod=mod lets go add the harness's requirements to the scratch go.mod,
-	// as `go get` would for a user.
-	cmd.Env = append(cleanEnv(), "GOFLAGS=-mod=mod")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestAutoMTLS") {
-		t.Fatalf("go test in a scratch module: %v\n%s", err, out)
+	// go mod tidy adds the harness's requirements, as for a user; then
+	// go test runs with none of meshtls's variables.
+	for _, args := range [][]string{{"mod", "tidy"}, {"test", "-count=1", "-v", "."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s in a scratch module: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if args[0] == "test" && !strings.Contains(string(out), "--- PASS: TestStrict") {
+			t.Fatalf("go test in a scratch module:\n%s", out)
+		}
 	}
 }
