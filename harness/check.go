@@ -36,6 +36,11 @@ const (
 // the check had an expectation and it did not hold, the evidence is saved
 // under artifacts (if set) and the path is in the returned result's notes.
 func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*trace.Result, error) {
+	if err := r.lost.err(); err != nil {
+		return nil, fmt.Errorf("check %s: %w", c.Name, err)
+	}
+	ctx, cancel := r.lost.bound(ctx)
+	defer cancel()
 	from, ok := r.Pod(c.From)
 	if !ok {
 		return nil, fmt.Errorf("check %s: from %q: no such workload", c.Name, c.From)
@@ -48,9 +53,12 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 	start := time.Now()
 	call, err := from.Agent.Call(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", c.Name, err)
+		return nil, fmt.Errorf("check %s: %w", c.Name, r.lost.explainLost(err))
 	}
 	obs := r.collect(ctx, scenario, c, from, call, marks, start)
+	if err := r.lost.err(); err != nil { // evidence from a lost mesh is no evidence
+		return nil, fmt.Errorf("check %s: %w", c.Name, err)
+	}
 	res := trace.Build(obs)
 	trace.Evaluate(res, c.Expect)
 	return res, nil

@@ -22,7 +22,7 @@ import (
 // removals one by one, 0 of 16). From then on `docker network rm` says
 // "has active endpoints" although nothing is attached, and only an engine
 // restart recounts. Containers that share a pod's network namespace
-// (Envoy, capture init) own no endpoint and go concurrently.
+// (Envoy) own no endpoint and go concurrently.
 func removeRun(ctx context.Context, cli *client.Client, runID string) error {
 	f := client.Filters{}.Add("label", labelRun+"="+runID)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})

@@ -47,6 +47,7 @@ func (r *Runtime) RestartProxy(ctx context.Context, ref string) error {
 	}
 	version := versions[p.W.ID()]
 	id := p.envoy.GetContainerID()
+	r.lost.expectStop(id)
 	if _, err := r.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		return fmt.Errorf("restart proxy %s: kill: %w", p.W.ID(), err)
 	}
@@ -104,8 +105,11 @@ func (r *Runtime) RestartControlPlane(ctx context.Context, m *mesh.Mesh) error {
 		return fmt.Errorf("restarting the xDS server: %w", err)
 	}
 	if m != nil {
-		r.mesh = m
+		if err := r.setMesh(m); err != nil {
+			return err
+		}
 	}
+	r.configs = nil // the new server has no config yet
 	return r.pushAll(ctx)
 }
 

@@ -16,15 +16,17 @@ import (
 // inside every binary that can start a mesh.
 const Exe = "meshtls-pod"
 
-const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET..."
+const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] [-- agent ...] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET... [-- agent ...]"
 
 // Main is the in-pod program:
 //
 //	meshtls-pod agent [--config /var/run/meshtls/pod.json] [--socket PATH]
-//	meshtls-pod init --uid 1337 --gid 1337 --outbound-port 15001 --inbound-port 15006 [--iface eth0]
+//	meshtls-pod init --uid 1337 --gid 1337 --outbound-port 15001 --inbound-port 15006 [--iface eth0] [-- agent ...]
 //
 // agent runs the echo app, the control API on a Unix socket and packet
-// capture; init programs Istio-like traffic redirection (nftables, netlink).
+// capture; init programs Istio-like traffic redirection (nftables, netlink)
+// and exits, or, given a command after "--", runs it in its place without
+// CAP_NET_ADMIN (one container does istio-init's work, then the app's).
 func Main(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%s", usage)
@@ -80,12 +82,22 @@ func initCmd(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// What runs after the init (after "--"), without CAP_NET_ADMIN.
+	then := func() error {
+		if fs.NArg() == 0 {
+			return nil
+		}
+		if fs.Arg(0) != "agent" {
+			return fmt.Errorf("init: only the agent can follow the init (got %q); %s", fs.Arg(0), usage)
+		}
+		return execWithoutNetAdmin(fs.Args())
+	}
 	if *noCapture {
 		if err := Redirect(RedirectConfig{ServiceDNAT: dnat}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "meshtls-pod: %d service port translations installed (table ip %s)\n", len(dnat), RedirectTable)
-		return nil
+		return then()
 	}
 	if *out == 0 || *out > 65535 || *in == 0 || *in > 65535 {
 		return fmt.Errorf("ports must be 1..65535 (got outbound %d, inbound %d)", *out, *in)
@@ -128,5 +140,5 @@ func initCmd(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "meshtls-pod: redirection installed (table ip %s: outbound tcp -> :%d except uid %d/gid %d and 127.0.0.0/8; inbound tcp on %s -> :%d)\n",
 		RedirectTable, *out, *uid, *gid, *iface, *in)
-	return nil
+	return then()
 }

@@ -349,7 +349,7 @@ func ifname(n string) []byte {
 
 func netAdminHint(what string, err error) error {
 	if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%s: %w (the init container needs CAP_NET_ADMIN)", what, err)
+		return fmt.Errorf("%s: %w (the init, in the pod's first container, needs CAP_NET_ADMIN)", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

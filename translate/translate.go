@@ -164,9 +164,13 @@ func (b *builder) proxyName() string { return b.proxy.ID() }
 
 // ---- small proto helpers ----
 
+// mustAny packs m with a deterministic encoding: maps (JSON access-log
+// formats, metadata) otherwise serialise in random order, so the same config
+// translated twice would hash differently and be pushed again although
+// nothing changed.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		panic(fmt.Sprintf("translate: marshal %T: %v", m, err)) // only fails for nil or broken descriptors
 	}
 	return a

@@ -21,7 +21,8 @@ type Admin struct {
 	client *http.Client
 }
 
-// pollInterval paces Ready and WaitNoWarming; the admin API has no watch.
+// pollInterval paces Ready, WaitNoWarming and WaitNoDraining; the admin API
+// has no watch.
 const pollInterval = 20 * time.Millisecond
 
 // NewAdmin returns a client for the admin API on the Unix socket path.
@@ -202,6 +203,33 @@ func (a *Admin) WaitNoWarming(ctx context.Context) error {
 		}
 		return fmt.Sprintf("envoy %s: listeners still warming: %s (waiting for a secret, route or endpoints the proxy was not sent?)",
 			a.target, strings.Join(last.Warming, ", "))
+	})
+}
+
+// WaitNoDraining waits until no listener and no filter chain is draining
+// (Envoy's gauges listener_manager.total_listeners_draining and
+// total_filter_chains_draining): the connections a config change ended are
+// closed, and every later connection meets only the new config. It fails
+// at ctx's deadline with the counts still draining.
+func (a *Admin) WaitNoDraining(ctx context.Context) error {
+	var last map[string]uint64
+	var lastErr error
+	return a.poll(ctx, func() (bool, error) {
+		st, err := a.Stats(ctx, `^listener_manager\.total_(listeners|filter_chains)_draining$`)
+		if err != nil {
+			if ctx.Err() == nil {
+				lastErr = err
+			}
+			return false, nil
+		}
+		last, lastErr = st, nil
+		return st["listener_manager.total_listeners_draining"] == 0 && st["listener_manager.total_filter_chains_draining"] == 0, nil
+	}, func() string {
+		if last == nil {
+			return fmt.Sprintf("envoy %s: could not read the draining gauges: %v", a.target, lastErr)
+		}
+		return fmt.Sprintf("envoy %s: still draining: %d listeners, %d filter chains", a.target,
+			last["listener_manager.total_listeners_draining"], last["listener_manager.total_filter_chains_draining"])
 	})
 }
 

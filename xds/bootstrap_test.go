@@ -109,8 +109,8 @@ func TestBootstrapErrors(t *testing.T) {
 
 func TestBootstrapCommandLine(t *testing.T) {
 	got := CommandLine(BootstrapOptions{ConfigPath: "/etc/envoy.json"})
-	want := []string{"-c", "/etc/envoy.json", "--concurrency", "1", "--drain-time-s", "1",
-		"--parent-shutdown-time-s", "2", "--use-dynamic-base-id", "--log-level", "warning"}
+	want := []string{"-c", "/etc/envoy.json", "--concurrency", "1", "--drain-time-s", "0",
+		"--parent-shutdown-time-s", "2", "--disable-hot-restart", "--log-level", "warning"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("CommandLine = %q, want %q", got, want)
 	}

@@ -33,11 +33,16 @@ func main() {
 	verbose := flag.Bool("v", false, "progress on stderr")
 	soakChecks := flag.Int("soak", 0, "instead: the soak, this many sequential checks on one mesh (1000 in make bench) with -soak-pushes pushes, and report control-plane growth")
 	soakPushes := flag.Int("soak-pushes", 50, "pushes during the soak")
+	scale := flag.String("scale", "", "instead: generated meshes of these sizes, e.g. 10,50,100 (N sidecar pods, mesh STRICT, N-1 checks), with where the start time went")
+	scalePushes := flag.Int("scale-pushes", 10, "with -scale: mesh-wide pushes timed on each mesh (then one one-proxy push); 0: none")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *soakChecks > 0 {
 		os.Exit(soak(ctx, *soakChecks, *soakPushes, *verbose))
+	}
+	if *scale != "" {
+		os.Exit(scaleRuns(ctx, *scale, *scalePushes, *verbose))
 	}
 
 	var all []*bench.Figures
