@@ -43,33 +43,67 @@ func (r *Runtime) SetConfigGenerator(ctx context.Context, g ConfigGenerator) err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.opts.generator = g
+	r.configs = nil // another control plane: every proxy gets its config
 	return r.pushAll(ctx)
 }
 
 // push generates the config of ws with the run's generator, hands it to
-// the xDS server and returns each proxy's version (by workload ID).
+// the xDS server and returns each proxy's version (by workload ID). With
+// meshtls's translator, a proxy whose inputs are those of its last
+// translation is not translated again: the server already has its config
+// (translate.Inputs); another generator's inputs are unknown, so it
+// generates every proxy. The xDS server in turn sends a proxy only the
+// types whose content changed. r.lastPush counts what was done.
 func (r *Runtime) push(ctx context.Context, ws []*mesh.Workload) (map[string]string, error) {
 	gen := r.opts.generator
+	keyed := gen == nil
 	if gen == nil {
 		gen = Translator
 	}
-	byID, err := gen(ctx, r.mesh, &translate.Env{Addrs: r.addrs, Certs: r.certs}, ws)
+	versions := make(map[string]string, len(ws))
+	keys := map[string]string{}
+	var todo []*mesh.Workload
+	for _, w := range ws {
+		r.lastPush.Proxies++
+		if keyed {
+			keys[w.ID()] = r.inputs.Key(w)
+			if last, ok := r.configs[w.ID()]; ok && last.key == keys[w.ID()] {
+				versions[w.ID()] = last.version
+				continue
+			}
+		}
+		todo = append(todo, w)
+	}
+	if len(todo) == 0 {
+		return versions, nil
+	}
+	byID, err := gen(ctx, r.mesh, &translate.Env{Addrs: r.addrs, Certs: r.certs}, todo)
 	if err != nil {
 		return nil, err
 	}
 	if r.decisions == nil {
 		r.decisions = map[string]map[string]mesh.Decision{}
 	}
-	versions := make(map[string]string, len(ws))
-	for _, w := range ws {
+	if r.configs == nil {
+		r.configs = map[string]proxyConfig{}
+	}
+	for _, w := range todo {
 		res, ok := byID[w.ID()]
 		if !ok || res == nil {
 			return nil, fmt.Errorf("the config generator gave no config for proxy %s", w.ID())
 		}
+		r.lastPush.Translated++
 		r.decisions[w.ID()] = res.Decisions
-		if versions[w.ID()], err = r.xds.Set(w.ID(), res); err != nil {
+		v, err := r.xds.Set(w.ID(), res)
+		if err != nil {
 			return nil, err
 		}
+		if v != r.configs[w.ID()].version {
+			r.lastPush.Pushed++
+		}
+		// keys[id] is "" for another generator: never reused.
+		r.configs[w.ID()] = proxyConfig{key: keys[w.ID()], version: v}
+		versions[w.ID()] = v
 	}
 	return versions, nil
 }

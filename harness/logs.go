@@ -3,24 +3,11 @@ package harness
 import (
 	"bytes"
 	"context"
-	"io"
-	"strings"
 	"sync"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
-
-func containerLogs(ctx context.Context, c testcontainers.Container) string {
-	rc, err := c.Logs(ctx)
-	if err != nil {
-		return err.Error()
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
-	return strings.TrimSpace(string(b))
-}
 
 // LogBuffer collects a container's output lines and lets a caller wait for
 // a line that satisfies a predicate.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/testcontainers/testcontainers-go"
 
@@ -37,6 +38,7 @@ type Pod struct {
 	Admin  *xds.Admin // nil without a proxy
 	Logs   *LogBuffer // Envoy stdout (access log) lines; nil without a proxy
 	EnvLog *LogBuffer // Envoy stderr
+	Timing PodTiming
 }
 
 func (p *Pod) envoyTail() string {
@@ -53,8 +55,12 @@ func (p *Pod) envoyTail() string {
 	return "\nEnvoy said:\n  " + strings.Join(lines, "\n  ")
 }
 
-// startPod starts the agent (owner of the network namespace), the capture
-// init for sidecar pods, and the Envoy container for proxies.
+// startPod starts the agent (owner of the network namespace) and, for
+// proxies, the Envoy container. The agent's container first does the
+// capture init's work (istio-init's redirection, or kube-proxy's service
+// port translation in a pod without sidecar) with NET_ADMIN, then runs the
+// app without it (pod/handover.go): two containers per sidecar pod, not
+// three, and Envoy keeps its own uid 1337 and mount view.
 func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	w := p.W
 	p.Dir = filepath.Join(r.Dir, "pods", w.Namespace+"."+w.Name)
@@ -68,20 +74,37 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	}
 	netName := r.netw.Name
 	ip := p.IP
+	cmd := []string{"agent", "--config", pod.ConfigFile}
+	var initArgs []string
+	switch {
+	case w.Sidecar && !w.Gateway:
+		initArgs = append([]string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
+			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}, captureArgs(w.Capture)...)
+	case !w.HasProxy():
+		if dnat := r.serviceDNAT(); len(dnat) > 0 {
+			initArgs = append([]string{"init", "--no-capture"}, dnat...)
+		}
+	}
+	if initArgs != nil {
+		cmd = append(append(initArgs, "--"), cmd...)
+	}
+	t := time.Now()
 	agent, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
-			Name:       base + "-agent",
-			Image:      r.images.Pod,
-			Cmd:        []string{"agent", "--config", pod.ConfigFile},
-			Labels:     r.labels("agent", w.ID()),
-			Networks:   []string{netName},
-			WaitingFor: waitLog(pod.ReadyLine),
+			Name:     base + "-agent",
+			Image:    r.images.Pod,
+			Cmd:      cmd,
+			Labels:   r.labels("agent", w.ID()),
+			Networks: []string{netName},
 			HostConfigModifier: func(hc *hostConfig) {
 				hc.Binds = mounts
 				hc.ExtraHosts = r.hosts(w)
 				// Gateways bind 80/443 as uid 1337, as Istio's gateways do with this sysctl.
 				hc.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+				if initArgs != nil {
+					hc.CapAdd = []string{"NET_ADMIN"} // dropped before the app runs
+				}
 			},
 			EndpointSettingsModifier: func(es map[string]*dnetwork.EndpointSettings) {
 				if s := es[netName]; s != nil {
@@ -94,28 +117,24 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	if err != nil {
 		return fmt.Errorf("starting pod %s: %w", w.ID(), err)
 	}
+	if err := r.waitLine(ctx, agent.GetContainerID(), pod.ReadyLine); err != nil {
+		return fmt.Errorf("starting pod %s: %w", w.ID(), err)
+	}
+	p.Timing.Agent = time.Since(t)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	p.Agent = newAgentClient(filepath.Join(p.Dir, "agent.sock"))
-	netns := "container:" + agent.GetContainerID()
 	if !w.HasProxy() {
-		if dnat := r.serviceDNAT(); len(dnat) > 0 {
-			return r.runInit(ctx, p, base, netns, append([]string{"init", "--no-capture"}, dnat...))
-		}
 		return nil
 	}
-	if w.Sidecar && !w.Gateway {
-		if err := r.runInit(ctx, p, base, netns, append([]string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
-			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}, captureArgs(w.Capture)...)); err != nil {
-			return err
-		}
-	}
+	netns := "container:" + agent.GetContainerID()
 	p.Logs, p.EnvLog = newLogBuffer(), newLogBuffer()
 	// Access-log lines are evidence a check waits for: flush them at once
 	// rather than every 10s (Envoy's default).
 	args := append(xds.CommandLine(xds.BootstrapOptions{ConfigPath: pod.RunDir + "/envoy.json"}),
 		"--file-flush-interval-msec", "10")
+	t = time.Now()
 	envoy, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
 		ContainerRequest: testcontainers.ContainerRequest{
@@ -130,6 +149,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 		},
 	})
 	p.envoy = envoy
+	p.Timing.Envoy, p.Timing.envoyStarted = time.Since(t), time.Now()
 	if err != nil {
 		return fmt.Errorf("starting the proxy of %s: %w", w.ID(), err)
 	}
@@ -137,40 +157,6 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 		return fmt.Errorf("following the logs of %s's proxy: %w", w.ID(), err)
 	}
 	p.Admin = xds.NewAdmin(filepath.Join(p.Dir, "admin.sock"))
-	return nil
-}
-
-// runInit programs the pod's traffic capture as istio-init does (or, in a
-// pod without sidecar, kube-proxy's service port translation), in a
-// short-lived container that alone holds NET_ADMIN.
-func (r *Runtime) runInit(ctx context.Context, p *Pod, base, netns string, cmd []string) error {
-	c, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
-		Started: true,
-		ContainerRequest: testcontainers.ContainerRequest{
-			Name:       base + "-init",
-			Image:      r.images.Pod,
-			Cmd:        cmd,
-			Labels:     r.labels("init", p.W.ID()),
-			WaitingFor: waitExit(),
-			HostConfigModifier: func(hc *hostConfig) {
-				hc.NetworkMode = containerNetworkMode(netns)
-				hc.CapAdd = []string{"NET_ADMIN"}
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("capture init of %s: %w", p.W.ID(), err)
-	}
-	// The exited init container is removed with the run (by label), off
-	// the start path.
-	st, err := c.State(ctx)
-	if err != nil {
-		return err
-	}
-	if st.ExitCode != 0 {
-		out := containerLogs(ctx, c)
-		return fmt.Errorf("capture init of %s failed (exit %d): %s", p.W.ID(), st.ExitCode, out)
-	}
 	return nil
 }
 

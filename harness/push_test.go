@@ -54,15 +54,18 @@ func TestPushOnlyAffectedProxies(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.lastPush = PushStats{}
+		before := map[string]string{}
+		for id, c := range r.configs {
+			before[id] = c.version
+		}
+		versions, err := r.push(t.Context(), proxies(r.mesh))
+		if err != nil {
+			t.Fatal(err)
+		}
 		changed := map[string]bool{}
-		for _, w := range r.mesh.Workloads {
-			before := r.configs[w.ID()].version
-			v, err := r.push(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v != before {
-				changed[w.ID()] = true
+		for id, v := range versions {
+			if v != before[id] {
+				changed[id] = true
 			}
 		}
 		return r.lastPush, changed

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/meshtls/meshtls/certs"
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/translate"
 	"github.com/meshtls/meshtls/xds"
 )
 
@@ -40,7 +42,8 @@ type options struct {
 // WithLogf sends progress lines to f (default: discarded).
 func WithLogf(f func(string, ...any)) Option { return func(o *options) { o.logf = f } }
 
-// WithStartTimeout bounds how long pods may take to be ready (default 90s).
+// WithStartTimeout bounds how long pods may take to be ready (default 90s,
+// plus 1s per pod beyond 20: a 300-pod mesh on two cores takes minutes).
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startWait = d } }
 
 // Runtime is one running mesh.
@@ -62,18 +65,46 @@ type Runtime struct {
 	// decisions are what translation used for each proxy's config (the
 	// Istio resources that decided), by workload id, for the trace.
 	decisions map[string]map[string]mesh.Decision
+	inputs    *translate.Inputs      // of mesh
+	configs   map[string]proxyConfig // by workload id
+	lastPush  PushStats
+	lost      *lostState
 
 	closeOnce sync.Once
 	closeErr  error
+
+	timing StartTiming
 }
+
+// StartTiming is where Start's time went, for the scale bench's profile.
+type StartTiming struct {
+	Sweep      time.Duration // removing dead runs' leftovers
+	Images     time.Duration // image check (or build)
+	Network    time.Duration // the run's network
+	Translate  time.Duration // every proxy's first config
+	Containers time.Duration // every pod's containers started, concurrently
+	Configured time.Duration // then, until every proxy ACKed with no listener warming
+}
+
+// PodTiming is one pod's share of Start: each container's create and start
+// (for the agent, with its init, until its ready line), and for a proxy the time
+// from its container's start until its first config is ACKed and no
+// listener is warming.
+type PodTiming struct {
+	Agent, Envoy, Configured time.Duration
+	envoyStarted             time.Time
+}
+
+// StartTiming reports where Start's time went.
+func (r *Runtime) StartTiming() StartTiming { return r.timing }
 
 // Start brings a mesh up: nothing is left behind if it fails.
 func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err error) {
-	o := options{logf: func(string, ...any) {}, startWait: 90 * time.Second}
+	o := options{logf: func(string, ...any) {}, startWait: 90*time.Second + time.Duration(max(0, len(m.Workloads)-20))*time.Second}
 	for _, f := range opt {
 		f(&o)
 	}
-	r := &Runtime{opts: o, pods: map[string]*Pod{}}
+	r := &Runtime{opts: o, pods: map[string]*Pod{}, lost: newLostState()}
 	defer func() {
 		if err != nil {
 			err = explainEngineLoss(r.cli, err)
@@ -83,12 +114,15 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	if r.cli, err = dockerClient(ctx); err != nil {
 		return nil, err
 	}
+	t := time.Now()
 	if err := sweepDeadRuns(ctx, r.cli, o.logf); err != nil {
 		o.logf("warning: removing leftovers of dead runs: %v", err)
 	}
+	r.timing.Sweep, t = time.Since(t), time.Now()
 	if r.images, err = ensureImages(ctx, r.cli, o.envoyVersion, o.logf); err != nil {
 		return nil, err
 	}
+	r.timing.Images = time.Since(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	r.RunID = hex.EncodeToString(b[:])
@@ -113,12 +147,15 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	if err := r.startXDS(); err != nil {
 		return nil, err
 	}
+	t = time.Now()
 	if err := r.createNetwork(ctx); err != nil {
 		return nil, err
 	}
+	r.timing.Network = time.Since(t)
 	if err := r.startPods(ctx, m); err != nil {
 		return nil, err
 	}
+	r.watchEngine()
 	return r, nil
 }
 
@@ -161,11 +198,14 @@ func (r *Runtime) startXDS() error {
 func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.startWait)
 	defer cancel()
-	r.mesh = m
+	if err := r.setMesh(m); err != nil {
+		return err
+	}
 	if err := m.CheckAddressPlan(r.prefix); err != nil {
 		return err
 	}
 	r.addrs = m.AddressPlan(r.prefix)
+	t := time.Now()
 	for _, w := range m.Workloads {
 		r.pods[w.ID()] = &Pod{W: w, IP: r.addrs[w.ID()]}
 	}
@@ -173,14 +213,48 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 	if err != nil {
 		return err
 	}
+	r.timing.Translate, t = time.Since(t), time.Now()
 	g, gctx := errgroup.WithContext(ctx)
+	// Starting every pod at once only queues them in the engine, and makes
+	// each pod's own wait (its ready line) as long as the whole start: a
+	// few per core keep the engine and the proxies busy without that.
+	g.SetLimit(podStartsPerCPU * runtime.NumCPU())
 	for _, p := range r.pods {
 		g.Go(func() error { return r.startPod(gctx, p) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return r.waitProxies(ctx, versions)
+	r.timing.Containers, t = time.Since(t), time.Now()
+	err = r.waitProxies(ctx, versions)
+	r.timing.Configured = time.Since(t)
+	return err
+}
+
+// setMesh makes m the running config and fingerprints its inputs.
+func (r *Runtime) setMesh(m *mesh.Mesh) error {
+	in, err := translate.NewInputs(m)
+	if err != nil {
+		return err
+	}
+	r.mesh, r.inputs = m, in
+	return nil
+}
+
+// proxyConfig is what a proxy was last given: the inputs key of its
+// translation and the xDS version of the result.
+type proxyConfig struct{ key, version string }
+
+// PushStats counts what the last Start, Apply or Repush did with the proxies:
+// how many it considered, translated again (their inputs changed) and
+// pushed (their config changed).
+type PushStats struct{ Proxies, Translated, Pushed int }
+
+// LastPush reports what the last Start, Apply or Repush did.
+func (r *Runtime) LastPush() PushStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastPush
 }
 
 func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) error {
@@ -193,6 +267,15 @@ func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) e
 			}
 			if err := p.Admin.WaitNoWarming(gctx); err != nil {
 				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
+			}
+			// A change of filter chains drains the old ones: their
+			// connections (a client's pooled one) close then, and a check
+			// that met one would be reset.
+			if err := p.Admin.WaitNoDraining(gctx); err != nil {
+				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
+			}
+			if t := p.Timing.envoyStarted; !t.IsZero() && p.Timing.Configured == 0 {
+				p.Timing.Configured = time.Since(t)
 			}
 			return nil
 		})
@@ -210,18 +293,53 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 	}
 	// Keep our workload objects: pods are keyed by them.
 	m.Workloads = r.mesh.Workloads
-	r.mesh = m
+	if err := r.setMesh(m); err != nil {
+		return err
+	}
 	return r.pushAll(ctx)
 }
 
-// pushAll generates every proxy's config, hands it to the xDS server and
-// waits until each proxy ACKed it with no listener warming.
+// pushAll translates every proxy's config whose inputs changed and waits
+// for the proxies, ending at once if the run is lost (engine.go).
 func (r *Runtime) pushAll(ctx context.Context) error {
-	versions, err := r.push(ctx, proxies(r.mesh))
+	if err := r.lost.err(); err != nil {
+		return err
+	}
+	ctx, cancel := r.lost.bound(ctx)
+	defer cancel()
+	return r.lost.explainLost(r.pushChanged(ctx))
+}
+
+// pushChanged translates every proxy's config whose inputs changed, hands
+// it to the xDS server and waits until each proxy ACKed its version, and
+// each one that was sent a new config has no listener warming or draining.
+func (r *Runtime) pushChanged(ctx context.Context) error {
+	r.lastPush = PushStats{}
+	ws := proxies(r.mesh)
+	before := map[string]string{}
+	for _, w := range ws {
+		before[w.ID()] = r.configs[w.ID()].version
+	}
+	all, err := r.push(ctx, ws)
 	if err != nil {
 		return err
 	}
-	return r.waitProxies(ctx, versions)
+	versions, pushed := map[string]string{}, map[string]string{}
+	for id, v := range all {
+		if v != before[id] {
+			pushed[id] = v
+		} else {
+			versions[id] = v
+		}
+	}
+	// An unchanged proxy was sent nothing: its ACK of the version it runs
+	// is already recorded, unless an earlier push was cut short.
+	g, gctx := errgroup.WithContext(ctx)
+	for id, v := range versions {
+		g.Go(func() error { return r.xds.Wait(gctx, id, v) })
+	}
+	g.Go(func() error { return r.waitProxies(gctx, pushed) })
+	return g.Wait()
 }
 
 func sameWorkloads(a, b *mesh.Mesh) error {
@@ -236,6 +354,7 @@ func sameWorkloads(a, b *mesh.Mesh) error {
 func (r *Runtime) Repush(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.configs = nil // what changed is outside the inputs: translate every proxy
 	return r.pushAll(ctx)
 }
 
@@ -268,6 +387,9 @@ func (r *Runtime) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		var errs []error
+		if r.lost != nil && r.lost.stop != nil {
+			r.lost.stop() // what Close removes is no loss
+		}
 		if r.cli != nil && r.RunID != "" {
 			errs = append(errs, removeRun(ctx, r.cli, r.RunID))
 		}
@@ -281,3 +403,6 @@ func (r *Runtime) Close() error {
 	})
 	return r.closeErr
 }
+
+// podStartsPerCPU bounds how many pods start at once.
+const podStartsPerCPU = 4
