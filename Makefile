@@ -5,7 +5,7 @@
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 
-.PHONY: setup test test-short lint build bench fuzz test-envoy-versions oracle oracle-build oracle-test
+.PHONY: setup test test-short test-stress lint build bench fuzz test-envoy-versions oracle oracle-build oracle-test
 
 setup:
 	bash scripts/setup.sh
@@ -34,6 +34,11 @@ oracle: oracle-build
 oracle-test: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 ./crosscheck/
 
+# make test RUNS times in a row (default 5) with every CPU saturated by
+# stress-ng (scripts/stress-test.sh); on a machine no one else is using.
+test-stress:
+	bash scripts/stress-test.sh
+
 # The quick local loop: unit tests only (live tests skip with -short).
 test-short:
 	$(GO) test -short ./...
@@ -47,12 +52,16 @@ build:
 # sidecar matrix of bench/matrix, marginal check, push-to-ACK for 6 proxies),
 # each of RUNS (default 3) in a fresh process, medians printed; then the
 # soak (SOAK=1000 sequential checks and 50 pushes on one mesh: control-plane
-# goroutines, fds and heap before and after, and nothing left behind).
+# goroutines, fds and heap before and after, and nothing left behind);
+# then generated meshes of SCALE (default 10,50,100) sidecar pods: start,
+# checks, where the start time and CPU went, memory per pod, and push-to-ACK
+# of mesh-wide and one-workload changes.
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./translate/
 	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
 	./bin/meshtls-bench -runs $(or $(RUNS),3)
 	./bin/meshtls-bench -soak $(or $(SOAK),1000) -soak-pushes 50
+	./bin/meshtls-bench -scale $(or $(SCALE),10,50,100)
 
 # Every bundle of scenarios/testdata/ on each pinned Envoy release
 # (docs/envoy-versions.md); prints the checks whose outcome differs.

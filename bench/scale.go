@@ -39,6 +39,9 @@ type ScaleFigures struct {
 	// Containers' own memory (cgroup v1 rss + cache) summed at the end
 	// of the checks, by role.
 	MemByRole map[string]uint64 `json:"memByRole"`
+	// PodsWhenStopped is how many pods were running when the memory guard
+	// stopped the run (0: it did not).
+	PodsWhenStopped int `json:"podsWhenStopped,omitempty"`
 	// StartCPU is CPU seconds spent during Start, by component (sampleCPU).
 	StartCPU map[string]float64 `json:"startCPU"`
 
@@ -102,7 +105,14 @@ func Scale(ctx context.Context, n, pushRounds int, logf func(string, ...any)) (*
 		return nil, err
 	}
 	f.MemIdle = memInUse()
-	stopMem := sampleMem(&f.MemPeak)
+	// The machine is shared: stop (and remove the mesh) rather than let
+	// the mesh take the memory others' work needs.
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	stopMem := sampleMem(&f.MemPeak, func() {
+		f.PodsWhenStopped = ownAgents()
+		stopRun(fmt.Errorf("stopped by the memory guard: less than %d MiB available", MemGuard>>20))
+	})
 	cpu0 := sampleCPU(nil)
 	start := time.Now()
 	sc, err := harness.LoadScenario(file)
@@ -110,10 +120,13 @@ func Scale(ctx context.Context, n, pushRounds int, logf func(string, ...any)) (*
 		stopMem()
 		return nil, err
 	}
-	rt, err := harness.Start(ctx, sc.Mesh, harness.WithLogf(logf), harness.WithStartTimeout(10*time.Minute))
+	rt, err := harness.Start(ctx, sc.Mesh, harness.WithLogf(logf), harness.WithStartTimeout(30*time.Minute))
 	if err != nil {
 		stopMem()
-		return nil, err
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+		return f, err
 	}
 	f.Start = time.Since(start)
 	ids := map[string]bool{}
@@ -144,6 +157,9 @@ func Scale(ctx context.Context, n, pushRounds int, logf func(string, ...any)) (*
 		})
 	}
 	err = g.Wait()
+	if cause := context.Cause(ctx); err != nil && cause != nil {
+		err = fmt.Errorf("%w (%v)", err, cause)
+	}
 	f.Run = time.Since(t)
 	f.Total = time.Since(start)
 	f.MemByRole = containerMemory(runContainers(rt.RunID))
@@ -211,15 +227,36 @@ func memInUse() uint64 {
 	return total - avail
 }
 
-// sampleMem records the peak of memInUse until the returned stop is called.
-func sampleMem(peak *uint64) (stop func()) {
+// MemGuard is the available memory (MemAvailable) below which Scale stops.
+const MemGuard = 3 << 30
+
+// memAvailable is MemAvailable in bytes.
+func memAvailable() uint64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if fs := strings.Fields(l); len(fs) >= 2 && fs[0] == "MemAvailable:" {
+			v, _ := strconv.ParseUint(fs[1], 10, 64)
+			return v << 10
+		}
+	}
+	return 1 << 62 // unknown: no guard
+}
+
+// sampleMem records the peak of memInUse until the returned stop is
+// called, and calls low once when available memory falls below MemGuard.
+func sampleMem(peak *uint64, low func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		tk := time.NewTicker(100 * time.Millisecond)
 		defer tk.Stop()
+		fired := false
 		for {
 			*peak = max(*peak, memInUse())
+			if !fired && memAvailable() < MemGuard {
+				fired = true
+				low()
+			}
 			select {
 			case <-done:
 				return
@@ -319,4 +356,14 @@ func scalePushes(ctx context.Context, rt *harness.Runtime, n, rounds int, f *Sca
 	f.OneProxy, f.OneProxyPush = time.Since(t), rt.LastPush()
 	logf("one-proxy push: %v, %+v", f.OneProxy, f.OneProxyPush)
 	return nil
+}
+
+// ownAgents counts the pod agents this process has running.
+func ownAgents() int {
+	out, err := exec.Command("docker", "ps", "-q", "--filter", "label=dev.meshtls.pid="+strconv.Itoa(os.Getpid()),
+		"--filter", "label=dev.meshtls.role=agent").Output()
+	if err != nil {
+		return -1
+	}
+	return len(strings.Fields(string(out)))
 }

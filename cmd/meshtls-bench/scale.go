@@ -50,6 +50,10 @@ func printScale(f *bench.ScaleFigures, first *bench.ScaleFigures) {
 	sec := func(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 	mib := func(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	fmt.Printf("\n%d sidecar pods, %d checks (%d failed), load average %.2f at start\n", f.Pods, f.Checks, len(f.Failed), f.Load1)
+	if f.PodsWhenStopped != 0 {
+		fmt.Printf("  STOPPED by the memory guard (available memory below %d MiB) with %d pods running; system memory peak - idle %.1f MiB\n",
+			bench.MemGuard>>20, f.PodsWhenStopped, float64(f.MemPeak-min(f.MemPeak, f.MemIdle))/(1<<20))
+	}
 	fmt.Printf("  total (start + checks)  %s", sec(f.Total))
 	if first != nil && first.Total > 0 {
 		fmt.Printf("  (%.2f x the %d-pod run)", f.Total.Seconds()/first.Total.Seconds(), first.Pods)
