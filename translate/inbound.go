@@ -3,15 +3,11 @@ package translate
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	httpinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
-	origdst "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
-	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -70,12 +66,8 @@ func (b *builder) buildSidecar() {
 // listeners.
 func (b *builder) buildInbound() {
 	var chains []*listener.FilterChain
-	var autoPorts []uint32
 	for _, p := range b.proxy.Ports {
 		proto := mesh.PortProtocol(p.Name, p.AppProtocol, p.Port)
-		if proto == mesh.ProtoAuto {
-			autoPorts = append(autoPorts, p.Port)
-		}
 		mode, by := b.m.PeerAuthDecision(b.proxy, p.Port)
 		b.decide(mesh.InboundDecisionKey(p.Port), mesh.Decision{PeerAuthentication: by})
 		b.addCluster(inboundCluster(p.Port, proto))
@@ -94,57 +86,12 @@ func (b *builder) buildInbound() {
 	l := &listener.Listener{
 		Name:            name,
 		Address:         tcpAddress("0.0.0.0", InboundCapturePort),
-		ListenerFilters: inboundListenerFilters(autoPorts),
+		ListenerFilters: inboundListenerFilters(chains),
 		FilterChains:    chains,
 		AccessLog:       listenerAccessLogs(b.proxyName(), accesslog.DirectionInbound, name),
-		// Istio's protocol detection never closes a silent client
-		// (meshConfig.protocolDetectionTimeout 0s); a bounded wait that
-		// continues keeps server-first protocols working.
-		ListenerFiltersTimeout:           durationpb.New(5 * time.Second),
-		ContinueOnListenerFiltersTimeout: true,
 	}
+	noDetectionTimeout(l)
 	b.listeners = append(b.listeners, l)
-}
-
-func inboundListenerFilters(autoPorts []uint32) []*listener.ListenerFilter {
-	fs := []*listener.ListenerFilter{
-		{Name: "envoy.filters.listener.original_dst", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&origdst.OriginalDst{})}},
-		tlsInspector(),
-	}
-	if len(autoPorts) > 0 {
-		fs = append(fs, httpInspector(autoPorts))
-	}
-	return fs
-}
-
-func tlsInspector() *listener.ListenerFilter {
-	return &listener.ListenerFilter{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspector.TlsInspector{})}}
-}
-
-// httpInspector sniffs HTTP only on auto-detected ports, as Istio disables
-// it per port (pilot/pkg/networking/core/listener_builder.go,
-// buildListenerFilters with filter_disabled). nil ports: always on.
-func httpInspector(ports []uint32) *listener.ListenerFilter {
-	f := &listener.ListenerFilter{Name: "envoy.filters.listener.http_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspector.HttpInspector{})}}
-	if ports == nil {
-		return f
-	}
-	var rules []*listener.ListenerFilterChainMatchPredicate
-	for _, p := range ports {
-		rules = append(rules, &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_DestinationPortRange{
-			DestinationPortRange: portRange(p),
-		}})
-	}
-	var onAuto *listener.ListenerFilterChainMatchPredicate
-	if len(rules) == 1 {
-		onAuto = rules[0]
-	} else {
-		onAuto = &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_OrMatch{
-			OrMatch: &listener.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules},
-		}}
-	}
-	f.FilterDisabled = &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: onAuto}}
-	return f
 }
 
 // inboundCluster forwards to the app on localhost, never with TLS: "local

@@ -175,8 +175,9 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 	}
 	if hasAuto {
-		l.ListenerFilters = append(l.ListenerFilters, httpInspector(nil))
+		l.ListenerFilters = append(l.ListenerFilters, httpInspector())
 	}
+	noDetectionTimeout(l)
 	b.listeners = append(b.listeners, l)
 	if len(httpTargets) > 0 {
 		b.routes = append(b.routes, b.outboundRouteConfig(port, httpTargets, vs))
