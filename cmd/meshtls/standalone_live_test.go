@@ -50,12 +50,12 @@ func repoDir(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// TestStandaloneBinary installs meshtls with `go install` (cgo on, so
-// dynamically linked) into an empty directory, writes a bundle into
-// another one and runs it there with --junit.
+// TestStandaloneBinary is a fresh machine: meshtls installed with
+// `go install` (cgo on, so dynamically linked) into an empty directory,
+// `meshtls setup` filling an empty user cache from PyPI, and
+// `meshtls run --junit` in another empty directory.
 func TestStandaloneBinary(t *testing.T) {
 	live(t)
-	setupUserCache(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "meshtls")
 	build := exec.Command("go", "install", ".")
@@ -74,9 +74,15 @@ func TestStandaloneBinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "bundle.yaml"), bundle, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Only meshtls sees the empty cache (go install keeps its build cache).
+	env := append(cleanEnv(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	setup := exec.Command(bin, "setup")
+	setup.Dir, setup.Env = work, env
+	if out, err := setup.CombinedOutput(); err != nil || !strings.Contains(string(out), "installed Envoy") {
+		t.Fatalf("meshtls setup with an empty user cache: %v\n%s", err, out)
+	}
 	cmd := exec.Command(bin, "run", "--junit", "out.xml", "bundle.yaml")
-	cmd.Dir = work
-	cmd.Env = cleanEnv()
+	cmd.Dir, cmd.Env = work, env
 	out, err := cmd.CombinedOutput()
 	code := cmd.ProcessState.ExitCode()
 	if code != 1 || !strings.Contains(string(out), "1 passed, 1 failed, 1 reported") {
