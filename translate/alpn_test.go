@@ -7,38 +7,35 @@ import (
 	setfs "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_filter_state/v3"
 )
 
-// HTTP on an auto-detected port: the cluster keeps Istio's TCP ALPN (its
-// tcp chain), and the route from the HCM enables the per-request
-// istio-http/istio-h2 override, as Istio's istio.alpn filter does
-// (pilot/pkg/xds/filters/filters.go, Alpn). Explicit-protocol and
-// SIMPLE/MUTUAL clusters are left alone.
-func TestAutoPortALPNOverride(t *testing.T) {
-	drSimple := `apiVersion: networking.istio.io/v1
+// Every route of an outbound HCM enables the per-request Istio ALPN with
+// the list of its cluster's upstream protocol, as Istio's istio.alpn filter
+// does (pilot/pkg/xds/filters/filters.go, Alpn), except routes to
+// SIMPLE/MUTUAL clusters (pilot/pkg/networking/util/util.go,
+// AddALPNOverrideToMetadata). Clusters keep Istio's TCP ALPN.
+func TestALPNOverride(t *testing.T) {
+	dr := func(tls string) string {
+		return `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: b, namespace: default}
 spec:
   host: b.default.svc.cluster.local
-  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}
+  trafficPolicy: {tls: ` + tls + `}
 `
-	drIstio := `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: b, namespace: default}
-spec:
-  host: b.default.svc.cluster.local
-  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
-`
+	}
 	tests := []struct {
-		name     string
-		extra    string
-		route    string // RDS name
-		vhost    string
-		override bool
+		name  string
+		extra string
+		port  uint32 // RDS name
+		vhost string
+		want  string // "": no override
 	}{
-		{"auto port, auto mTLS", "", "7070", "b.default.svc.cluster.local:7070", true},
-		{"auto port, ISTIO_MUTUAL", drIstio, "7070", "b.default.svc.cluster.local:7070", true},
-		{"auto port, SIMPLE", drSimple, "7070", "b.default.svc.cluster.local:7070", false},
-		{"http port", "", "8080", "b.default.svc.cluster.local:8080", false},
-		{"auto port, allow_any", "", "7070", "allow_any", false},
+		{"auto port, auto mTLS", "", 7070, "b.default.svc.cluster.local:7070", alpnByProtocol},
+		{"auto port, ISTIO_MUTUAL", dr("{mode: ISTIO_MUTUAL}"), 7070, "b.default.svc.cluster.local:7070", alpnByProtocol},
+		{"auto port, SIMPLE", dr("{mode: SIMPLE, insecureSkipVerify: true}"), 7070, "b.default.svc.cluster.local:7070", ""},
+		{"http port, auto mTLS", "", 8080, "b.default.svc.cluster.local:8080", alpnHTTP11},
+		{"http port, DISABLE", dr("{mode: DISABLE}"), 8080, "b.default.svc.cluster.local:8080", alpnHTTP11},
+		{"http port, MUTUAL", dr("{mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}"), 8080, "b.default.svc.cluster.local:8080", ""},
+		{"auto port, allow_any", "", 7070, "allow_any", alpnByProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +47,7 @@ spec:
 				t.Fatalf("HCM filters = %v, want disabled %s first, router last", names(h.HttpFilters), alpnFilterName)
 			}
 			var vh *route.VirtualHost
-			for _, v := range findRoute(t, res, tt.route).VirtualHosts {
+			for _, v := range findRoute(t, res, OutboundRouteName(tt.port)).VirtualHosts {
 				if v.Name == tt.vhost {
 					vh = v
 				}
@@ -59,20 +56,22 @@ spec:
 				t.Fatalf("no virtual host %s", tt.vhost)
 			}
 			fcfg, ok := vh.Routes[0].TypedPerFilterConfig[alpnFilterName]
-			if ok != tt.override {
-				t.Fatalf("route enables %s = %v, want %v", alpnFilterName, ok, tt.override)
+			if ok != (tt.want != "") {
+				t.Fatalf("route enables %s = %v, want %q", alpnFilterName, ok, tt.want)
 			}
-			if !ok {
+			if ok {
+				rf := unmarshal(t, fcfg, &route.FilterConfig{})
+				cfg := unmarshal(t, rf.Config, &setfs.Config{})
+				v := cfg.OnRequestHeaders[0]
+				if v.GetObjectKey() != "envoy.network.application_protocols" || v.GetFormatString().GetTextFormatSource().GetInlineString() != tt.want {
+					t.Errorf("filter state = %v, want %q", v, tt.want)
+				}
+			}
+			if tt.extra != "" {
 				return
 			}
-			rf := unmarshal(t, fcfg, &route.FilterConfig{})
-			cfg := unmarshal(t, rf.Config, &setfs.Config{})
-			v := cfg.OnRequestHeaders[0]
-			if v.GetObjectKey() != "envoy.network.application_protocols" || v.GetFormatString().GetTextFormatSource().GetInlineString() != alpnByProtocol {
-				t.Errorf("filter state = %v", v)
-			}
-			// The tcp chain's cluster keeps the TCP form.
-			c := findCluster(t, res, "outbound|7070||b.default.svc.cluster.local")
+			// The cluster keeps the TCP form.
+			c := findCluster(t, res, OutboundClusterName(tt.port, "", "b.default.svc.cluster.local"))
 			ts := c.TransportSocket
 			if len(c.TransportSocketMatches) > 0 {
 				ts = c.TransportSocketMatches[0].TransportSocket

@@ -32,16 +32,13 @@ const (
 	httpOptsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
-// Client ALPN Istio sends with ISTIO_MUTUAL. TCP: util.ALPNInMeshWithMxc
-// (pilot/pkg/networking/util/util.go). For HTTP, Istio's own istio.alpn HTTP
-// filter (pilot/pkg/xds/filters/filters.go, Alpn) overrides the list per
-// request with istio-http/1.0, istio-http/1.1 or istio-h2; upstream Envoy has
-// no such filter, so the cluster carries the value Istio would put on the
-// wire for the cluster's protocol (derived; confirm on live Envoy).
+// Client ALPN of ISTIO_MUTUAL clusters: util.ALPNInMeshWithMxc, and
+// util.ALPNInMeshH2WithMxc for HTTP/2 clusters (pilot/pkg/networking/util/util.go;
+// cluster_tls.go, buildUpstreamClusterTLSContext). HTTP requests replace it
+// per request (alpn.go), so the cluster's list is what TCP proxying offers.
 var (
-	alpnIstioTCP   = []string{"istio-peer-exchange", "istio"}
-	alpnIstioHTTP1 = []string{"istio-http/1.1"}
-	alpnIstioH2    = []string{"istio-h2"}
+	alpnIstioTCP = []string{"istio-peer-exchange", "istio"}
+	alpnIstioH2  = []string{"istio-peer-exchange", "istio", "h2"}
 )
 
 // buildTargetClusters emits outbound|port||host and one cluster per subset
@@ -206,10 +203,9 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 			},
 		}
 	}
-	if t.proto == mesh.ProtoAuto && (autoIstio || tls.GetMode() == networkingapi.ClientTLSSettings_ISTIO_MUTUAL) {
-		// HTTP on an auto-detected port goes out in the downstream's
-		// protocol: its mTLS ALPN is set per request (alpn.go).
-		b.markALPNOverride(name)
+	if m := tls.GetMode(); m == networkingapi.ClientTLSSettings_SIMPLE || m == networkingapi.ClientTLSSettings_MUTUAL {
+		// Istio's per-request ALPN leaves these clusters alone (alpn.go).
+		b.skipALPNOverride(name)
 	}
 	// The rest of the DestinationRule policy: load balancing, connection
 	// pool, outlier detection (translate_policy.go).
@@ -336,11 +332,8 @@ func (b *builder) istioMutualSocket(sni string, sans []string, proto mesh.Protoc
 	b.needSecret(SecretDefault, secretNeed{})
 	b.needSecret(SecretRootCA, secretNeed{})
 	alpn := alpnIstioTCP
-	switch {
-	case proto == mesh.ProtoHTTP2 || proto == mesh.ProtoGRPC:
+	if proto == mesh.ProtoHTTP2 || proto == mesh.ProtoGRPC {
 		alpn = alpnIstioH2
-	case proto.IsHTTP():
-		alpn = alpnIstioHTTP1
 	}
 	ctx := &tlsv3.UpstreamTlsContext{
 		Sni: sni,

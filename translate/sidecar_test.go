@@ -248,7 +248,7 @@ spec:
 		{"ISTIO_MUTUAL http", `{mode: ISTIO_MUTUAL}`, "outbound|8080||b.default.svc.cluster.local", func(t *testing.T, u *tlsv3.UpstreamTlsContext, _ bool) {
 			equal(t, "SNI", []string{u.Sni}, []string{"outbound_.8080_._.b.default.svc.cluster.local"})
 			equal(t, "SANs", sanStrings(u.CommonTlsContext.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()), []string{"URI:spiffe://cluster.local/ns/default/sa/bee"})
-			equal(t, "ALPN", u.CommonTlsContext.AlpnProtocols, alpnIstioHTTP1)
+			equal(t, "ALPN", u.CommonTlsContext.AlpnProtocols, alpnIstioTCP)
 			equal(t, "cert SDS", names(u.CommonTlsContext.TlsCertificateSdsSecretConfigs), []string{"default"})
 			if v := u.CommonTlsContext.TlsParams; v.TlsMinimumProtocolVersion != tlsv3.TlsParameters_TLSv1_2 || v.TlsMaximumProtocolVersion != tlsv3.TlsParameters_TLSv1_3 {
 				t.Errorf("TLS params = %v", v)

@@ -117,9 +117,9 @@ type builder struct {
 	// destinations without a port).
 	targetPorts map[string][]uint32
 
-	// alpnOverride lists the clusters whose routes enable the per-request
-	// Istio ALPN (alpn.go).
-	alpnOverride map[string]bool
+	// noALPNOverride lists the clusters Istio's per-request ALPN skips
+	// (DestinationRule SIMPLE/MUTUAL; alpn.go).
+	noALPNOverride map[string]bool
 
 	errs     []error
 	reported map[string]bool // error texts already reported, to report each once
