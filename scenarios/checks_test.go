@@ -86,11 +86,16 @@ func TestCheckExpressiveness(t *testing.T) {
 		// outbound_.PORT_._.HOST and, for TCP, the ALPN istio-peer-exchange,
 		// istio (pilot/pkg/networking/core/cluster_tls.go, buildIstioMutualTLS;
 		// util.ALPNInMeshWithMxc); TLS 1.3 between Envoys.
-		{name: "mesh_hop_tls", cite: "pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/networking/util/util.go (ALPNInMeshWithMxc)",
+		{name: "mesh_hop_tls", cite: "pilot/pkg/networking/core/cluster_tls.go; pilot/pkg/networking/util/util.go (ALPNInMeshWithMxc); pilot/pkg/xds/filters/filters.go (Alpn)",
 			config: meshPA("STRICT"),
 			calls: []callSpec{
 				call("tcp", "client", "tcp://b.default.svc.cluster.local:9000",
 					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectHops(hop("TLSv1.3", "outbound_.9000_._.b.default.svc.cluster.local", "istio-peer-exchange", "istio"))),
+				// HTTP: Istio's istio.alpn filter replaces the cluster's
+				// list per request with istio-http/1.1, istio, http/1.1
+				// (pilot/pkg/xds/filters/filters.go, Alpn, mtlsHTTP11ALPN).
+				call("http", "client", "http://b.default.svc.cluster.local:8080/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.MTLS), harness.ExpectPeer(clientID), harness.ExpectHops(hop("TLSv1.3", "outbound_.8080_._.b.default.svc.cluster.local", "istio-http/1.1", "istio", "http/1.1"))),
 				// STRICT refuses a plaintext client in some way.
 				call("plaintext-refused", "outside/curl", "tcp://b.default.svc.cluster.local:9000",
 					harness.ExpectNotOK(), harness.ExpectHops(hop(outcome.Absent, outcome.Absent))),
