@@ -408,6 +408,7 @@ func routeALPN(r *route.Route, vh *route.VirtualHost, m *hcm.HttpConnectionManag
 			}
 			f := v.GetFormatString().GetTextFormatSource().GetInlineString()
 			if f == "" {
+				//lint:ignore SA1019 istiod may still write the deprecated text_format; the simulation reads what it sends
 				f = v.GetFormatString().GetTextFormat()
 			}
 			if strings.Contains(f, "%CEL(") {

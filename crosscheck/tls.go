@@ -74,6 +74,7 @@ func commonTLS(c *tlsv3.CommonTlsContext) []string {
 	}
 	// Istio writes the older untyped matchers (any SAN type); a SPIFFE ID
 	// can only be a URI SAN, so those read as URI matchers.
+	//lint:ignore SA1019 istiod writes the deprecated untyped matchers; we read what it sends
 	for _, m := range vc.GetMatchSubjectAltNames() {
 		v := stringMatch(m)
 		if strings.HasPrefix(v, "spiffe://") {

@@ -82,7 +82,7 @@ func Find(v string) (path, from string, err error) {
 			return p, "the user cache", nil
 		}
 		d, _ := CacheDir(v)
-		return "", "", fmt.Errorf("Envoy %s is not installed (looked in %s): run `%s`", v, d, SetupHint(v))
+		return "", "", fmt.Errorf("no Envoy %s installed (looked in %s): run `%s`", v, d, SetupHint(v))
 	}
 	if root := sourceTree(); root != "" {
 		if p := filepath.Join(root, "bin", "envoy"); isFile(p) {

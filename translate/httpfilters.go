@@ -71,7 +71,8 @@ func translateFault(in *networkingapi.HTTPFaultInjection) *fault.HTTPFault {
 		if d.GetPercentage() != nil {
 			out.Delay.Percentage = millionths(d.GetPercentage().GetValue())
 		} else {
-			out.Delay.Percentage = &envoytype.FractionalPercent{Numerator: uint32(d.GetPercent()), Denominator: envoytype.FractionalPercent_HUNDRED} //nolint:staticcheck // Istio still honours it
+			//lint:ignore SA1019 Istio still honours the deprecated percent
+			out.Delay.Percentage = &envoytype.FractionalPercent{Numerator: uint32(d.GetPercent()), Denominator: envoytype.FractionalPercent_HUNDRED}
 		}
 	}
 	if a := in.GetAbort(); a != nil {
@@ -128,14 +129,16 @@ func translateCORS(in *networkingapi.CorsPolicy) *cors.CorsPolicy {
 		AllowMethods:                 strings.Join(in.GetAllowMethods(), ","),
 		ExposeHeaders:                strings.Join(in.GetExposeHeaders(), ","),
 	}
+	//lint:ignore SA1019 Istio still honours the deprecated allowOrigin
+	legacyOrigins := in.GetAllowOrigin()
 	if len(in.GetAllowOrigins()) > 0 {
 		for _, o := range in.GetAllowOrigins() {
 			if m := stringMatcher(o); m != nil {
 				out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, m)
 			}
 		}
-	} else if o := in.GetAllowOrigin(); len(o) > 0 { //nolint:staticcheck // Istio still honours it
-		for _, s := range o {
+	} else if len(legacyOrigins) > 0 {
+		for _, s := range legacyOrigins {
 			out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: s}})
 		}
 	}
@@ -172,13 +175,15 @@ func (b *builder) mirrorPolicies(cluster func(path string, d *networkingapi.Dest
 	}
 	hundred := &envoytype.FractionalPercent{Numerator: 100, Denominator: envoytype.FractionalPercent_HUNDRED}
 	if m := hr.GetMirror(); m != nil {
+		//lint:ignore SA1019 Istio still honours the deprecated mirrorPercent
+		legacyPercent := hr.GetMirrorPercent()
 		switch {
 		case hr.GetMirrorPercentage() != nil:
 			if v := hr.GetMirrorPercentage().GetValue(); v > 0 {
 				add(cluster(path+".mirror", m), millionths(v))
 			}
-		case hr.GetMirrorPercent() != nil: //nolint:staticcheck // Istio still honours it
-			if v := hr.GetMirrorPercent().GetValue(); v > 0 { //nolint:staticcheck
+		case legacyPercent != nil:
+			if v := legacyPercent.GetValue(); v > 0 {
 				add(cluster(path+".mirror", m), &envoytype.FractionalPercent{Numerator: v, Denominator: envoytype.FractionalPercent_HUNDRED})
 			}
 		default:

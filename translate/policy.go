@@ -79,7 +79,8 @@ func applyLoadBalancer(c *cluster.Cluster, lb *networkingapi.LoadBalancerSetting
 	default:
 		// The deprecated minimumRingSize (default 1024, Envoy's).
 		n := uint64(1024)
-		if v := ch.GetMinimumRingSize(); v != 0 { //nolint:staticcheck // Istio still honours it
+		//lint:ignore SA1019 Istio still honours the deprecated minimumRingSize
+		if v := ch.GetMinimumRingSize(); v != 0 {
 			n = v
 		}
 		c.LbPolicy = cluster.Cluster_RING_HASH

@@ -135,7 +135,7 @@ func (b *builder) routeMatch(m *networkingapi.HTTPMatchRequest) *route.RouteMatc
 		hm := headerMatcher(name, sm)
 		hm.InvertMatch = true
 		// treat_missing_header_as_empty conflicts with present_match.
-		hm.TreatMissingHeaderAsEmpty = hm.GetPresentMatch() == false
+		hm.TreatMissingHeaderAsEmpty = !hm.GetPresentMatch()
 		rm.Headers = append(rm.Headers, hm)
 	}
 	slices.SortStableFunc(rm.Headers, func(a, b *route.HeaderMatcher) int { return strings.Compare(a.Name, b.Name) })

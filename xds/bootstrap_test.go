@@ -55,6 +55,7 @@ func TestBootstrap(t *testing.T) {
 			if err := b.ValidateAll(); err != nil {
 				t.Fatal(err)
 			}
+			//lint:ignore SA1019 asserts the deprecated field is unset too
 			if b.GetAdmin().GetAccessLog() != nil || b.GetAdmin().GetAccessLogPath() != "" {
 				t.Error("admin access log configured")
 			}
