@@ -30,16 +30,8 @@ const (
 // dockerClient connects to the engine the Docker client finds (DOCKER_HOST,
 // contexts), failing with the fix when none answers.
 func dockerClient(ctx context.Context) (*client.Client, error) {
-	// The harness removes what it creates by label and sweeps dead runs, so
-	// testcontainers' reaper is not needed, and its image cannot be pulled
-	// where there is no registry. Set before testcontainers reads its config.
-	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
-		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	}
-	// Progress is ours to report (WithLogf); testcontainers' own lines only
-	// with MESHTLS_DEBUG.
-	if os.Getenv("MESHTLS_DEBUG") == "" {
-		tclog.SetDefault(tclog.NewNoopLogger())
+	if err := checkReaper(ctx); err != nil {
+		return nil, err
 	}
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err == nil {
@@ -59,6 +51,21 @@ func runLabels(runID string) map[string]string {
 		labelHost: host,
 	}
 }
+
+// containerLogger is what testcontainers says about each container the
+// run creates: progress is ours to report (WithLogf), so its lines are
+// dropped unless MESHTLS_DEBUG is set. Per container: the process's own
+// testcontainers logger is left alone.
+func (r *Runtime) containerLogger() tclog.Logger {
+	if os.Getenv("MESHTLS_DEBUG") == "" {
+		return tclog.NewNoopLogger()
+	}
+	return logfLogger(r.opts.logf)
+}
+
+type logfLogger func(string, ...any)
+
+func (f logfLogger) Printf(format string, v ...any) { f("testcontainers: "+format, v...) }
 
 func (r *Runtime) labels(role, podID string) map[string]string {
 	l := runLabels(r.RunID)

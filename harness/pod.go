@@ -91,6 +91,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	t := time.Now()
 	agent, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
+		Logger:  r.containerLogger(),
 		ContainerRequest: testcontainers.ContainerRequest{
 			Name:     base + "-agent",
 			Image:    r.images.Pod,
@@ -137,6 +138,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	t = time.Now()
 	envoy, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
+		Logger:  r.containerLogger(),
 		ContainerRequest: testcontainers.ContainerRequest{
 			Name:   base + "-envoy",
 			Image:  r.images.Envoy,

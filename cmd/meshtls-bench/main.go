@@ -23,10 +23,17 @@ import (
 	"syscall"
 	"time"
 
+	tclog "github.com/testcontainers/testcontainers-go/log"
+
 	"github.com/meshtls/meshtls/bench"
+	"github.com/meshtls/meshtls/harness"
 )
 
 func main() {
+	harness.NoReaper() // meshtls removes what it creates itself
+	if os.Getenv("MESHTLS_DEBUG") == "" {
+		tclog.SetDefault(tclog.NewNoopLogger()) // testcontainers' banner
+	}
 	runs := flag.Int("runs", 1, "whole-bench runs, each in a fresh process; the summary gives the median")
 	asJSON := flag.Bool("json", false, "print one run's figures as JSON (used by -runs)")
 	dir := flag.String("matrix", "bench/matrix", "directory of the matrix bundles")
