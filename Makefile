@@ -21,9 +21,11 @@ lint:
 	@test -x $(STATICCHECK) || { echo "bin/staticcheck is missing: run make setup"; exit 1; }
 	$(STATICCHECK) ./...
 
-# The unit tests under the race detector (-short skips the live tests).
+# The unit tests under the race detector (-short skips the live tests), and
+# the Runtime's concurrency contract live: checks while config is pushed.
 race:
 	$(GO) test -race -short -count=1 ./...
+	$(GO) test -race -count=1 -run '^TestRuntimeConcurrentUse$$' ./harness/
 
 # The oracle (module oracle/, Istio's config generator) is built first: the
 # crosscheck tests compare every bundle with it.

@@ -89,9 +89,7 @@ func BuildCheck(m *mesh.Mesh, name, from, to string, opts ...CallOption) (*mesh.
 
 // CallCheck builds the check Call runs on the running mesh (BuildCheck).
 func (r *Runtime) CallCheck(name, from, to string, opts ...CallOption) (*mesh.Check, error) {
-	r.mu.Lock()
-	m := r.mesh
-	r.mu.Unlock()
+	m, _ := r.current()
 	return BuildCheck(m, name, from, to, opts...)
 }
 

@@ -138,6 +138,7 @@ func (r *Runtime) marks() marks {
 // connection, then each proxy's upstream connection, until a hop ends in a
 // pod without proxy or nothing more was forwarded.
 func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, from *Pod, call *pod.CallResult, mk marks, start time.Time) *trace.Observations {
+	m, decisions := r.current()
 	obs := &trace.Observations{
 		Scenario:   scenario,
 		Check:      c,
@@ -145,8 +146,8 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		Call:       call,
 		Flows:      map[string][]pod.Flow{},
 		AccessLogs: map[string][]accesslog.Entry{},
-		Pods:       trace.PodsFromMesh(r.mesh, r.addrs),
-		Decisions:  r.decisions,
+		Pods:       trace.PodsFromMesh(m, r.addrs),
+		Decisions:  decisions,
 		Since:      start,
 	}
 	budget := evidenceWait

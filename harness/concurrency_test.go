@@ -2,12 +2,16 @@ package harness
 
 import (
 	"bufio"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/outcome"
 	"github.com/moby/moby/client"
 )
 
@@ -100,4 +104,74 @@ func TestConcurrentRunsDoNotInterfere(t *testing.T) {
 		t.Fatalf("the sweep removed the live run %s", rt.RunID)
 	}
 	runCheck(t, rt, checkAB)
+}
+
+// The Runtime's concurrency contract (its godoc), live and under -race
+// (make race runs this test): checks from several goroutines while config
+// is applied back and forth and a certificate is rotated. Sidecar to
+// sidecar is mTLS under both configs, so every check must pass whichever
+// config it meets.
+func TestRuntimeConcurrentUse(t *testing.T) {
+	m, err := mesh.Parse("concurrent.yaml", []byte(callBundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := New(t, m)
+	// https://istio.io/latest/docs/reference/config/security/peer_authentication/ (STRICT)
+	strict, err := m.WithConfig("strict.yaml", []byte(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := m.WithConfig("none.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 5*time.Minute)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			for j := range 4 {
+				c, err := rt.CallCheck(fmt.Sprintf("a-to-b-%d-%d", i, j), "a", "http://b.default.svc.cluster.local:8080/",
+					ExpectResult(outcome.OK), ExpectWire(outcome.MTLS))
+				if err != nil {
+					errs <- err
+					return
+				}
+				res, err := rt.Run(ctx, "concurrent", c)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Verdict != outcome.Pass {
+					errs <- fmt.Errorf("%s: %s, wire %v, want ok over mTLS", c.Name, res.Result, res.Wire)
+				}
+				if _, ok := rt.Pod("b"); !ok {
+					errs <- fmt.Errorf("Pod(b) not found during pushes")
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for _, cfg := range []*mesh.Mesh{strict, none, strict} {
+			if err := rt.Apply(ctx, cfg); err != nil {
+				errs <- fmt.Errorf("apply: %w", err)
+			}
+		}
+	})
+	wg.Go(func() {
+		if _, err := rt.RotateWorkload(ctx, "default", "b"); err != nil {
+			errs <- fmt.Errorf("rotate: %w", err)
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

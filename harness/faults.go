@@ -31,8 +31,8 @@ import (
 // satisfy Wait before the new process has even connected. A fresh process
 // has no config but what it fetched, so Envoy's own config dump is.
 func (r *Runtime) RestartProxy(ctx context.Context, ref string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	p, ok := r.Pod(ref)
 	if !ok {
 		return fmt.Errorf("restart proxy: no workload %q in the running mesh", ref)
@@ -92,8 +92,8 @@ func (r *Runtime) RestartProxy(ctx context.Context, ref string) error {
 // stream. A proxy that does not reconnect (hung, partitioned) fails here
 // with "never connected" rather than running stale config unnoticed.
 func (r *Runtime) RestartControlPlane(ctx context.Context, m *mesh.Mesh) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	if m != nil {
 		if err := sameWorkloads(r.mesh, m); err != nil {
 			return err

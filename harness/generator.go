@@ -40,8 +40,8 @@ func WithConfigGenerator(g ConfigGenerator) Option { return func(o *options) { o
 // translator) and returns once every proxy has ACKed it with no listener
 // warming: the same pods under another control plane.
 func (r *Runtime) SetConfigGenerator(ctx context.Context, g ConfigGenerator) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	r.opts.generator = g
 	r.configs = nil // another control plane: every proxy gets its config
 	return r.pushAll(ctx)
@@ -81,9 +81,6 @@ func (r *Runtime) push(ctx context.Context, ws []*mesh.Workload) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	if r.decisions == nil {
-		r.decisions = map[string]map[string]mesh.Decision{}
-	}
 	if r.configs == nil {
 		r.configs = map[string]proxyConfig{}
 	}
@@ -93,7 +90,7 @@ func (r *Runtime) push(ctx context.Context, ws []*mesh.Workload) (map[string]str
 			return nil, fmt.Errorf("the config generator gave no config for proxy %s", w.ID())
 		}
 		r.lastPush.Translated++
-		r.decisions[w.ID()] = res.Decisions
+		r.setDecisions(w.ID(), res.Decisions)
 		v, err := r.xds.Set(w.ID(), res)
 		if err != nil {
 			return nil, err

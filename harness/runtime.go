@@ -3,7 +3,7 @@
 // namespace, traffic captured like istio-init), gateways and plain or
 // external workloads, pushes each proxy its config over ADS, runs checks and
 // collects evidence, and removes everything it made on every exit path.
-// Istio semantics live in mesh and xds, not here.
+// Istio semantics live in mesh and translate, not here (docs/architecture.md).
 package harness
 
 import (
@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -47,6 +48,17 @@ func WithLogf(f func(string, ...any)) Option { return func(o *options) { o.logf 
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.startWait = d } }
 
 // Runtime is one running mesh.
+//
+// Once Start returns, a Runtime is safe for concurrent use: checks (Run,
+// RunChecks, Check, Call, CallCheck), Pod, Certs, SaveArtifacts and
+// KeepMessage may be called from many goroutines, also while Apply,
+// ApplyConfig, Repush, RotateWorkload, RestartProxy, RestartControlPlane or
+// SetConfigGenerator runs. Those that
+// change what the proxies are served take turns: one push and its wait for
+// every ACK at a time. A check made during a push meets whichever config
+// each proxy holds at that moment; its trace names the Istio resources of
+// the config translated last. Close ends the Runtime: call it once, after
+// every other call has returned.
 type Runtime struct {
 	opts   options
 	cli    *client.Client
@@ -58,12 +70,19 @@ type Runtime struct {
 	netw   *testcontainers.DockerNetwork
 	prefix netip.Prefix
 
-	mu    sync.Mutex
-	mesh  *mesh.Mesh
+	// Set while Start runs, read-only after: read without a lock.
 	addrs map[string]netip.Addr
 	pods  map[string]*Pod // by workload id
+
+	// pushMu makes the calls that change the served config take turns.
+	pushMu sync.Mutex
+	// mu guards mesh and decisions: written holding pushMu and mu, read
+	// holding either (checks read them while a push runs).
+	mu   sync.Mutex
+	mesh *mesh.Mesh
 	// decisions are what translation used for each proxy's config (the
-	// Istio resources that decided), by workload id, for the trace.
+	// Istio resources that decided), by workload id, for the trace. An
+	// entry is replaced, never changed in place.
 	decisions map[string]map[string]mesh.Decision
 	inputs    *translate.Inputs      // of mesh
 	configs   map[string]proxyConfig // by workload id
@@ -231,13 +250,16 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 	return err
 }
 
-// setMesh makes m the running config and fingerprints its inputs.
+// setMesh makes m the running config and fingerprints its inputs; the
+// caller holds pushMu (or is Start).
 func (r *Runtime) setMesh(m *mesh.Mesh) error {
 	in, err := translate.NewInputs(m)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.mesh, r.inputs = m, in
+	r.mu.Unlock()
 	return nil
 }
 
@@ -252,9 +274,28 @@ type PushStats struct{ Proxies, Translated, Pushed int }
 
 // LastPush reports what the last Start, Apply or Repush did.
 func (r *Runtime) LastPush() PushStats {
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
+	return r.lastPush
+}
+
+// current is the config the mesh runs and, per proxy, the resources that
+// decided its translation (a copy: a push replaces entries).
+func (r *Runtime) current() (*mesh.Mesh, map[string]map[string]mesh.Decision) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.lastPush
+	return r.mesh, maps.Clone(r.decisions)
+}
+
+// setDecisions records what decided a proxy's config; the caller holds
+// pushMu (or is Start).
+func (r *Runtime) setDecisions(id string, d map[string]mesh.Decision) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.decisions == nil {
+		r.decisions = map[string]map[string]mesh.Decision{}
+	}
+	r.decisions[id] = d
 }
 
 func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) error {
@@ -286,8 +327,8 @@ func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) e
 // Apply pushes new Istio config for the same workloads and returns when
 // every proxy has ACKed it; a NACK fails at once with Envoy's message.
 func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	if err := sameWorkloads(r.mesh, m); err != nil {
 		return err
 	}
@@ -300,7 +341,8 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 }
 
 // pushAll translates every proxy's config whose inputs changed and waits
-// for the proxies, ending at once if the run is lost (engine.go).
+// for the proxies, ending at once if the run is lost (engine.go). The
+// caller holds pushMu (or is Start).
 func (r *Runtime) pushAll(ctx context.Context) error {
 	if err := r.lost.err(); err != nil {
 		return err
@@ -352,8 +394,8 @@ func sameWorkloads(a, b *mesh.Mesh) error {
 // Repush translates and pushes every proxy's config again, for changes
 // made outside the mesh (certificates), and waits for every ACK.
 func (r *Runtime) Repush(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	r.configs = nil // what changed is outside the inputs: translate every proxy
 	return r.pushAll(ctx)
 }
@@ -370,7 +412,8 @@ func (r *Runtime) RotateWorkload(ctx context.Context, ns, sa string) (*certs.Key
 
 // Pod returns a running workload by ref ("name" or "ns/name").
 func (r *Runtime) Pod(ref string) (*Pod, bool) {
-	w, ok := r.mesh.Workload(ref)
+	m, _ := r.current()
+	w, ok := m.Workload(ref)
 	if !ok {
 		return nil, false
 	}

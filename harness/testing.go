@@ -57,9 +57,7 @@ const applyTimeout = 2 * time.Minute
 // ApplyConfig replaces the config of the one before (mesh.Mesh.WithConfig).
 func (r *Runtime) ApplyConfig(t testing.TB, yaml string) {
 	t.Helper()
-	r.mu.Lock()
-	cur := r.mesh
-	r.mu.Unlock()
+	cur, _ := r.current()
 	m, err := cur.WithConfig(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
