@@ -15,7 +15,7 @@ type Allowlist struct {
 	Entries []AllowEntry
 }
 
-// AllowEntry: Key matches "BUNDLE PROXY KEY" (bundle as its file name);
+// AllowEntry is one allowed difference: Key matches "BUNDLE PROXY KEY" (bundle as its file name);
 // Istio and Meshtls, when given, match the two values. Reason is required.
 // Live entries explain differences of the live differential (a check's
 // outcome on the same pods under both control planes: PROXY is the

@@ -40,7 +40,7 @@ func (d Difference) String() string {
 	return s
 }
 
-// Unexplained: a behavioural difference the allowlist does not explain.
+// Unexplained reports a behavioural difference the allowlist does not explain.
 func (d Difference) Unexplained() bool { return d.Behaviour && d.Allowed == "" }
 
 // ProxyReport is both skeletons of one proxy, key by key.

@@ -94,7 +94,8 @@ func PortProtocol(name, appProtocol string, port uint32) Protocol {
 	return p
 }
 
-// IsHTTP: HTTP, HTTP2, GRPC (HTTP class). IsTCP: TCP class (TCP, HTTPS, TLS, Mongo, Redis, MySQL).
+// IsHTTP reports the HTTP class (HTTP, HTTP2, GRPC); IsTCP the TCP class
+// (TCP, HTTPS, TLS, Mongo, Redis, MySQL).
 // Source: pkg/config/protocol/instance.go (IsHTTP, IsTCP).
 func (p Protocol) IsHTTP() bool {
 	switch p {

@@ -46,8 +46,8 @@ func labelsMatch(selector, labels map[string]string) bool {
 	return true
 }
 
-// Services lists all services (given and implied); ServiceByHost finds one by
-// FQDN or short forms resolved from clientNS ("b", "b.default", "b.default.svc").
+// ServiceByHost finds a service (given or implied) by FQDN or by the short
+// forms resolved from clientNS ("b", "b.default", "b.default.svc").
 // The short forms are what the pod's DNS search path
 // ("NS.svc.cluster.local svc.cluster.local cluster.local") resolves.
 func (m *Mesh) ServiceByHost(host, clientNS string) (*Service, bool) {

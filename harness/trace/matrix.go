@@ -37,7 +37,7 @@ func (r *Result) Outcome() outcome.Result {
 	return r.Result
 }
 
-// Cell is the short text of a call: outcome and wire, e.g. "ok [mtls]".
+// String is the short text of a call: outcome and wire, e.g. "ok [mtls]".
 func (c MatrixCell) String() string {
 	w := c.Wire
 	if len(w) == 0 {
