@@ -119,7 +119,7 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		if !s.Headless() {
 			vip, ok := addrs[s.VIPKey()]
 			if !ok {
-				errs = append(errs, fmt.Errorf("Service %s/%s has no cluster IP in the address plan", s.Namespace, s.Name))
+				errs = append(errs, fmt.Errorf("the Service %s/%s has no cluster IP in the address plan", s.Namespace, s.Name))
 				continue
 			}
 			clusterIP = vip.String()

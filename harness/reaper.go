@@ -97,7 +97,7 @@ func tcProperties() *properties.Properties {
 func reaperImageReady(ctx context.Context, explain bool) error {
 	//lint:ignore SA1019 the only exported name of the image testcontainers runs its reaper from
 	img := testcontainers.ReaperDefaultImage
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil // no engine here: dockerClient says so with its own fix
 	}

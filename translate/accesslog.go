@@ -52,7 +52,8 @@ func AccessLogs(proxy string, direction accesslog.Direction, listenerName string
 	return accessLogs(proxy, direction, listenerName)
 }
 
-// ListenerAccessLogs: see AccessLogs.
+// ListenerAccessLogs is the listener's own access log, for connections no
+// filter chain took (see AccessLogs).
 func ListenerAccessLogs(proxy string, direction accesslog.Direction, listenerName string) []*accesslogv3.AccessLog {
 	return listenerAccessLogs(proxy, direction, listenerName)
 }
