@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // kindDef is how one kind enters a Mesh. The table below is the one place
@@ -33,41 +35,21 @@ var (
 )
 
 var kinds = map[string]kindDef{
-	"DestinationRule": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
-		o := &networking.DestinationRule{TypeMeta: tm, ObjectMeta: om}
-		m.DestinationRules = append(m.DestinationRules, o)
-		return &o.Spec
-	}, "networking")},
-	"Gateway": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
-		o := &networking.Gateway{TypeMeta: tm, ObjectMeta: om}
-		m.Gateways = append(m.Gateways, o)
-		return &o.Spec
-	}, "networking")},
-	"VirtualService": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
-		o := &networking.VirtualService{TypeMeta: tm, ObjectMeta: om}
-		m.VirtualServices = append(m.VirtualServices, o)
-		return &o.Spec
-	}, "networking")},
-	"ServiceEntry": {versions: istioNetworking, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
-		o := &networking.ServiceEntry{TypeMeta: tm, ObjectMeta: om}
-		m.ServiceEntries = append(m.ServiceEntries, o)
-		return &o.Spec
-	}, "networking")},
-	"PeerAuthentication": {versions: istioSecurity, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
-		o := &security.PeerAuthentication{TypeMeta: tm, ObjectMeta: om}
-		m.PeerAuthentications = append(m.PeerAuthentications, o)
-		return &o.Spec
-	}, "security")},
-	"Service":     {versions: coreV1, load: loadService},
-	"Secret":      {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}, load: loadSecret},
-	"Namespace":   {versions: coreV1, clusterScoped: true, load: loadNamespace},
-	"Pod":         {versions: coreV1, top: workloadTop, load: loadPod},
-	"Deployment":  {versions: appsV1, top: workloadTop, load: loadController},
-	"StatefulSet": {versions: appsV1, top: workloadTop, load: loadController},
-	"DaemonSet":   {versions: appsV1, top: workloadTop, load: loadController},
-	"ReplicaSet":  {versions: appsV1, top: workloadTop, load: loadController},
-	"Workload":    {versions: ours, top: oursTop, load: loadWorkload},
-	"Check":       {versions: ours, top: oursTop, load: loadCheck},
+	"DestinationRule":    istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.DestinationRule { return &m.DestinationRules }),
+	"Gateway":            istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.Gateway { return &m.Gateways }),
+	"VirtualService":     istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.VirtualService { return &m.VirtualServices }),
+	"ServiceEntry":       istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.ServiceEntry { return &m.ServiceEntries }),
+	"PeerAuthentication": istioKind(istioSecurity, "security", func(m *Mesh) *[]*security.PeerAuthentication { return &m.PeerAuthentications }),
+	"Service":            {versions: coreV1, load: loadService},
+	"Secret":             {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}, load: loadSecret},
+	"Namespace":          {versions: coreV1, clusterScoped: true, load: loadNamespace},
+	"Pod":                {versions: coreV1, top: workloadTop, load: loadPod},
+	"Deployment":         {versions: appsV1, top: workloadTop, load: loadController},
+	"StatefulSet":        {versions: appsV1, top: workloadTop, load: loadController},
+	"DaemonSet":          {versions: appsV1, top: workloadTop, load: loadController},
+	"ReplicaSet":         {versions: appsV1, top: workloadTop, load: loadController},
+	"Workload":           {versions: ours, top: oursTop, load: loadWorkload},
+	"Check":              {versions: ours, top: oursTop, load: loadCheck},
 }
 
 // skippedKinds cannot change what a call does (TLS, routing, who answers):
@@ -173,4 +155,23 @@ func objectName(obj map[string]any) string {
 
 func (l *loader) notice(src Source, kind, name, msg string) {
 	l.m.Notices = append(l.m.Notices, Problem{Source: src, Kind: kind, Name: name, Message: msg})
+}
+
+// istioKind is the entry of an Istio kind whose objects m keeps in the list
+// that list returns: a new object gets the document's type and metadata,
+// and its Spec (a proto message in every Istio client type) is what the
+// document's spec is decoded into.
+func istioKind[O any, P interface {
+	*O
+	runtime.Object
+	metav1.ObjectMetaAccessor
+}](versions []string, group string, list func(*Mesh) *[]P) kindDef {
+	return kindDef{versions: versions, load: loadIstio(func(m *Mesh, tm metav1.TypeMeta, om metav1.ObjectMeta) proto.Message {
+		o := P(new(O))
+		*o.GetObjectKind().(*metav1.TypeMeta) = tm
+		*o.GetObjectMeta().(*metav1.ObjectMeta) = om
+		l := list(m)
+		*l = append(*l, o)
+		return reflect.ValueOf(o).Elem().FieldByName("Spec").Addr().Interface().(proto.Message)
+	}, group)}
 }

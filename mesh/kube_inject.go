@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/meshtls/meshtls/pod"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -136,45 +136,29 @@ func (l *loader) captureAnnotations(ann map[string]string, field string, rep rep
 	return c
 }
 
+// parsePortList and parseRangeList read the annotations with the parsers
+// of the init that programs the capture from them (pod), so a bundle is
+// refused exactly when the init would refuse its flags.
 func parsePortList(v, field string, rep report) []uint32 {
+	ps, err := pod.ParsePorts(v)
+	if err != nil {
+		rep(field, err.Error())
+		return nil
+	}
 	var out []uint32
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(s, 10, 16)
-		if err != nil || n == 0 {
-			rep(field, fmt.Sprintf("%q is not a port (a comma-separated list of 1-65535)", s))
-			continue
-		}
-		out = append(out, uint32(n))
+	for _, p := range ps {
+		out = append(out, uint32(p))
 	}
 	return out
 }
 
-// parseRangeList reads CIDRs (a bare address is one host), as istio-iptables.
 func parseRangeList(v, field string, rep report) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				rep(field, fmt.Sprintf("%q is not an IP range (a comma-separated list of CIDRs, or *)", s))
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if !p.Addr().Is4() {
-			rep(field, fmt.Sprintf("%q: meshtls's network is IPv4 only", s))
-			continue
-		}
-		out = append(out, p.Masked())
+	rs, err := pod.ParseRanges(v)
+	if err != nil {
+		rep(field, err.Error()+" (or * for every address)")
+		return nil
 	}
-	return out
+	return rs
 }
 
 // unmodelledAnnotations gives a notice for each Istio annotation on the

@@ -294,34 +294,49 @@ func daddrIn(p netip.Prefix) []expr.Any {
 	}
 }
 
-// ParsePorts reads istio-iptables' port lists ("80,8080").
+// ParsePorts reads istio-iptables' port lists ("80,8080"), as the init's
+// flags and, in package mesh, the capture annotations they come from.
 func ParsePorts(s string) ([]uint16, error) {
-	var out []uint16
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
+	return parseList(s, func(f string) (uint16, error) {
 		n, err := strconv.ParseUint(f, 10, 16)
 		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%q is not a port 1..65535", f)
+			return 0, fmt.Errorf("%q is not a port (a comma-separated list of 1-65535)", f)
 		}
-		out = append(out, uint16(n))
-	}
-	return out, nil
+		return uint16(n), nil
+	})
 }
 
-// ParseRanges reads istio-iptables' IPv4 CIDR lists ("10.0.0.0/8,1.2.3.4/32").
+// ParseRanges reads istio-iptables' IP range lists ("10.0.0.0/8,1.2.3.4"):
+// CIDRs, a bare address being one host; IPv4 only, as the run's network.
 func ParseRanges(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+	return parseList(s, func(f string) (netip.Prefix, error) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return p, fmt.Errorf("%q is not an IP range (a comma-separated list of CIDRs)", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if !p.Addr().Is4() {
+			return p, fmt.Errorf("%q: meshtls's network is IPv4 only", f)
+		}
+		return p.Masked(), nil
+	})
+}
+
+// parseList reads a comma-separated list, blanks ignored.
+func parseList[T any](s string, one func(string) (T, error)) ([]T, error) {
+	var out []T
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil || !p.Addr().Is4() {
-			return nil, fmt.Errorf("%q is not an IPv4 CIDR", f)
+		v, err := one(f)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, p.Masked())
+		out = append(out, v)
 	}
 	return out, nil
 }
