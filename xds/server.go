@@ -33,6 +33,7 @@ import (
 // callbacks (track.go).
 type Server struct {
 	cache   cachev3.SnapshotCache
+	secrets cachev3.SnapshotCache // SDS only; see NewServer
 	xds     serverv3.Server
 	grpc    *grpc.Server
 	tracker *tracker
@@ -77,12 +78,26 @@ func NewServer(opts ...Option) *Server {
 		// ADS=true: the cache only answers once a request names every
 		// resource of that type in the snapshot, which keeps Envoy's view
 		// consistent (see cachev3.NewSnapshotCache).
-		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		// Secrets from a cache that answers any subset of names: Envoy asks
+		// for the clusters' secrets before it fetches listeners (clusters
+		// warm first), so a request naming every secret of the snapshot,
+		// which ADS mode waits for, would come only after Envoy's 15 s
+		// initial-fetch timeout when a listener has a secret of its own
+		// (a gateway's credential).
+		secrets: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil),
 		tracker: newTracker(cfg.callbacks),
 		cancel:  cancel,
 		nodes:   map[string]*nodeSnapshot{},
 	}
-	s.xds = serverv3.NewServer(ctx, s.cache, s.tracker.callbacks())
+	mux := &cachev3.MuxCache{
+		Classify: func(r *cachev3.Request) string { return cacheFor(r.GetTypeUrl()) },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string {
+			return cacheFor(r.GetTypeUrl())
+		},
+		Caches: map[string]cachev3.Cache{"config": s.cache, "secrets": s.secrets},
+	}
+	s.xds = serverv3.NewServer(ctx, mux, s.tracker.callbacks())
 	s.grpc = grpc.NewServer()
 	// The ADS service carries both StreamAggregatedResources (state of the
 	// world) and DeltaAggregatedResources (incremental).
@@ -210,6 +225,14 @@ func (s *Server) Set(node string, res *translate.Resources) (string, error) {
 	// Register the version before the cache can send it, so the tracker
 	// knows what to expect when the response and its ACK come back.
 	s.tracker.expect(node, version, required, typeSeq)
+	secrets, err := cachev3.NewSnapshot(version, map[string][]types.Resource{resource.SecretType: byType[resource.SecretType]})
+	if err != nil {
+		return "", fmt.Errorf("xds: node %s: build snapshot: %w", node, err)
+	}
+	secrets.Resources[cachev3.GetResponseType(resource.SecretType)].Version = strconv.FormatUint(typeSeq[resource.SecretType], 10)
+	if err := s.secrets.SetSnapshot(context.Background(), node, secrets); err != nil {
+		return "", fmt.Errorf("xds: node %s: set snapshot: %w", node, err)
+	}
 	if err := s.cache.SetSnapshot(context.Background(), node, snap); err != nil {
 		return "", fmt.Errorf("xds: node %s: set snapshot: %w", node, err)
 	}
@@ -269,6 +292,14 @@ func (s *Server) LastACKed(node string) map[string]string {
 // versions no longer kept).
 func (s *Server) TypeVersions(node, version string) map[string]string {
 	return s.tracker.typeVersions(node, version)
+}
+
+// cacheFor names the cache that answers an xDS type.
+func cacheFor(typeURL string) string {
+	if typeURL == resource.SecretType {
+		return "secrets"
+	}
+	return "config"
 }
 
 func toResources[T types.Resource](in []T) []types.Resource {

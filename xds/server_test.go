@@ -16,6 +16,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -471,9 +472,19 @@ func waitWatches(t testing.TB, s *Server, node string, n int) {
 	deadline := time.Now().Add(5 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for s.cache.GetStatusInfo(node).GetNumWatches() != n {
+	// Secrets have a cache of their own (NewServer).
+	watches := func() int {
+		n := 0
+		for _, c := range []cachev3.SnapshotCache{s.cache, s.secrets} {
+			if st := c.GetStatusInfo(node); st != nil {
+				n += st.GetNumWatches()
+			}
+		}
+		return n
+	}
+	for watches() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("cache has %d watches for %s, want %d: a request was answered instead of parked", s.cache.GetStatusInfo(node).GetNumWatches(), node, n)
+			t.Fatalf("caches have %d watches for %s, want %d: a request was answered instead of parked", watches(), node, n)
 		}
 		<-tick.C
 	}
@@ -688,5 +699,31 @@ func TestServerDeltaACK(t *testing.T) {
 	ackNext(v4)
 	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v4); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServerSecretsSubset: Envoy asks for its clusters' secrets before it
+// has the listeners that name the others (a gateway's credential). The
+// answer must not wait for a request naming every secret of the snapshot
+// (ADS mode would park it until Envoy's 15 s initial-fetch timeout); the
+// rest come when a later request names them.
+func TestServerSecretsSubset(t *testing.T) {
+	s, sock, _ := testServer(t)
+	const node = "ns/a"
+	r := simpleResources("l1")
+	r.Secrets = []*tlsv3.Secret{{Name: "default"}, {Name: "ROOTCA"}, {Name: "kubernetes://cred"}}
+	v1, err := s.Set(node, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := dialFake(t, sock, node)
+	f.request(resource.SecretType, "", "", []string{"default", "ROOTCA"}, "")
+	first := f.recv(resource.SecretType)
+	if first.GetVersionInfo() != v1 || len(first.GetResources()) != 2 {
+		t.Fatalf("SDS answer for 2 of 3 secrets: version %q with %d secrets, want %q with 2", first.GetVersionInfo(), len(first.GetResources()), v1)
+	}
+	f.request(resource.SecretType, first.GetVersionInfo(), first.GetNonce(), []string{"default", "ROOTCA", "kubernetes://cred"}, "")
+	if all := f.recv(resource.SecretType); len(all.GetResources()) != 3 {
+		t.Fatalf("SDS answer once every secret is named: %d secrets, want 3", len(all.GetResources()))
 	}
 }
