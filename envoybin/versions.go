@@ -40,10 +40,11 @@ var istioShips = map[string]string{
 	"1.40": "1.32",
 }
 
-// Istio is the Istio release whose behaviour meshtls's translation follows
-// (the source it cites is Istio's master branch on its way to 1.32, and the
-// API types are istio.io/api v1.32).
-const Istio = "1.32"
+// Istio is the Istio release whose behaviour meshtls's translation follows:
+// the oracle's pin, istio.io/istio at commit eed52ebb66ad (master of
+// 2026-08-27), whose VERSION file says 1.31 (docs/oracle.md). The API types
+// meshtls decodes are istio.io/api v1.32, a superset of the fields it reads.
+const Istio = "1.31"
 
 // Versions lists the pinned Envoy versions, oldest first.
 func Versions() []string {
