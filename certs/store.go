@@ -20,6 +20,7 @@ type Store struct {
 	apps      map[string]*KeyPair // app CA, by name
 	clients   map[string]*KeyPair // by CA name
 	chosen    map[string]*KeyPair // client certificates with chosen SANs, by "ca|uri|dns"
+	replaced  uint64              // counts RotateWorkload and SetWorkload calls
 }
 
 // NewStore returns an empty store issuing from set.
@@ -54,7 +55,17 @@ func (s *Store) Workload(ns, sa string) (*KeyPair, error) {
 func (s *Store) RotateWorkload(ns, sa string) (*KeyPair, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.replaced++
 	return s.issueWorkloadLocked(ns, sa)
+}
+
+// Replaced counts the identities replaced so far (RotateWorkload,
+// SetWorkload). A push compares it with the count it last saw: a replaced
+// identity changes the secrets a proxy is served although no config did.
+func (s *Store) Replaced() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replaced
 }
 
 func (s *Store) issueWorkloadLocked(ns, sa string) (*KeyPair, error) {
@@ -76,6 +87,7 @@ func (s *Store) issueWorkloadLocked(ns, sa string) (*KeyPair, error) {
 func (s *Store) SetWorkload(ns, sa string, kp *KeyPair) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.replaced++
 	if kp == nil {
 		delete(s.workloads, workloadKey(ns, sa))
 		return

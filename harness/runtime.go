@@ -86,6 +86,7 @@ type Runtime struct {
 	decisions map[string]map[string]mesh.Decision
 	inputs    *translate.Inputs      // of mesh
 	configs   map[string]proxyConfig // by workload id
+	certsSeen uint64                 // certs.Store.Replaced() at the last push
 	lastPush  PushStats
 	lost      *lostState
 
@@ -357,6 +358,12 @@ func (r *Runtime) pushAll(ctx context.Context) error {
 // each one that was sent a new config has no listener warming or draining.
 func (r *Runtime) pushChanged(ctx context.Context) error {
 	r.lastPush = PushStats{}
+	// An identity replaced through Certs() (SetWorkload, RotateWorkload)
+	// changes secrets outside the inputs: translate every proxy.
+	if seen := r.certs.Replaced(); seen != r.certsSeen {
+		r.configs = nil
+		r.certsSeen = seen
+	}
 	ws := proxies(r.mesh)
 	before := map[string]string{}
 	for _, w := range ws {
