@@ -6,7 +6,7 @@
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 
-.PHONY: setup test test-short test-stress lint race build bench fuzz test-envoy-versions oracle oracle-build oracle-test
+.PHONY: setup test test-short test-stress lint race build bench fuzz test-envoy-versions oracle oracle-build oracle-test oracle-live
 
 setup:
 	bash scripts/setup.sh
@@ -42,6 +42,11 @@ oracle-build:
 # on a behavioural difference the allowlist does not explain.
 oracle: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) run ./cmd/meshtls oracle $(or $(BUNDLE),scenarios/testdata bench/matrix)
+
+# The live differential: every shipped bundle on the same pods under
+# meshtls's config and istiod's (docs/oracle.md); not yet in make test.
+oracle-live: oracle-build
+	MESHTLS_LIVE_DIFF=1 MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 -timeout 60m -run TestLiveDifferential ./crosscheck/
 
 oracle-test: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 ./crosscheck/
