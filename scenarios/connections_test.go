@@ -18,7 +18,9 @@ import (
 //   - external outbound: this sidecar to the destination; the mode is the
 //     DestinationRule's, or auto mTLS.
 
-const connectionsWorkloads = `
+// clientWorkloads are the two callers most rows use: a client with a
+// sidecar and one without.
+const clientWorkloads = `
 apiVersion: meshtls.dev/v1alpha1
 kind: Workload
 metadata: {name: client}
@@ -32,7 +34,9 @@ spec:
   sidecar: false
   ports: [{name: http, port: 8080}]
 ---
-apiVersion: meshtls.dev/v1alpha1
+`
+
+const connectionsWorkloads = clientWorkloads + `apiVersion: meshtls.dev/v1alpha1
 kind: Workload
 metadata: {name: server}
 spec:

@@ -19,21 +19,7 @@ import (
 // pilot/pkg/networking/core/listener_inbound.go (populateListenerFilters, buildInboundListener);
 // pilot/pkg/networking/core/listener.go (buildListenerFromEntry); pkg/config/mesh/mesh.go (DefaultMeshConfig).
 
-const serverFirstWorkloads = `
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: client}
-spec:
-  ports: [{name: http, port: 8080}]
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: naked-client}
-spec:
-  sidecar: false
-  ports: [{name: http, port: 8080}]
----
-apiVersion: meshtls.dev/v1alpha1
+const serverFirstWorkloads = clientWorkloads + `apiVersion: meshtls.dev/v1alpha1
 kind: Workload
 metadata: {name: db}
 spec:

@@ -11,21 +11,7 @@ import (
 // mode, PeerAuthentication precedence (mesh < namespace < workload < port),
 // and the mTLS migration of a service with a sidecar subset and a plain one.
 
-const rulesWorkloads = `
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: client}
-spec:
-  ports: [{name: http, port: 8080}]
----
-apiVersion: meshtls.dev/v1alpha1
-kind: Workload
-metadata: {name: naked-client}
-spec:
-  sidecar: false
-  ports: [{name: http, port: 8080}]
----
-# The server's app terminates TLS itself on 8443 (certificate from the app CA).
+const rulesWorkloads = clientWorkloads + `# The server's app terminates TLS itself on 8443 (certificate from the app CA).
 apiVersion: meshtls.dev/v1alpha1
 kind: Workload
 metadata: {name: server}
