@@ -41,8 +41,8 @@ var istioShips = map[string]string{
 }
 
 // Istio is the Istio release whose behaviour meshtls's translation follows:
-// the oracle's pin, istio.io/istio at commit eed52ebb66ad (master of
-// 2026-08-27), whose VERSION file says 1.31 (docs/oracle.md). The API types
+// the oracle's pin, istio.io/istio at commit eed52ebb66ad (2026-08-27, on
+// the 1.31 release line: its VERSION file says 1.31, docs/oracle.md). The API types
 // meshtls decodes are istio.io/api v1.32, a superset of the fields it reads.
 const Istio = "1.31"
 

@@ -61,6 +61,7 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 	}
 	res := trace.Build(obs)
 	trace.Evaluate(res, c.Expect)
+	res.DurationMS = time.Since(start).Milliseconds()
 	return res, nil
 }
 

@@ -309,9 +309,9 @@ func TestJUnitReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := []*trace.Result{
-		{Scenario: "two-pods", Name: "a-to-b", Verdict: outcome.Pass, Result: outcome.OK},
+		{Scenario: "two-pods", Name: "a-to-b", Verdict: outcome.Pass, Result: outcome.OK, DurationMS: 250},
 		{Scenario: "two-pods", Name: "wrong", Verdict: outcome.Fail, Result: outcome.OK, Mismatches: []string{"wire: hop 1 expected plaintext, observed mtls"}},
-		{Scenario: "two-pods", Name: "b-to-a", Verdict: outcome.Report, Result: outcome.OK},
+		{Scenario: "two-pods", Name: "b-to-a", Verdict: outcome.Report, Result: outcome.OK, DurationMS: 1250},
 	}
 	path := filepath.Join(t.TempDir(), "out.xml")
 	if err := writeJUnit(path, scs, results, Summary{DurationMS: 1500}); err != nil {
@@ -327,8 +327,10 @@ func TestJUnitReport(t *testing.T) {
 		Suites   []struct {
 			Name  string `xml:"name,attr"`
 			Tests int    `xml:"tests,attr"`
+			Time  string `xml:"time,attr"`
 			Cases []struct {
 				Name    string `xml:"name,attr"`
+				Time    string `xml:"time,attr"`
 				Failure *struct {
 					Message string `xml:"message,attr"`
 					Body    string `xml:",chardata"`
@@ -341,6 +343,9 @@ func TestJUnitReport(t *testing.T) {
 	}
 	if got.Tests != 3 || got.Failures != 1 || len(got.Suites) != 1 || got.Suites[0].Name != "two-pods" || len(got.Suites[0].Cases) != 3 {
 		t.Fatalf("want 1 suite two-pods with 3 cases and 1 failure, got:\n%s", b)
+	}
+	if s := got.Suites[0]; s.Time != "1.500" || s.Cases[0].Time != "0.250" || s.Cases[2].Time != "1.250" {
+		t.Errorf("times: suite %q, cases %q and %q; want 1.500, 0.250, 1.250 (each check's duration)", s.Time, s.Cases[0].Time, s.Cases[2].Time)
 	}
 	f := got.Suites[0].Cases[1].Failure
 	if f == nil || !strings.Contains(f.Message, "expected plaintext") || !strings.Contains(f.Body, "check wrong (scenario two-pods): FAIL") {

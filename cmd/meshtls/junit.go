@@ -23,11 +23,13 @@ func junitReport(scs []harness.Scenario, results []*trace.Result, sum Summary) j
 	for _, r := range results {
 		byScenario[r.Scenario] = append(byScenario[r.Scenario], r)
 	}
-	out := junit.Testsuites{Name: "meshtls", Time: fmt.Sprintf("%.3f", float64(sum.DurationMS)/1000)}
+	out := junit.Testsuites{Name: "meshtls", Time: seconds(sum.DurationMS)}
 	for i, s := range scs {
-		ts := junit.Testsuite{Name: s.Name, ID: i, File: s.File, Time: "0"}
+		ts := junit.Testsuite{Name: s.Name, ID: i, File: s.File}
+		var ms int64
 		for _, r := range byScenario[s.Name] {
-			tc := junit.Testcase{Name: r.Name, Classname: s.Name}
+			ms += r.DurationMS
+			tc := junit.Testcase{Name: r.Name, Classname: s.Name, Time: seconds(r.DurationMS)}
 			switch r.Verdict {
 			case outcome.Fail:
 				tc.Failure = &junit.Result{
@@ -40,6 +42,7 @@ func junitReport(scs []harness.Scenario, results []*trace.Result, sum Summary) j
 			}
 			ts.AddTestcase(tc)
 		}
+		ts.Time = seconds(ms)
 		out.AddSuite(ts)
 	}
 	return out
@@ -55,3 +58,6 @@ func writeJUnit(path string, scs []harness.Scenario, results []*trace.Result, su
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
+
+// seconds is JUnit's time attribute: seconds with millisecond precision.
+func seconds(ms int64) string { return fmt.Sprintf("%.3f", float64(ms)/1000) }

@@ -100,6 +100,9 @@ type Result struct {
 	// bundle; Dest is its destination in the reachability matrix.
 	Explored bool   `json:"explored,omitempty"`
 	Dest     string `json:"dest,omitempty"`
+	// DurationMS is how long the call and the gathering of its evidence
+	// took (JUnit's testcase time).
+	DurationMS int64 `json:"durationMs,omitempty"`
 }
 
 // Expected is the expectation a Result was compared with.
