@@ -2,10 +2,13 @@ package harness
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
+
+	"github.com/moby/moby/client"
 
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
@@ -14,14 +17,55 @@ import (
 	"github.com/meshtls/meshtls/mesh"
 )
 
-// createNetwork makes the run's internal network on a free /24, so that
-// every workload's address is known before any container starts.
-func (r *Runtime) createNetwork(ctx context.Context) error {
+// runPool is where every run's network comes from: private addresses that
+// Docker's default address pools and the machine's own networks leave
+// alone on the engines meshtls targets. A run only ever sends traffic
+// inside its own network.
+var runPool = netip.MustParsePrefix("172.30.0.0/15")
+
+// minRunBits is the widest network one run may take (a /16: 65,533
+// addresses): it leaves the pool room for another run.
+const minRunBits = 16
+
+// runNetworkBits is the prefix length of m's run network: the smallest
+// network, /24 or wider, that holds its address plan (mesh.PlanBits), or
+// an error with the fix when the mesh needs more than a /16.
+func runNetworkBits(m *mesh.Mesh) (int, error) {
+	bits := m.PlanBits()
+	if bits < minRunBits {
+		return 0, fmt.Errorf("the mesh needs a network wider than /%d for its %d workloads and %d Services (each Service that is not headless takes a cluster IP from the run's network): split the bundle into smaller meshes", minRunBits, len(m.Workloads), len(m.Services))
+	}
+	return bits, nil
+}
+
+// createNetwork makes the run's internal network before any container
+// starts, so that every workload's address is known: a network of
+// runNetworkBits(m), on a slot of runPool that no network of the engine
+// overlaps, tried in random order (two runs starting at once seldom pick
+// the same slot, and the engine refuses the second: it tries the next).
+func (r *Runtime) createNetwork(ctx context.Context, m *mesh.Mesh) error {
+	bits, err := runNetworkBits(m)
+	if err != nil {
+		return err
+	}
+	ns, err := r.cli.NetworkList(ctx, client.NetworkListOptions{})
+	if err != nil {
+		return err
+	}
+	var used []netip.Prefix
+	for _, n := range ns.Items {
+		for _, c := range n.IPAM.Config {
+			if c.Subnet.IsValid() {
+				used = append(used, c.Subnet)
+			}
+		}
+	}
+	free := freePrefixes(runPool, bits, used)
+	if len(free) == 0 {
+		return fmt.Errorf("creating the internal network: no free /%d left in %s: other runs' networks use it (docker network ls --filter label=%s)", bits, runPool, labelRun)
+	}
 	var lastErr error
-	for i := 0; i < 32; i++ {
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		prefix := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 30 + b[0]%2, b[1], 0}), 24)
+	for _, prefix := range free {
 		nw, err := tcnetwork.New(uncancelled(ctx),
 			tcnetwork.WithInternal(),
 			tcnetwork.WithLabels(r.labels("network", "")),
@@ -34,11 +78,34 @@ func (r *Runtime) createNetwork(ctx context.Context) error {
 			return nil
 		}
 		lastErr = err
+		// An overlap is a network created since the list (another run
+		// starting now): try the next slot.
 		if !strings.Contains(err.Error(), "overlap") {
 			break
 		}
 	}
 	return fmt.Errorf("creating the internal network: %w", lastErr)
+}
+
+// freePrefixes is every bits-long prefix of pool that overlaps none of
+// used, in random order.
+func freePrefixes(pool netip.Prefix, bits int, used []netip.Prefix) []netip.Prefix {
+	if bits < pool.Bits() || bits > 32 {
+		return nil
+	}
+	var free []netip.Prefix
+	base := pool.Masked().Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	step := uint32(1) << (32 - bits)
+	for i := uint32(0); i < 1<<(bits-pool.Bits()); i++ {
+		a := start + i*step
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), bits)
+		if !slices.ContainsFunc(used, p.Overlaps) {
+			free = append(free, p)
+		}
+	}
+	mrand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+	return free
 }
 
 // hosts is the pod's /etc/hosts: our cluster DNS. Service names resolve

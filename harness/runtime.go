@@ -168,7 +168,7 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 		return nil, err
 	}
 	t = time.Now()
-	if err := r.createNetwork(ctx); err != nil {
+	if err := r.createNetwork(ctx, m); err != nil {
 		return nil, err
 	}
 	r.timing.Network = time.Since(t)

@@ -12,10 +12,11 @@ import (
 	"github.com/meshtls/meshtls/translate"
 )
 
-// validationPrefix places workloads when a bundle is translated without a
-// network (TEST-NET-1: addresses only ever written into config, never used).
-// Translation does not depend on which prefix the run's network gets.
-var validationPrefix = netip.MustParsePrefix("192.0.2.0/24")
+// validationBase places workloads when a bundle is translated without a
+// network, in a network as wide as the run's would be (the benchmarking
+// range 198.18.0.0/15: addresses only ever written into config, never
+// used). Translation does not depend on which prefix the run's network gets.
+var validationBase = netip.MustParseAddr("198.18.0.0")
 
 // LoadScenario loads one bundle file and translates the config of every proxy
 // it declares, exactly as a run would before pushing it: `validate` and `run`
@@ -41,7 +42,16 @@ func CheckTranslation(m *mesh.Mesh) error {
 	if err != nil {
 		return err
 	}
-	env := &translate.Env{Addrs: m.AddressPlan(validationPrefix), Certs: certs.NewStore(set)}
+	bits, err := runNetworkBits(m)
+	if err != nil {
+		p := mesh.Problem{Message: err.Error()}
+		if len(m.Workloads) > 0 {
+			p.Source = m.Workloads[len(m.Workloads)-1].Source
+		}
+		return &mesh.ValidationError{Problems: []mesh.Problem{p}}
+	}
+	prefix := netip.PrefixFrom(validationBase, bits)
+	env := &translate.Env{Addrs: m.AddressPlan(prefix), Certs: certs.NewStore(set)}
 	var probs []mesh.Problem
 	seen := map[string]bool{}
 	for _, w := range m.Workloads {

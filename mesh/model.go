@@ -270,6 +270,24 @@ func (m *Mesh) AddressPlan(prefix netip.Prefix) map[string]netip.Addr {
 	return out
 }
 
+// PlanBits is the prefix length of the smallest network, /24 or wider,
+// that holds AddressPlan's addresses: every workload and every Service's
+// cluster IP, besides the network address, the bridge gateway (.1) and the
+// broadcast address. A run's network is created this size (harness).
+func (m *Mesh) PlanBits() int {
+	n := len(m.Workloads) + 3
+	for _, s := range m.Services {
+		if !s.Headless() {
+			n++
+		}
+	}
+	bits := 24
+	for bits > 0 && 1<<(32-bits) < n {
+		bits--
+	}
+	return bits
+}
+
 // CheckAddressPlan reports when prefix cannot hold every workload and
 // every Service's cluster IP.
 func (m *Mesh) CheckAddressPlan(prefix netip.Prefix) error {

@@ -1,8 +1,10 @@
 package mesh
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +129,32 @@ spec: {clusterIP: None, selector: {app: b}, ports: [{name: http, port: 8080}]}
 	}
 	if err := m.CheckAddressPlan(netip.MustParsePrefix("172.30.5.0/24")); err != nil {
 		t.Error(err)
+	}
+	if got := m.PlanBits(); got != 24 {
+		t.Errorf("PlanBits of 3 workloads and 2 cluster IPs = %d, want 24", got)
+	}
+}
+
+// A network of PlanBits holds the plan exactly up to its last address.
+func TestPlanBitsHoldsThePlan(t *testing.T) {
+	for _, n := range []int{1, 125, 126, 300, 600} {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "---\napiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: w%d}\nspec: {ports: [{name: http, port: 8080}]}\n", i)
+		}
+		m := mustParse(t, b.String())
+		bits := m.PlanBits()
+		if len(m.Services) != n {
+			t.Fatalf("%d workloads imply %d Services, want %d", n, len(m.Services), n)
+		}
+		base := netip.AddrFrom4([4]byte{172, 30, 0, 0})
+		if err := m.CheckAddressPlan(netip.PrefixFrom(base, bits)); err != nil {
+			t.Errorf("%d pods with a Service: PlanBits %d: %v", n, bits, err)
+		}
+		if bits < 24 {
+			if err := m.CheckAddressPlan(netip.PrefixFrom(base, bits+1)); err == nil {
+				t.Errorf("%d pods with a Service: /%d is not the smallest network that holds them", n, bits)
+			}
+		}
 	}
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/meshtls/meshtls/translate"
 )
 
-// planPrefix is where `translate` places workloads when no network exists;
-// a run uses its own network's prefix.
-var planPrefix = netip.MustParsePrefix("10.88.0.0/24")
+// planBase is where `translate` places workloads when no network exists,
+// in a network as wide as a run's (mesh.PlanBits); a run uses its own
+// network's prefix.
+var planBase = netip.MustParseAddr("10.88.0.0")
 
 func translateCmd() *cobra.Command {
 	var proxy, output string
@@ -44,7 +45,7 @@ func translateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := translate.Translate(m, w, &translate.Env{Addrs: m.AddressPlan(planPrefix), Certs: certs.NewStore(set)})
+			res, err := translate.Translate(m, w, &translate.Env{Addrs: m.AddressPlan(netip.PrefixFrom(planBase, m.PlanBits()).Masked()), Certs: certs.NewStore(set)})
 			if err != nil {
 				return bad(err)
 			}
