@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
@@ -23,17 +24,40 @@ import (
 // "has active endpoints" although nothing is attached, and only an engine
 // restart recounts. Containers that share a pod's network namespace
 // (Envoy) own no endpoint and go concurrently.
+//
+// Each engine call is bounded by removeCallBound, the whole removal only by
+// ctx: it takes as long as the engine takes to remove the run's
+// containers, one after the other, and stops at the first call the engine
+// does not answer in time.
 func removeRun(ctx context.Context, cli *client.Client, runID string) error {
-	f := client.Filters{}.Add("label", labelRun+"="+runID)
-	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	bounded := func(call func(context.Context) error) error {
+		cctx, cancel := context.WithTimeout(ctx, removeCallBound)
+		defer cancel()
+		err := call(cctx)
+		if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			stop(fmt.Errorf("the Docker engine answered no call of the removal within %s: the next run's sweep removes what is left", removeCallBound))
+		}
 		return err
+	}
+	f := client.Filters{}.Add("label", labelRun+"="+runID)
+	var cs client.ContainerListResult
+	err := bounded(func(ctx context.Context) (err error) {
+		cs, err = cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		return err
+	})
+	if err != nil {
+		return errors.Join(err, context.Cause(ctx))
 	}
 	var errs []error
 	var mu sync.Mutex
 	remove := func(id string) {
-		_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		if err != nil && !isNotFound(err) {
+		err := bounded(func(ctx context.Context) error {
+			_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			return err
+		})
+		if err != nil && !isNotFound(err) && ctx.Err() == nil {
 			mu.Lock()
 			errs = append(errs, fmt.Errorf("removing container %s: %w", id[:12], err))
 			mu.Unlock()
@@ -55,15 +79,27 @@ func removeRun(ctx context.Context, cli *client.Client, runID string) error {
 		return nil
 	})
 	_ = g.Wait()
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	var ns client.NetworkListResult
+	err = bounded(func(ctx context.Context) (err error) {
+		ns, err = cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		return err
+	})
+	if ctx.Err() != nil {
+		return errors.Join(append(errs, context.Cause(ctx))...)
+	}
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, n := range ns.Items {
-		errs = append(errs, removeNetwork(ctx, cli, n.ID, n.Name, runID))
+		errs = append(errs, bounded(func(ctx context.Context) error { return removeNetwork(ctx, cli, n.ID, n.Name, runID) }))
 	}
 	return errors.Join(errs...)
 }
+
+// removeCallBound bounds one engine call of a run's removal. Removing a
+// container takes the engine well under a second, a few seconds on a
+// loaded machine; a call unanswered for this long means the engine hangs.
+var removeCallBound = 2 * time.Minute
 
 // errStaleNetwork marks a network the engine refuses to remove although
 // nothing is attached to it (a leaked endpoint count, see removeRun).

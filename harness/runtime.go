@@ -432,10 +432,13 @@ func (r *Runtime) Pod(ref string) (*Pod, bool) {
 func (r *Runtime) Certs() *certs.Store { return r.certs }
 
 // Close removes every container and network of the run and the run dir.
+// It waits for each removal: its time grows with the pods (one engine call
+// per container, one at a time for those attached to the network); only
+// an engine that leaves one call unanswered for removeCallBound ends it
+// early.
 func (r *Runtime) Close() error {
 	r.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
+		ctx := context.Background()
 		var errs []error
 		if r.lost != nil && r.lost.stop != nil {
 			r.lost.stop() // what Close removes is no loss
