@@ -148,8 +148,9 @@ func (r *Runtime) hosts(w *mesh.Workload) []string {
 	return out
 }
 
-// serviceDNAT lists the --dnat arguments that stand in for kube-proxy in
-// pods without a sidecar: each port of a cluster IP goes to one of the
+// serviceDNAT lists the --dnat arguments that stand in for kube-proxy (for
+// the app in pods without a sidecar, for the proxy's own connections in
+// pods with one): each port of a cluster IP goes to one of the
 // Service's endpoints (its target port), chosen per connection; a headless
 // Service's port that differs from its targetPort is translated on each
 // endpoint's own address.

@@ -78,8 +78,12 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	var initArgs []string
 	switch {
 	case w.Sidecar && !w.Gateway:
+		// The service DNAT applies to what the capture lets out untouched:
+		// the sidecar's own connections to a cluster IP (PassthroughCluster)
+		// reach an endpoint, as through kube-proxy on a node.
 		initArgs = append([]string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
 			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}, captureArgs(w.Capture)...)
+		initArgs = append(initArgs, r.serviceDNAT()...)
 	case !w.HasProxy():
 		if dnat := r.serviceDNAT(); len(dnat) > 0 {
 			initArgs = append([]string{"init", "--no-capture"}, dnat...)

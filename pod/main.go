@@ -16,7 +16,7 @@ import (
 // inside every binary that can start a mesh.
 const Exe = "meshtls-pod"
 
-const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] [-- agent ...] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET... [-- agent ...]"
+const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] [--dnat ADDR:PORT=TARGET...] [-- agent ...] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET... [-- agent ...]"
 
 // Main is the in-pod program:
 //
@@ -74,7 +74,7 @@ func initCmd(args []string, stdout io.Writer) error {
 	inclRanges := fs.String("include-outbound-ip-ranges", "*", `outbound CIDRs captured: "*" all, "" none, or a list`)
 	exclRanges := fs.String("exclude-outbound-ip-ranges", "", "outbound CIDRs not captured")
 	var dnat []PortMap
-	fs.Func("dnat", "ADDR:PORT=TARGETPORT service port translation for a pod without sidecar (repeatable)", func(s string) error {
+	fs.Func("dnat", "ADDR:PORT=TARGET service port translation, kube-proxy's (repeatable; with capture, for the proxy's own connections)", func(s string) error {
 		m, err := ParsePortMap(s)
 		dnat = append(dnat, m)
 		return err

@@ -26,9 +26,13 @@ type RedirectConfig struct {
 	OutboundPort uint16 // Istio: 15001
 	InboundPort  uint16 // Istio: 15006
 	Iface        string // inbound redirection applies to TCP arriving here (default eth0)
-	// ServiceDNAT stands in for kube-proxy in pods without a sidecar: a
-	// cluster IP's port goes to one of the Service's endpoints, and a
-	// headless Service's port that differs from its targetPort is translated.
+	// ServiceDNAT stands in for kube-proxy: a cluster IP's port goes to one
+	// of the Service's endpoints, and a headless Service's port that
+	// differs from its targetPort is translated. In a pod without sidecar
+	// it applies to the app; with capture, to what the capture lets out
+	// untouched (the proxy's own connections, e.g. PassthroughCluster to a
+	// cluster IP), as kube-proxy's rules on the node see the pod's traffic
+	// after the pod's own.
 	ServiceDNAT []PortMap
 	// Istio's capture annotations (traffic.sidecar.istio.io/...), as
 	// istio-init's -b, -d, -o, -i, -x; the zero values capture everything.
@@ -102,9 +106,6 @@ func Redirect(cfg RedirectConfig) error {
 	if capture && (cfg.OutboundPort == 0 || cfg.InboundPort == 0) {
 		return errors.New("outbound and inbound ports must both be set (Istio uses 15001 and 15006)")
 	}
-	if capture && len(cfg.ServiceDNAT) > 0 {
-		return errors.New("service DNAT is for pods without a sidecar: the sidecar maps service ports itself")
-	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("open netlink for nftables: %w", err)
@@ -128,13 +129,22 @@ func Redirect(cfg RedirectConfig) error {
 	add := func(ch *nftables.Chain, e ...expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
 	}
-	if !capture {
-		// ip daddr ADDR tcp dport PORT [numgen random mod K == 0] dnat to TARGET
-		for _, m := range cfg.ServiceDNAT {
-			for _, r := range dnatRules(m) {
-				add(out, r...)
-			}
+	// ip daddr ADDR tcp dport PORT [numgen random mod K == 0] dnat to TARGET.
+	// With capture, in a chain after the capture's: a connection the
+	// capture redirected has its NAT already and skips it.
+	svc := out
+	if capture && len(cfg.ServiceDNAT) > 0 {
+		svc = c.AddChain(&nftables.Chain{
+			Name: "services", Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 1),
+		})
+	}
+	for _, m := range cfg.ServiceDNAT {
+		for _, r := range dnatRules(m) {
+			add(svc, r...)
 		}
+	}
+	if !capture {
 		if err := c.Flush(); err != nil {
 			return netAdminHint("program nftables table ip "+RedirectTable, err)
 		}

@@ -206,6 +206,47 @@ func TestRedirectInNetns(t *testing.T) {
 	if !seen["10.9.8.8:81"] || !seen["10.9.8.9:81"] {
 		t.Errorf("endpoints reached through the cluster IP: %v, want both", seen)
 	}
+
+	// With capture, the service DNAT applies to the proxy's own
+	// connections (the app's are redirected before it).
+	one := PortMap{Addr: netip.MustParseAddr("10.9.9.201"), Port: 80, Targets: []netip.AddrPort{netip.MustParseAddrPort("10.9.8.9:81")}}
+	cfg.ServiceDNAT = []PortMap{one}
+	if err := Redirect(cfg); err != nil { // cfg.UID is ours: we are the proxy
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", "10.9.9.201:80", 2*time.Second); err != nil {
+		t.Errorf("proxy to cluster IP 10.9.9.201:80 with capture: %v", err)
+	} else {
+		if a := <-got; a != "10.9.8.9:81" {
+			t.Errorf("proxy to cluster IP reached %s, want 10.9.8.9:81", a)
+		}
+		c.Close()
+	}
+	cfg.UID, cfg.GID = other, other // the app: redirected to 15001, not translated
+	if err := Redirect(cfg); err != nil {
+		t.Fatal(err)
+	}
+	redirected := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+		}
+		redirected <- err
+	}()
+	if c, err := net.DialTimeout("tcp", "10.9.9.201:80", 2*time.Second); err != nil {
+		t.Errorf("app to cluster IP with capture: %v, want redirected to 15001", err)
+	} else {
+		c.Close()
+		select {
+		case err := <-redirected:
+			if err != nil {
+				t.Errorf("15001 listener: %v", err)
+			}
+		case a := <-got:
+			t.Errorf("app to cluster IP reached endpoint %s, want the 15001 listener", a)
+		}
+	}
 }
 
 func TestParsePortMap(t *testing.T) {

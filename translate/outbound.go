@@ -147,21 +147,25 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 	if defaultTCP != nil {
 		passthroughTarget = b.outboundTCPProxy(defaultTCP, port, vs[defaultTCP.host], logs)
 	}
-	// What no service chain claims: HTTP to the HCM (its allow_any virtual
-	// host passes unknown hosts through), the rest through.
+	// What no service chain claims: plaintext HTTP (as http_inspector
+	// detects it) to the HCM (its allow_any virtual host passes unknown
+	// hosts through), the rest through. On a port declared HTTP as on an
+	// auto-detected one: anything else, e.g. the app's own TLS, goes to
+	// PassthroughCluster, not into the HTTP codec
+	// (pilot/pkg/networking/core/listener.go, buildSidecarOutboundListener:
+	// ListenerProtocolHTTP on the wildcard address gets plaintextHTTPALPNs
+	// and raw_buffer, and buildListenerFromEntry adds the default
+	// PassthroughFilterChain).
 	passthrough := tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, logs)
 	if passthroughTarget != nil {
 		passthrough = passthroughTarget
 	}
-	switch {
-	case hasHTTP:
-		chains = append(chains, &listener.FilterChain{Name: name + "|http", Filters: []*listener.Filter{b.outboundHCM(port, logs)}})
-	case hasAuto:
-		chains = append(chains,
-			&listener.FilterChain{Name: name + "|http", FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs}, Filters: []*listener.Filter{b.outboundHCM(port, logs)}},
-			&listener.FilterChain{Name: name + "|passthrough", Filters: []*listener.Filter{passthrough}})
-	default:
-		chains = append(chains, &listener.FilterChain{Name: name + "|passthrough", Filters: []*listener.Filter{passthrough}})
+	if hasHTTP || hasAuto {
+		chains = append(chains, &listener.FilterChain{
+			Name:             name + "|http",
+			FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs, TransportProtocol: transportRaw},
+			Filters:          []*listener.Filter{b.outboundHCM(port, logs)},
+		})
 	}
 	l := &listener.Listener{
 		Name:    name,
@@ -171,10 +175,21 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 		FilterChains: chains,
 		AccessLog:    listenerAccessLogs(b.proxyName(), accesslog.DirectionOutbound, name),
 	}
+	// The passthrough is the default chain: Envoy narrows the chains one
+	// criterion at a time and never backs up, so app TLS without a TLS
+	// inspector (transport raw_buffer) that fails the HTTP chain's ALPN
+	// would otherwise match nothing (listener.go, buildListenerFromEntry;
+	// istio/istio#26079).
+	pass := &listener.FilterChain{Name: name + "|passthrough", Filters: []*listener.Filter{passthrough}}
+	if len(chains) == 0 {
+		l.FilterChains = []*listener.FilterChain{pass}
+	} else {
+		l.DefaultFilterChain = pass
+	}
 	if needTLSInspector {
 		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 	}
-	if hasAuto {
+	if hasHTTP || hasAuto {
 		l.ListenerFilters = append(l.ListenerFilters, httpInspector())
 	}
 	noDetectionTimeout(l)

@@ -122,12 +122,16 @@ func findRoute(t *testing.T, r *Resources, name string) *route.RouteConfiguratio
 
 func findChain(t *testing.T, l *listener.Listener, name string) *listener.FilterChain {
 	t.Helper()
-	for _, fc := range l.FilterChains {
+	chains := l.FilterChains
+	if d := l.GetDefaultFilterChain(); d != nil {
+		chains = append(slices.Clip(chains), d)
+	}
+	for _, fc := range chains {
 		if fc.Name == name {
 			return fc
 		}
 	}
-	t.Fatalf("listener %s: no filter chain %q; have %v", l.Name, name, names(l.FilterChains))
+	t.Fatalf("listener %s: no filter chain %q; have %v", l.Name, name, names(chains))
 	return nil
 }
 
