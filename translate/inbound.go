@@ -74,13 +74,17 @@ func (b *builder) buildInbound() {
 		port := p.Port
 		chains = append(chains, b.inboundChains(&port, proto, mode, InboundClusterName(p.Port))...)
 	}
-	// Connections to ports that are not workload ports go to the app as they
-	// are (InboundPassthroughCluster, ORIGINAL_DST), under the workload-level
-	// mode without port-level overrides (pilot/pkg/networking/core/listener_builder.go,
-	// buildInboundPassthroughFilterChains; filterchain_options.go).
+	// Connections to ports that are not workload ports go to the app
+	// (InboundPassthroughCluster, ORIGINAL_DST), under the workload-level
+	// mode without port-level overrides, with the chains of an
+	// auto-detected port: Istio mTLS with an istio-http/* ALPN and
+	// detected plaintext HTTP get HTTP handling (the catch-all HTTP chain),
+	// the rest is proxied as TCP (pilot/pkg/networking/core/listener_inbound.go,
+	// buildInboundPassthroughChains: protocol Unsupported, chain name
+	// virtualInbound-catchall-http; filterchain_options.go).
 	passMode, passBy := b.m.PeerAuthDecision(b.proxy, 0)
 	b.decide(mesh.InboundDecisionKey(0), mesh.Decision{PeerAuthentication: passBy})
-	chains = append(chains, b.inboundChains(nil, mesh.ProtoTCP, passMode, InboundPassthroughCluster)...)
+	chains = append(chains, b.inboundChains(nil, mesh.ProtoAuto, passMode, InboundPassthroughCluster)...)
 
 	name := VirtualInboundListener
 	l := &listener.Listener{

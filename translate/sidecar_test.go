@@ -109,7 +109,58 @@ spec:
 	equal(t, "9000 chains", chainNamesWithPrefix(l, "inbound|9000|"), []string{"inbound|9000|plaintext"})
 	equal(t, "8080 chains", chainNamesWithPrefix(l, "inbound|8080|"), []string{"inbound|8080|mtls"})
 	// Other ports follow the workload mode without port overrides.
-	equal(t, "passthrough chains", chainNamesWithPrefix(l, "inbound|passthrough|"), []string{"inbound|passthrough|mtls"})
+	equal(t, "passthrough chains", chainNamesWithPrefix(l, "inbound|passthrough|"), []string{"inbound|passthrough|mtls-http", "inbound|passthrough|mtls-tcp"})
+}
+
+// Undeclared ports get an auto-detected port's chains (HTTP for Istio
+// mTLS with istio-http/* ALPN and for detected plaintext HTTP), and
+// http_inspector runs on every port but the declared ones that need none
+// (pilot/pkg/networking/core/listener_inbound.go, buildInboundPassthroughChains,
+// populateListenerFilters).
+func TestInboundCatchAllHTTP(t *testing.T) {
+	tests := []struct {
+		mode   string
+		chains []string
+		// inspector: "" none, or "all but" the declared ports that need none
+		inspector string
+	}{
+		{"PERMISSIVE", []string{"mtls-http", "mtls-tcp", "plaintext-http", "plaintext-tcp", "tls-passthrough"}, "all but 8080,8443,9000"},
+		{"STRICT", []string{"mtls-http", "mtls-tcp"}, ""},
+		{"DISABLE", []string{"plaintext-http", "plaintext-tcp", "tls-passthrough"}, "all but 8080,8443,9000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			res, _ := translate(t, "sidecar.yaml", meshPA(tt.mode), "b")
+			l := findListener(t, res, VirtualInboundListener)
+			var want []string
+			for _, c := range tt.chains {
+				want = append(want, "inbound|passthrough|"+c)
+			}
+			equal(t, "passthrough chains", chainNamesWithPrefix(l, "inbound|passthrough|"), want)
+			for _, c := range want {
+				fc := findChain(t, l, c)
+				isHTTP := len(fc.Filters) == 1 && fc.Filters[0].Name == "envoy.filters.network.http_connection_manager"
+				if isHTTP != strings.Contains(c, "-http") {
+					t.Errorf("%s: HTTP connection manager = %v", c, isHTTP)
+				}
+			}
+			got := ""
+			for _, f := range l.ListenerFilters {
+				if f.Name != "envoy.filters.listener.http_inspector" {
+					continue
+				}
+				var ports []string
+				d := f.GetFilterDisabled()
+				for _, r := range d.GetOrMatch().GetRules() {
+					ports = append(ports, fmt.Sprint(r.GetDestinationPortRange().GetStart()))
+				}
+				got = "all but " + strings.Join(ports, ",")
+			}
+			if got != tt.inspector {
+				t.Errorf("http_inspector = %q, want %q", got, tt.inspector)
+			}
+		})
+	}
 }
 
 // The app sees X-Forwarded-Client-Cert with the peer's URI
