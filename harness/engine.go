@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +47,12 @@ type lostState struct {
 	stop   context.CancelFunc // ends the watch (Close)
 	mu     sync.Mutex
 	expect map[string]int // deaths the harness itself causes, by container id
+	// answers reports whether the engine accepts a new connection (nil:
+	// not asked). A stopping engine stops the run's containers (their die
+	// events still arrive on the open event stream) after it has closed
+	// its API socket: that is how a restart is told from one container's
+	// death.
+	answers func(context.Context) error
 }
 
 func newLostState() *lostState {
@@ -57,6 +65,7 @@ func newLostState() *lostState {
 func (r *Runtime) watchEngine() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.lost.stop = cancel
+	r.lost.answers = func(ctx context.Context) error { return engineAnswers(ctx, r.cli) }
 	f := client.Filters{}.Add("label", labelRun+"="+r.RunID).Add("type", "container").Add("event", "die")
 	ev := r.cli.Events(ctx, client.EventsListOptions{Filters: f})
 	go r.lost.watch(ctx, ev.Messages, ev.Err)
@@ -78,7 +87,12 @@ func (l *lostState) watch(ctx context.Context, msgs <-chan events.Message, errs 
 				continue
 			}
 			a := m.Actor.Attributes
-			l.lose(fmt.Errorf("container %s of pod %s stopped during the run (exit code %s) without meshtls stopping it: killed, out of memory, or the engine is stopping",
+			if err := l.engineGone(ctx); err != nil {
+				l.lose(fmt.Errorf("the Docker engine is stopping or restarting (it stopped container %s of pod %s and takes no new connection: %v), which stops every container of the run",
+					a["name"], a[labelPod], err))
+				return
+			}
+			l.lose(fmt.Errorf("container %s of pod %s stopped during the run (exit code %s) without meshtls stopping it: killed, out of memory, or stopped by hand (docker stop, docker kill)",
 				a["name"], a[labelPod], a["exitCode"]))
 			return
 		case err, ok := <-errs:
@@ -92,6 +106,45 @@ func (l *lostState) watch(ctx context.Context, msgs <-chan events.Message, errs 
 			return
 		}
 	}
+}
+
+// engineGone is why the engine takes no new connection, nil when it does
+// (or is not asked).
+func (l *lostState) engineGone(ctx context.Context) error {
+	if l.answers == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return l.answers(ctx)
+}
+
+// engineAnswers pings the engine on a connection of its own: the client's
+// pooled ones may still reach an engine that has closed its API socket
+// while it shuts down.
+func engineAnswers(ctx context.Context, cli *client.Client) error {
+	conn, err := cli.Dialer()(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("_ping: %s", resp.Status)
+	}
+	return nil
 }
 
 // expectStop announces that the harness is about to stop container id

@@ -77,6 +77,27 @@ func TestContainerDeathLosesTheRun(t *testing.T) {
 	}
 }
 
+// A container that dies while the engine takes no new connection (a
+// stopping engine closes its API socket, then stops every container) is
+// reported as the engine stopping or restarting, not as that container's
+// own death.
+func TestStoppingEngineIsNamed(t *testing.T) {
+	l := newLostState()
+	l.answers = func(context.Context) error {
+		return errors.New("dial unix /var/run/docker.sock: connect: no such file or directory")
+	}
+	msgs, errs := make(chan events.Message), make(chan error)
+	go l.watch(t.Context(), msgs, errs)
+	msgs <- events.Message{Action: "die", Actor: events.Actor{ID: "agent1", Attributes: map[string]string{"name": "meshtls-x-default-a-agent", labelPod: "default/a", "exitCode": "0"}}}
+	<-l.ctx.Done()
+	err := l.err()
+	for _, want := range []string{"Docker engine is stopping or restarting", "default/a", "no such file", "start the run again"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("lost because %v; want it to say %q", err, want)
+		}
+	}
+}
+
 // Live: a pod's container killed behind the harness's back (as an engine
 // stopping kills them all) makes the next check and push fail at once,
 // naming the pod, and Close still removes everything.

@@ -444,7 +444,7 @@ func (r *Runtime) Close() error {
 			r.lost.stop() // what Close removes is no loss
 		}
 		if r.cli != nil && r.RunID != "" {
-			errs = append(errs, removeRun(ctx, r.cli, r.RunID))
+			errs = append(errs, explainEngineLoss(r.cli, removeRun(ctx, r.cli, r.RunID)))
 		}
 		if r.xds != nil {
 			r.xds.Stop()
