@@ -49,14 +49,14 @@ var (
 // else the Envoy envoybin.Find picks.
 func WithEnvoyVersion(v string) Option { return func(o *options) { o.envoyVersion = v } }
 
-// ensureImages builds (once per content) the pod and Envoy images, or uses
+// ensureImages builds (once per content and engine) the pod and Envoy images, or uses
 // ENVOY_IMAGE for Envoy. Tags are content hashes, so a second run reuses them.
 // envoyVersion selects a pinned Envoy from the user cache ("": ENVOY_VERSION,
 // else the search of envoybin.Find).
 func ensureImages(ctx context.Context, cli *client.Client, envoyVersion string, logf func(string, ...any)) (Images, error) {
 	imagesOnce.Lock()
 	defer imagesOnce.Unlock()
-	key := os.Getenv("ENVOY_IMAGE") + "|" + os.Getenv("ENVOY_BINARY") + "|" + os.Getenv("MESHTLS_POD_BINARY") + "|" + envoybin.Requested(envoyVersion)
+	key := cli.DaemonHost() + "|" + os.Getenv("ENVOY_IMAGE") + "|" + os.Getenv("ENVOY_BINARY") + "|" + os.Getenv("MESHTLS_POD_BINARY") + "|" + envoybin.Requested(envoyVersion)
 	if im, ok := imagesDone[key]; ok {
 		return im, nil
 	}
