@@ -52,7 +52,8 @@ oracle-test: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 ./crosscheck/
 
 # make test RUNS times in a row (default 5) with every CPU saturated by
-# stress-ng (scripts/stress-test.sh); on a machine no one else is using.
+# stress-ng (scripts/stress-test.sh, which installs Debian's stress-ng when
+# missing and run as root); on a machine no one else is using.
 test-stress:
 	bash scripts/stress-test.sh
 

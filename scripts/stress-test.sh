@@ -5,15 +5,23 @@
 # Each run's exit status, wall time and load average go to LOG
 # (default stress-test.log) and a summary line per run to stdout.
 #
-# Needs stress-ng (Debian: apt-get install -y stress-ng). Run it on a
-# machine nobody else is using: the point is that only this suite and the
-# stress compete, and a shared machine's other work would be slowed too.
+# Needs stress-ng: installed here from Debian's packages when missing and
+# running as root (as CI does). Run it on a machine nobody else is using:
+# the point is that only this suite and the stress compete, and a shared
+# machine's other work would be slowed too. RUNS=1 for a single run.
 set -u
 RUNS=${RUNS:-5}
 LOG=${LOG:-stress-test.log}
 if ! command -v stress-ng >/dev/null; then
-	echo "stress-ng is not installed: apt-get install -y stress-ng (Debian), then run again" >&2
-	exit 2
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "stress-test: installing Debian's stress-ng"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq stress-ng >/dev/null
+	fi
+	command -v stress-ng >/dev/null || {
+		echo "stress-ng is not installed: apt-get install -y stress-ng (Debian, as root), then run again" >&2
+		exit 2
+	}
 fi
 stress-ng --cpu "$(nproc)" --cpu-method matrixprod --timeout 0 --quiet &
 stress=$!
