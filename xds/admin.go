@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -93,7 +95,8 @@ func (a *Admin) ConfigDump(ctx context.Context, query string) ([]byte, error) {
 }
 
 // Stats returns counters and gauges whose name matches the regular
-// expression filter (all if empty). Histograms are left out.
+// expression filter (all if empty). Histograms and text readouts are left
+// out.
 func (a *Admin) Stats(ctx context.Context, filter string) (map[string]uint64, error) {
 	p := "/stats?format=json"
 	if filter != "" {
@@ -105,8 +108,8 @@ func (a *Admin) Stats(ctx context.Context, filter string) (map[string]uint64, er
 	}
 	var doc struct {
 		Stats []struct {
-			Name  string  `json:"name"`
-			Value *uint64 `json:"value"`
+			Name  string `json:"name"`
+			Value any    `json:"value"`
 		} `json:"stats"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -114,8 +117,8 @@ func (a *Admin) Stats(ctx context.Context, filter string) (map[string]uint64, er
 	}
 	out := map[string]uint64{}
 	for _, s := range doc.Stats {
-		if s.Value != nil {
-			out[s.Name] = *s.Value
+		if v, ok := s.Value.(float64); ok { // a text readout's value is a string
+			out[s.Name] = uint64(v)
 		}
 	}
 	return out, nil
@@ -252,4 +255,125 @@ func (a *Admin) poll(ctx context.Context, check func() (bool, error), describe f
 		case <-tick.C:
 		}
 	}
+}
+
+// Diagnose says what Envoy runs and what it waits for, for an error when a
+// push was not ACKed: per xDS type the version Envoy applied, the clusters,
+// listeners and secrets still warming (Envoy holds its CDS ACK while a
+// cluster warms; a cluster warms until its endpoints and secrets arrive),
+// listeners in error, and the counters of rejected updates. It reads the
+// admin API within a few seconds of its own (ctx may be the one that
+// expired) and says so when it cannot.
+func (a *Admin) Diagnose(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var b strings.Builder
+	fmt.Fprintf(&b, "envoy %s admin:", a.target)
+	if body, err := a.ConfigDump(ctx, "include_eds"); err != nil {
+		fmt.Fprintf(&b, "\n  config_dump: %v", err)
+	} else {
+		b.WriteString(describeDump(body))
+	}
+	if st, err := a.Listeners(ctx); err == nil {
+		for _, name := range slices.Sorted(maps.Keys(st.Errors)) {
+			fmt.Fprintf(&b, "\n  listener %s in error: %s", name, st.Errors[name])
+		}
+	}
+	stats, err := a.Stats(ctx, `^(cluster_manager\.(warming_clusters|active_clusters|cds\.)|listener_manager\.(total_listeners_warming|lds\.)|control_plane\.)|\.update_rejected$`)
+	if err != nil {
+		fmt.Fprintf(&b, "\n  stats: %v", err)
+		return b.String()
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(stats)) {
+		if strings.HasSuffix(name, ".update_rejected") && stats[name] == 0 && !strings.Contains(name, "_manager.") {
+			continue // per-cluster and per-secret counters: only those that rejected something
+		}
+		parts = append(parts, fmt.Sprintf("%s=%d", name, stats[name]))
+	}
+	fmt.Fprintf(&b, "\n  stats: %s", strings.Join(parts, " "))
+	return b.String()
+}
+
+// describeDump summarises a /config_dump?include_eds: per type the
+// versions applied, and what is warming.
+func describeDump(body []byte) string {
+	type named struct {
+		Name    string `json:"name"`
+		Cluster struct {
+			Name string `json:"name"`
+		} `json:"cluster"`
+		VersionInfo string `json:"version_info"`
+		// Endpoint configs name their cluster inside endpoint_config.
+		EndpointConfig struct {
+			ClusterName string `json:"cluster_name"`
+		} `json:"endpoint_config"`
+	}
+	var doc struct {
+		Configs []struct {
+			Type                   string  `json:"@type"`
+			VersionInfo            string  `json:"version_info"`
+			DynamicWarmingClusters []named `json:"dynamic_warming_clusters"`
+			DynamicActiveClusters  []named `json:"dynamic_active_clusters"`
+			DynamicRouteConfigs    []named `json:"dynamic_route_configs"`
+			DynamicEndpointConfigs []named `json:"dynamic_endpoint_configs"`
+			DynamicActiveSecrets   []named `json:"dynamic_active_secrets"`
+			DynamicWarmingSecrets  []named `json:"dynamic_warming_secrets"`
+		} `json:"configs"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Sprintf("\n  config_dump: %v", err)
+	}
+	// versions lists the distinct versions of a type's resources with how
+	// many resources carry each.
+	versions := func(rs []named) string {
+		count := map[string]int{}
+		for _, r := range rs {
+			count[r.VersionInfo]++
+		}
+		var parts []string
+		for _, v := range slices.Sorted(maps.Keys(count)) {
+			parts = append(parts, fmt.Sprintf("%q x%d", v, count[v]))
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, ", ")
+	}
+	names := func(rs []named) string {
+		var out []string
+		for _, r := range rs {
+			n := r.Name
+			if n == "" {
+				n = r.Cluster.Name
+			}
+			if n == "" {
+				n = r.EndpointConfig.ClusterName
+			}
+			out = append(out, fmt.Sprintf("%s (version %q)", n, r.VersionInfo))
+		}
+		return strings.Join(out, ", ")
+	}
+	var b strings.Builder
+	for _, c := range doc.Configs {
+		switch {
+		case strings.HasSuffix(c.Type, ".ClustersConfigDump"):
+			fmt.Fprintf(&b, "\n  CDS version %q; clusters active: %s", c.VersionInfo, versions(c.DynamicActiveClusters))
+			if len(c.DynamicWarmingClusters) > 0 {
+				fmt.Fprintf(&b, "\n  clusters warming (Envoy holds its CDS ACK until they warm: endpoints or a secret not received?): %s", names(c.DynamicWarmingClusters))
+			}
+		case strings.HasSuffix(c.Type, ".ListenersConfigDump"):
+			fmt.Fprintf(&b, "\n  LDS version %q", c.VersionInfo)
+		case strings.HasSuffix(c.Type, ".RoutesConfigDump"):
+			fmt.Fprintf(&b, "\n  RDS: %s", versions(c.DynamicRouteConfigs))
+		case strings.HasSuffix(c.Type, ".EndpointsConfigDump"):
+			fmt.Fprintf(&b, "\n  EDS: %d cluster load assignments", len(c.DynamicEndpointConfigs))
+		case strings.HasSuffix(c.Type, ".SecretsConfigDump"):
+			fmt.Fprintf(&b, "\n  SDS: %s", versions(c.DynamicActiveSecrets))
+			if len(c.DynamicWarmingSecrets) > 0 {
+				fmt.Fprintf(&b, "\n  secrets warming (requested, never received): %s", names(c.DynamicWarmingSecrets))
+			}
+		}
+	}
+	return b.String()
 }

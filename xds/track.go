@@ -3,6 +3,8 @@ package xds
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +56,32 @@ type Callbacks struct {
 // stay at "1" through thousands of pushes), and its ACK must keep counting
 // after that version has left the bounded history.
 
+// Cluster warming (why an EDS request that looks like an ACK is answered).
+//
+// Envoy holds its CDS ACK while any cluster warms (ClusterManagerImpl
+// pauses CDS requests then: source/common/upstream/cluster_manager_impl.cc,
+// updateClusterCounts), and a changed EDS cluster is a new cluster that
+// warms until an EDS response reaches it: its subscription re-requests the
+// same names, at the version and nonce Envoy already has, and the endpoints
+// Envoy holds are used only when the initial fetch times out
+// (source/extensions/clusters/eds/eds.cc, onConfigUpdateFailed). istiod's
+// clusters set that timeout to 0, forever (Istio's
+// pilot/pkg/networking/core/cluster_builder.go, maybeApplyEdsConfig).
+// go-control-plane's cache takes the re-request for an ACK (same version,
+// no new name) and answers nothing, so the proxy never ACKs CDS: always
+// when a Set changes clusters but not endpoints, and by chance when it
+// changes both and the EDS response leaves before the CDS one (the
+// state-of-the-world server picks among ready responses at random).
+// istiod does not meet this: it pushes EDS after every CDS push, in that
+// order (pilot/pkg/xds/ads.go, PushOrder), and answers the EDS request that
+// follows a CDS response even when it looks like an ACK (pkg/xds/server.go
+// ShouldRespond with WatchedResource.AlwaysRespond; pilot/pkg/model
+// context.go, WarmingDependencies). We do the same in OnStreamRequest: once
+// a CDS response has gone out on a stream, the next EDS request with the
+// current nonce has its version_info cleared, so the cache answers it with
+// the current endpoints; the debt is paid when an EDS response is sent.
+// (Delta xDS is not covered: meshtls's bootstraps use state of the world.)
+
 // maxVersions bounds the per-node version history kept for Wait (which
 // needs the per-type versions of the snapshot it waits for).
 const maxVersions = 256
@@ -69,6 +97,9 @@ type tracker struct {
 type streamState struct {
 	node string
 	sent map[string]sentResponse // type URL -> latest response on this stream
+	// edsOwed: a CDS response went out after the last EDS response, so the
+	// next EDS request is answered (see "Cluster warming").
+	edsOwed bool
 }
 
 type sentResponse struct{ nonce, version string }
@@ -77,6 +108,7 @@ type nodeTrack struct {
 	streams   int
 	connected bool              // ever
 	acked     map[string]string // type URL -> version last ACKed
+	ackNonce  map[string]string // type URL -> the nonce of that ACK
 	ackedSeq  map[string]uint64 // type URL -> the same, as a sequence number
 	nack      map[string]nackRecord
 	versions  map[string]*versionState
@@ -108,6 +140,7 @@ func (t *tracker) nodeLocked(node string) *nodeTrack {
 	if n == nil {
 		n = &nodeTrack{
 			acked:    map[string]string{},
+			ackNonce: map[string]string{},
 			ackedSeq: map[string]uint64{},
 			nack:     map[string]nackRecord{},
 			versions: map[string]*versionState{},
@@ -148,9 +181,10 @@ func (t *tracker) callbacks() serverv3.Callbacks {
 		StreamClosedFunc:      func(id int64, _ *core.Node) { t.closed(id) },
 		DeltaStreamClosedFunc: func(id int64, _ *core.Node) { t.closed(id) },
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
-			if nacked := t.request(id, req.GetNode().GetId(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil); nacked != "" {
-				// See "NACK handling" above: keep the cache from resending.
-				req.VersionInfo = nacked
+			// See "NACK handling" (keep the cache from resending) and
+			// "Cluster warming" (make it answer) above.
+			if version, rewrite := t.request(id, req.GetNode().GetId(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil); rewrite {
+				req.VersionInfo = version
 			}
 			return nil
 		},
@@ -195,11 +229,19 @@ func (t *tracker) response(id int64, node, typeURL, nonce, version string) {
 		return
 	}
 	st.sent[typeURL] = sentResponse{nonce: nonce, version: version}
+	switch typeURL {
+	case resource.ClusterType:
+		st.edsOwed = true
+	case resource.EndpointType:
+		st.edsOwed = false
+	}
 }
 
-// request records an ACK or NACK. It returns the rejected version if req is
-// a NACK of the latest response on the stream, else "".
-func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK bool) string {
+// request records an ACK or NACK. It says what the request's version_info
+// must become before the cache sees it, if anything: the rejected version
+// for a NACK of the latest response on the stream ("NACK handling"), none
+// for an EDS request the stream owes an answer ("Cluster warming").
+func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK bool) (string, bool) {
 	var events []func()
 	defer func() {
 		for _, e := range events {
@@ -210,27 +252,27 @@ func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK 
 	defer t.mu.Unlock()
 	st, fresh := t.streamLocked(id, node)
 	if st == nil {
-		return ""
+		return "", false
 	}
 	if fresh && t.cb.Connected != nil {
 		node := st.node
 		events = append(events, func() { t.cb.Connected(node, id) })
 	}
 	if nonce == "" {
-		return "" // initial request (or re-subscription): neither ACK nor NACK
+		return "", false // initial request (or re-subscription): neither ACK nor NACK
 	}
 	sent, ok := st.sent[typeURL]
 	if !ok || sent.nonce != nonce {
 		// Stale nonce: the proxy answers a response that a newer one
 		// superseded; go-control-plane ignores it, and so do we.
-		return ""
+		return "", false
 	}
 	n := t.nodeLocked(st.node)
 	node = st.node
 	version := sent.version
 	seq, err := strconv.ParseUint(version, 10, 64)
 	if err != nil {
-		return "" // not a version this server made (it makes sequence numbers)
+		return "", false // not a version this server made (it makes sequence numbers)
 	}
 	if isNACK {
 		// Every snapshot carrying this type at this version fails, also
@@ -245,9 +287,10 @@ func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK 
 		if t.cb.NACKed != nil {
 			events = append(events, func() { t.cb.NACKed(node, typeURL, version, errMsg) })
 		}
-		return version
+		return version, true
 	}
 	n.acked[typeURL] = version
+	n.ackNonce[typeURL] = nonce
 	n.ackedSeq[typeURL] = seq
 	if r, ok := n.nack[typeURL]; ok && seq >= r.seq {
 		delete(n.nack, typeURL)
@@ -256,7 +299,10 @@ func (t *tracker) request(id int64, node, typeURL, nonce, errMsg string, isNACK 
 	if t.cb.ACKed != nil {
 		events = append(events, func() { t.cb.ACKed(node, typeURL, version) })
 	}
-	return ""
+	if typeURL == resource.EndpointType && st.edsOwed {
+		return "", true // the cache answers a request with no version
+	}
+	return "", false
 }
 
 func (t *tracker) closed(id int64) {
@@ -319,7 +365,9 @@ func (t *tracker) wait(ctx context.Context, node, version string) error {
 	}
 }
 
-// describe says what node last ACKed, for error messages.
+// describe says what node last ACKed and, per open stream, what was last
+// sent to it (version and nonce per type, and whether an EDS answer is owed:
+// see "Cluster warming"), for error messages.
 func (t *tracker) describe(node string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -331,15 +379,31 @@ func (t *tracker) describe(node string) string {
 	if n.streams == 0 {
 		state = "disconnected"
 	}
-	var parts []string
+	var acked []string
 	for _, typeURL := range typeOrder {
 		v, ok := n.acked[typeURL]
 		if !ok {
 			v = "nothing"
+		} else {
+			v += " (nonce " + n.ackNonce[typeURL] + ")"
 		}
-		parts = append(parts, shortType(typeURL)+"="+v)
+		acked = append(acked, shortType(typeURL)+"="+v)
 	}
-	return fmt.Sprintf("proxy is %s and last ACKed %s", state, strings.Join(parts, " "))
+	out := fmt.Sprintf("proxy is %s and last ACKed %s", state, strings.Join(acked, " "))
+	for _, id := range slices.Sorted(maps.Keys(t.streams)) {
+		st := t.streams[id]
+		if st.node != node {
+			continue
+		}
+		var sent []string
+		for _, typeURL := range typeOrder {
+			if r, ok := st.sent[typeURL]; ok {
+				sent = append(sent, fmt.Sprintf("%s=%s (nonce %s)", shortType(typeURL), r.version, r.nonce))
+			}
+		}
+		out += fmt.Sprintf("; stream %d was last sent %s, EDS answer owed after CDS: %t", id, strings.Join(sent, " "), st.edsOwed)
+	}
+	return out
 }
 
 func (t *tracker) typeVersions(node, version string) map[string]string {
