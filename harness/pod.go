@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -53,6 +54,18 @@ func (p *Pod) envoyTail() string {
 		return ""
 	}
 	return "\nEnvoy said:\n  " + strings.Join(lines, "\n  ")
+}
+
+// notACKed is err, from waiting for the proxy's ACK, with the proxy named
+// and, when the wait ran out of time, what its Envoy runs and waits for
+// (xds.Admin.Diagnose: warming clusters, versions applied, rejected
+// updates): a push that is never ACKed explains itself.
+func (p *Pod) notACKed(ctx context.Context, err error) error {
+	diag := ""
+	if p.Admin != nil && errors.Is(err, context.DeadlineExceeded) {
+		diag = "\n" + p.Admin.Diagnose(ctx)
+	}
+	return fmt.Errorf("proxy %s: %w%s%s", p.W.ID(), err, diag, p.envoyTail())
 }
 
 // startPod starts the agent (owner of the network namespace) and, for

@@ -305,7 +305,7 @@ func (r *Runtime) waitProxies(ctx context.Context, versions map[string]string) e
 		p := r.pods[id]
 		g.Go(func() error {
 			if err := r.xds.Wait(gctx, id, v); err != nil {
-				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
+				return p.notACKed(gctx, err)
 			}
 			if err := p.Admin.WaitNoWarming(gctx); err != nil {
 				return fmt.Errorf("proxy %s: %w%s", id, err, p.envoyTail())
@@ -385,7 +385,12 @@ func (r *Runtime) pushChanged(ctx context.Context) error {
 	// is already recorded, unless an earlier push was cut short.
 	g, gctx := errgroup.WithContext(ctx)
 	for id, v := range versions {
-		g.Go(func() error { return r.xds.Wait(gctx, id, v) })
+		g.Go(func() error {
+			if err := r.xds.Wait(gctx, id, v); err != nil {
+				return r.pods[id].notACKed(gctx, err)
+			}
+			return nil
+		})
 	}
 	g.Go(func() error { return r.waitProxies(gctx, pushed) })
 	return g.Wait()
