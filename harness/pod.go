@@ -148,10 +148,8 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	}
 	netns := "container:" + agent.GetContainerID()
 	p.Logs, p.EnvLog = newLogBuffer(), newLogBuffer()
-	// Access-log lines are evidence a check waits for: flush them at once
-	// rather than every 10s (Envoy's default).
-	args := append(xds.CommandLine(xds.BootstrapOptions{ConfigPath: pod.RunDir + "/envoy.json"}),
-		"--file-flush-interval-msec", "10")
+	// Access-log lines are flushed as they come (xds.CommandLine).
+	args := xds.CommandLine(xds.BootstrapOptions{ConfigPath: pod.RunDir + "/envoy.json"})
 	t = time.Now()
 	envoy, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,

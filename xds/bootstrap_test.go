@@ -111,7 +111,8 @@ func TestBootstrapErrors(t *testing.T) {
 func TestBootstrapCommandLine(t *testing.T) {
 	got := CommandLine(BootstrapOptions{ConfigPath: "/etc/envoy.json"})
 	want := []string{"-c", "/etc/envoy.json", "--concurrency", "1", "--drain-time-s", "0",
-		"--parent-shutdown-time-s", "2", "--disable-hot-restart", "--log-level", "warning"}
+		"--parent-shutdown-time-s", "2", "--disable-hot-restart",
+		"--file-flush-interval-msec", "1000", "--file-flush-min-size-kb", "0", "--log-level", "warning"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("CommandLine = %q, want %q", got, want)
 	}
