@@ -137,7 +137,10 @@ func skeleton(b *Bundle, w *mesh.Workload, c *config, dstOf func(*mesh.Service) 
 		}
 		seen := map[string]bool{}
 		for _, gs := range b.Mesh.GatewayServers(w) {
+			// Keys name the server's port; connections go where a client
+			// through the gateway's Service lands: its targetPort.
 			port := gs.Server.GetPort().GetNumber()
+			listen, _ := b.Mesh.GatewayPort(w, port)
 			for _, h := range gs.Server.GetHosts() {
 				if i := strings.IndexByte(h, '/'); i >= 0 {
 					h = h[i+1:]
@@ -153,13 +156,13 @@ func skeleton(b *Bundle, w *mesh.Workload, c *config, dstOf func(*mesh.Service) 
 					continue
 				}
 				seen[k] = true
-				dst := netip.AddrPortFrom(self, uint16(port))
+				dst := netip.AddrPortFrom(self, uint16(listen))
 				l := c.pickListener(dst, "")
 				sim(k+" plaintext", c.simulate(l, plainConn(dst, h)))
 				sim(k+" tls", c.simulate(l, appTLSConn(dst, h)))
 			}
 			k := fmt.Sprintf("sim gateway %d (no SNI) tls", port)
-			dst := netip.AddrPortFrom(self, uint16(port))
+			dst := netip.AddrPortFrom(self, uint16(listen))
 			sim(k, c.simulate(c.pickListener(dst, ""), appTLSConn(dst, "")))
 		}
 		return out

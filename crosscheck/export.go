@@ -124,9 +124,15 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 			}
 			clusterIP = vip.String()
 		}
+		// Creation time and the port-translation label decide which
+		// Service's targetPort a gateway listens on (mesh.GatewayPort).
+		var labels map[string]string
+		if s.NoGatewayPortTranslation {
+			labels = map[string]string{mesh.DisableGatewayPortTranslationLabel: "true"}
+		}
 		add(&kube, &corev1.Service{
 			TypeMeta:   typeMeta("v1", "Service"),
-			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, CreationTimestamp: metav1.NewTime(s.Created)},
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
 				Selector: s.Selector, Ports: ports,

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 	if !ok {
 		return nil, fmt.Errorf("check %s: from %q: no such workload", c.Name, c.From)
 	}
-	req, err := r.callRequest(c, from)
+	req, dialNote, err := r.callRequest(c, from)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %w", c.Name, err)
 	}
@@ -56,6 +57,7 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 		return nil, fmt.Errorf("check %s: %w", c.Name, r.lost.explainLost(err))
 	}
 	obs := r.collect(ctx, scenario, c, from, call, marks, start)
+	obs.Dial, obs.DialNote = req.Dial, dialNote
 	if err := r.lost.err(); err != nil { // evidence from a lost mesh is no evidence
 		return nil, fmt.Errorf("check %s: %w", c.Name, err)
 	}
@@ -65,9 +67,10 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 	return res, nil
 }
 
-// callRequest turns a Check into the agent's call.
-func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (pod.CallRequest, error) {
-	req := pod.CallRequest{URL: c.To, ServerFirst: c.ServerFirst}
+// callRequest turns a Check into the agent's call; dialNote says why a
+// check via a gateway dials another port than its URL's.
+func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (req pod.CallRequest, dialNote string, err error) {
+	req = pod.CallRequest{URL: c.To, ServerFirst: c.ServerFirst}
 	if t := c.TLS; t != nil {
 		req.SNI, req.CAs, req.ClientCert, req.ALPN = t.SNI, t.CA, t.ClientCert, t.ALPN
 		req.MinVersion, _ = mesh.CheckTLSVersion(t.MinVersion)
@@ -75,14 +78,14 @@ func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (pod.CallRequest, error)
 		for _, name := range t.Ciphers {
 			iana, ok := mesh.CipherSuiteName(name)
 			if !ok {
-				return req, fmt.Errorf("tls.cipherSuites: unknown cipher suite %q", name)
+				return req, "", fmt.Errorf("tls.cipherSuites: unknown cipher suite %q", name)
 			}
 			req.Ciphers = append(req.Ciphers, iana)
 		}
 		if t.HasCustomClientCert() {
 			name, err := r.writeCheckClientCert(from, t)
 			if err != nil {
-				return req, err
+				return req, "", err
 			}
 			req.ClientCert = name
 		}
@@ -90,19 +93,32 @@ func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (pod.CallRequest, error)
 	if c.Via != "" {
 		gw, ok := r.Pod(c.Via)
 		if !ok {
-			return req, fmt.Errorf("via %q: no such workload", c.Via)
+			return req, "", fmt.Errorf("via %q: no such workload", c.Via)
 		}
 		u, err := url.Parse(c.To)
 		if err != nil {
-			return req, err
+			return req, "", err
 		}
 		port := u.Port()
 		if port == "" {
 			port = map[string]string{"http": "80", "https": "443", "tls": "443"}[u.Scheme]
 		}
-		req.Dial = net.JoinHostPort(gw.IP.String(), port)
+		// The URL's port is the gateway's as its clients know it: a port
+		// of the gateway Service, which sends it to the targetPort the
+		// gateway listens on (mesh.GatewayPort), as a load balancer in
+		// front of the Service would.
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return req, "", fmt.Errorf("to %q: port %q: %w", c.To, port, err)
+		}
+		m, _ := r.current()
+		listen, svc := m.GatewayPort(gw.W, uint32(n))
+		if svc != nil && listen != uint32(n) {
+			dialNote = fmt.Sprintf("via %s: port %d of its Service %s/%s targets %d, where the gateway listens", c.Via, n, svc.Namespace, svc.Name, listen)
+		}
+		req.Dial = net.JoinHostPort(gw.IP.String(), strconv.Itoa(int(listen)))
 	}
-	return req, nil
+	return req, dialNote, nil
 }
 
 // writeCheckClientCert issues the client certificate a check asks for (its

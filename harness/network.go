@@ -166,23 +166,16 @@ func (r *Runtime) serviceDNAT() []string {
 			}
 			switch {
 			case hasVIP && len(eps) > 0:
+				// Gateways too: they listen on the targetPort of a Gateway
+				// server's port that is a port of their Service
+				// (mesh.GatewayPort), so 80 -> 8080 reaches their listener.
 				var targets []string
 				for _, e := range eps {
-					port := tp
-					if e.Gateway {
-						// meshtls's gateways listen on the Gateway server's port
-						// itself, so a gateway Service's translation (80 to 8080
-						// in Istio's charts) would miss their listeners.
-						port = sp.Port
-					}
-					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[e.ID()], port))
+					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[e.ID()], tp))
 				}
 				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%s", vip, sp.Port, strings.Join(targets, ",")))
 			case !hasVIP && tp != sp.Port:
 				for _, e := range eps {
-					if e.Gateway {
-						continue // listens on the server's port itself (above)
-					}
 					out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, tp))
 				}
 			}

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,6 +28,46 @@ func (m *Mesh) GatewayServers(gw *Workload) []GatewayServer {
 	return kept
 }
 
+// DisableGatewayPortTranslationLabel on a Service keeps a Gateway server's
+// port untranslated for that Service (Istio's workaround for Knative).
+// Source: pilot/pkg/model/gateway.go (DisableGatewayPortTranslationLabel).
+const DisableGatewayPortTranslationLabel = "experimental.istio.io/disable-gateway-port-translation"
+
+// GatewayPort is the port a gateway workload listens on for a Gateway
+// server's port. When a Service selecting the workload has that port, it is
+// the port's targetPort: Istio's gateway charts expose 80 and 443 and
+// listen on 8080 and 8443, clients reach the gateway through the Service,
+// and nothing listens on 80 in the pod. Otherwise (no Service, or not one
+// of its ports) the server's port itself. The Services are taken oldest
+// first, then by hostname, and the first with the port decides; a Service
+// labelled DisableGatewayPortTranslationLabel is skipped. svc is the
+// Service that translated the port, nil when it is kept.
+// Source: pilot/pkg/model/gateway.go (mergeGateways, resolvePorts with a
+// Gateway's label selector: "bind to the port as-is if there is no
+// matching ServiceInstance"); pilot/pkg/model/context.go (SetServiceTargets:
+// the proxy's Services by creation time, then hostname);
+// pilot/pkg/networking/core/gateway.go (buildGatewayListeners: "mergeGateways
+// will already translate Service port to targetPort").
+func (m *Mesh) GatewayPort(gw *Workload, port uint32) (listen uint32, svc *Service) {
+	var svcs []*Service
+	for _, s := range m.Services {
+		if !s.NoGatewayPortTranslation && slices.Contains(m.Endpoints(s), gw) {
+			svcs = append(svcs, s)
+		}
+	}
+	slices.SortStableFunc(svcs, func(a, b *Service) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Hostname(), b.Hostname()))
+	})
+	for _, s := range svcs {
+		for _, p := range s.Ports {
+			if p.Port == port {
+				return p.TargetPort, s
+			}
+		}
+	}
+	return port, nil
+}
+
 // droppedServer is a server Istio ignores, and the older one it lost to.
 type droppedServer struct {
 	GatewayServer
@@ -40,8 +81,9 @@ type droppedServer struct {
 // "./" and "*/" are resolved) repeat a host an earlier server with tls
 // settings has on the same port; and a server on a port whose first server
 // is plaintext when the protocols cannot share a listener (both must be
-// HTTP-class, canMergeProtocols). Servers come in Istio's order: Gateways
-// oldest first (the mesh's order), servers as listed.
+// HTTP-class, canMergeProtocols). A port is the one the gateway listens on
+// (GatewayPort). Servers come in Istio's order: Gateways oldest first (the
+// mesh's order), servers as listed.
 func (m *Mesh) gatewayServers(gw *Workload) (kept []GatewayServer, dropped []droppedServer) {
 	type claim struct {
 		by    GatewayServer
@@ -56,7 +98,8 @@ func (m *Mesh) gatewayServers(gw *Workload) (kept []GatewayServer, dropped []dro
 		}
 		for _, s := range g.Spec.GetServers() {
 			gs := GatewayServer{Gateway: g, Server: s}
-			port := s.GetPort().GetNumber()
+			// Servers share a listener by the port the gateway listens on.
+			port, _ := m.GatewayPort(gw, s.GetPort().GetNumber())
 			if s.GetTls() != nil {
 				hosts := serverHosts(s, g.Namespace)
 				var dup []string

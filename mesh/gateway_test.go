@@ -55,3 +55,55 @@ func TestGatewayServerConflicts(t *testing.T) {
 		})
 	}
 }
+
+// A Gateway server's port that is a port of a Service selecting the gateway
+// listens on that port's targetPort; otherwise on itself
+// (pilot/pkg/model/gateway.go resolvePorts; context.go SetServiceTargets).
+func TestGatewayPort(t *testing.T) {
+	const workload = "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: ingress, namespace: istio-system, labels: {istio: ingressgateway}}\nspec: {gateway: true}\n"
+	svc := func(name, meta, ports string) string {
+		return "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: istio-system" + meta + "}\nspec:\n  selector: {istio: ingressgateway}\n  ports: [" + ports + "]\n"
+	}
+	for _, tc := range []struct {
+		name, svcs string
+		port, want uint32
+		svc        string // the Service that translated, "" none
+	}{
+		{"no Service: the server's port", "", 80, 80, ""},
+		{"a Service port: its targetPort", svc("ingress", "", "{name: http2, port: 80, targetPort: 8080}"), 80, 8080, "ingress"},
+		{"not a Service port: kept", svc("ingress", "", "{name: http2, port: 80, targetPort: 8080}"), 8080, 8080, ""},
+		{"the port-translation opt-out label", svc("ingress", ", labels: {experimental.istio.io/disable-gateway-port-translation: 'true'}", "{name: http2, port: 80, targetPort: 8080}"), 80, 80, ""},
+		{"the oldest Service decides",
+			svc("a-new", ", creationTimestamp: '2024-06-01T00:00:00Z'", "{name: http, port: 80, targetPort: 8081}") +
+				svc("z-old", ", creationTimestamp: '2024-01-01T00:00:00Z'", "{name: http, port: 80, targetPort: 8082}"), 80, 8082, "z-old"},
+		{"same age: by hostname",
+			svc("b", "", "{name: http, port: 80, targetPort: 8082}") + svc("a", "", "{name: http, port: 80, targetPort: 8081}"), 80, 8081, "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mustParse(t, workload+tc.svcs)
+			w, _ := m.Workload("istio-system/ingress")
+			got, s := m.GatewayPort(w, tc.port)
+			name := ""
+			if s != nil {
+				name = s.Name
+			}
+			if got != tc.want || name != tc.svc {
+				t.Errorf("GatewayPort(%d) = %d (Service %q), want %d (Service %q)", tc.port, got, name, tc.want, tc.svc)
+			}
+		})
+	}
+	// Servers share a listener by the port they listen on: an HTTPS server
+	// on 8080 meets the HTTP server whose port 80 the Service sends to
+	// 8080, and is dropped as on one port (mergeGateways, resolved ports).
+	m := mustParse(t, workload+svc("ingress", "", "{name: http2, port: 80, targetPort: 8080}")+
+		"---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n"+
+		"  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [a.example.com]\n"+
+		"  - port: {number: 8080, name: https, protocol: HTTPS}\n    hosts: [b.example.com]\n    tls: {mode: SIMPLE, credentialName: c}\n")
+	w, _ := m.Workload("istio-system/ingress")
+	if got := m.GatewayServers(w); len(got) != 1 || got[0].Server.GetPort().GetNumber() != 80 {
+		t.Errorf("servers kept: %v, want only the HTTP server on 80", got)
+	}
+	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0].String(), "protocol HTTPS cannot share the port") {
+		t.Errorf("warnings %v, want the HTTPS server dropped", m.Warnings)
+	}
+}

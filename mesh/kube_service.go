@@ -33,7 +33,9 @@ func loadService(l *loader, d *doc) {
 	}
 	rep := d.rep
 	meta := d.meta
-	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: d.src, ClusterIP: s.Spec.ClusterIP}
+	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: d.src, ClusterIP: s.Spec.ClusterIP,
+		Created: meta.CreationTimestamp.Time}
+	_, svc.NoGatewayPortTranslation = meta.Labels[DisableGatewayPortTranslationLabel]
 	if svc.ClusterIP == "" && len(s.Spec.ClusterIPs) > 0 {
 		// kubectl prints both; clusterIPs[0] is clusterIP when only the list is given.
 		svc.ClusterIP = s.Spec.ClusterIPs[0]
@@ -48,7 +50,7 @@ func loadService(l *loader, d *doc) {
 	switch t := s.Spec.Type; t {
 	case "", corev1.ServiceTypeClusterIP:
 	case corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
-		l.notice(d.src, d.kind, d.name, fmt.Sprintf("type %s served as ClusterIP: node ports and load-balancer addresses are not modelled (explore's outside client dials a gateway's pod)", t))
+		l.notice(d.src, d.kind, d.name, fmt.Sprintf("type %s served as ClusterIP: node ports and load-balancer addresses are not modelled (explore's outside client dials a gateway's pod on the targetPort, where the Service would send it)", t))
 	default:
 		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP, NodePort, LoadBalancer)", t))
 	}

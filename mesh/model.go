@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
@@ -159,6 +160,12 @@ type Service struct {
 	// headless; any other value is recorded, never dialled (a run's cluster
 	// IPs come from its own network, see AddressPlan).
 	ClusterIP string
+	// Created is metadata.creationTimestamp (zero when not given): Istio
+	// orders a proxy's Services by it, then by hostname (GatewayListenPort).
+	Created time.Time
+	// NoGatewayPortTranslation: the Service carries Istio's label
+	// experimental.istio.io/disable-gateway-port-translation (GatewayListenPort).
+	NoGatewayPortTranslation bool
 }
 
 // ServicePort is one port of a Service; TargetPort is resolved to a number.

@@ -27,7 +27,8 @@ func TestDecisions(t *testing.T) {
 		{"shop/reviews", mesh.InboundDecisionKey(9080), decisions("shop/reviews")[mesh.InboundDecisionKey(9080)].PeerAuthentication, "shop/default (namespace): STRICT"},
 		{"shop/frontend", "ratings cluster", decisions("shop/frontend")["outbound|9080||ratings.shop.svc.cluster.local"].DestinationRule, "shop/ratings: ISTIO_MUTUAL"},
 		{"shop/frontend", "reviews cluster", decisions("shop/frontend")["outbound|9080||reviews.shop.svc.cluster.local"].DestinationRule, "auto mTLS (no DestinationRule): ISTIO_MUTUAL to endpoints with a sidecar"},
-		{"gateway", mesh.GatewayDecisionKey(80), decisions("istio-system/istio-ingressgateway")[mesh.GatewayDecisionKey(80)].Gateway, "shop/shop-gateway spec.servers[0] (HTTP)"},
+		// The gateway Service maps 80 to 8080: the listener, and its decision, are on 8080.
+		{"gateway", mesh.GatewayDecisionKey(8080), decisions("istio-system/istio-ingressgateway")[mesh.GatewayDecisionKey(8080)].Gateway, "shop/shop-gateway spec.servers[0] (HTTP, on targetPort 8080 of Service istio-system/istio-ingressgateway port 80)"},
 		{"gateway", "frontend cluster", decisions("istio-system/istio-ingressgateway")["outbound|80||frontend.shop.svc.cluster.local"].VirtualService, "shop/frontend spec.http[0].route[0]"},
 		{"shop/frontend passthrough", mesh.InboundDecisionKey(0), decisions("shop/frontend")[mesh.InboundDecisionKey(0)].PeerAuthentication, "shop/default (namespace): STRICT"},
 	} {

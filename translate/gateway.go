@@ -25,7 +25,20 @@ type gwServer struct {
 	path   string // spec.servers[i]
 	mode   networkingapi.ServerTLSSettings_TLSmode
 	isHTTP bool // HTTP-class server (HTTP, HTTP2, GRPC), plaintext
+	// listen is the port the gateway listens on for the server: the
+	// gateway Service's targetPort when the server port is a port of it
+	// (mesh.GatewayPort); svc is that Service, nil when listen is the
+	// server's own port.
+	listen uint32
+	svc    *mesh.Service
 }
+
+// port is the server's own port, as written: VirtualService port matches,
+// route destinations without a port, virtual host and https route names
+// use it, not the listener's (pilot/pkg/networking/core/gateway.go,
+// buildGatewayHTTPRouteConfig "port := int(server.Port.Number)",
+// isPortMatch; pilot/pkg/model/gateway.go, gatewayRDSRouteName).
+func (s *gwServer) port() uint32 { return s.srv.GetPort().GetNumber() }
 
 // terminates reports a server whose TLS the gateway ends.
 func (s *gwServer) terminates() bool {
@@ -40,9 +53,11 @@ func (s *gwServer) terminates() bool {
 	return false
 }
 
-// buildGateway emits a standalone gateway: one bound listener per server
-// port, upstream clusters as for sidecars (pilot/pkg/networking/core/gateway.go,
-// buildGatewayListeners / buildGatewayHTTPRouteConfig).
+// buildGateway emits a standalone gateway: one bound listener per port the
+// servers listen on (a server's port, or the gateway Service's targetPort
+// for it: mesh.GatewayPort), upstream clusters as for sidecars
+// (pilot/pkg/networking/core/gateway.go, buildGatewayListeners /
+// buildGatewayHTTPRouteConfig).
 func (b *builder) buildGateway() {
 	targets := b.sidecarTargets() // same registry view as a sidecar in this namespace
 	for _, t := range targets {
@@ -68,8 +83,9 @@ func (b *builder) buildGateway() {
 			mode:  gs.Server.GetTls().GetMode(),
 		}
 		s.isHTTP = s.proto.IsHTTP()
+		s.listen, s.svc = b.m.GatewayPort(b.proxy, s.port())
 		b.checkServer(s)
-		byPort[gs.Server.GetPort().GetNumber()] = append(byPort[gs.Server.GetPort().GetNumber()], s)
+		byPort[s.listen] = append(byPort[s.listen], s)
 	}
 	autoPassthrough := false
 	for _, port := range sortedKeys(byPort) {
@@ -120,8 +136,8 @@ func (b *builder) checkServer(s *gwServer) {
 	}
 }
 
-// gatewayListener builds 0.0.0.0_<port> for the servers on port; it
-// reports whether an AUTO_PASSTHROUGH server needs SNI-DNAT clusters.
+// gatewayListener builds 0.0.0.0_<port> for the servers listening on port;
+// it reports whether an AUTO_PASSTHROUGH server needs SNI-DNAT clusters.
 func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*target) (autoPassthrough bool) {
 	name := OutboundListenerName(port)
 	logs := accessLogs(b.proxyName(), accesslog.DirectionGateway, name)
@@ -131,7 +147,11 @@ func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*t
 		if s.tls != nil {
 			tls = " tls " + s.mode.String()
 		}
-		used = append(used, fmt.Sprintf("%s %s (%s%s)", s.ref, s.path, s.srv.GetPort().GetProtocol(), tls))
+		via := ""
+		if s.listen != s.port() {
+			via = fmt.Sprintf(", on targetPort %d of Service %s/%s port %d", s.listen, s.svc.Namespace, s.svc.Name, s.port())
+		}
+		used = append(used, fmt.Sprintf("%s %s (%s%s%s)", s.ref, s.path, s.srv.GetPort().GetProtocol(), tls, via))
 	}
 	b.decide(mesh.GatewayDecisionKey(port), mesh.Decision{Gateway: strings.Join(used, "; ")})
 	var chains []*listener.FilterChain
@@ -144,17 +164,17 @@ func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*t
 			plainHTTP = append(plainHTTP, s)
 		case s.terminates():
 			tlsBased = true
-			chains = append(chains, b.terminatedChain(port, s, logs))
+			chains = append(chains, b.terminatedChain(s, logs))
 		case s.proto.IsTLS() && s.mode == networkingapi.ServerTLSSettings_PASSTHROUGH:
 			tlsBased = true
-			chains = append(chains, b.passthroughChains(port, s, logs)...)
+			chains = append(chains, b.passthroughChains(s, logs)...)
 		case s.proto.IsTLS() && s.mode == networkingapi.ServerTLSSettings_AUTO_PASSTHROUGH:
 			tlsBased = true
 			autoPassthrough = true
-			chains = append(chains, b.autoPassthroughChain(port, s, logs))
+			chains = append(chains, b.autoPassthroughChain(s, logs))
 		case s.proto.IsTCP() && !s.proto.IsTLS():
 			plain = true
-			if fc := b.gatewayTCPChain(port, s, nil, logs); fc != nil {
+			if fc := b.gatewayTCPChain(s, nil, logs); fc != nil {
 				chains = append(chains, fc)
 			}
 		default:
@@ -170,7 +190,9 @@ func (b *builder) gatewayListener(port uint32, servers []*gwServer, targets []*t
 			b.fail(fmt.Errorf("gateway %s port %d: HTTP and TCP servers share the port; meshtls supports one kind per port", b.proxy.ID(), port))
 			return autoPassthrough
 		}
-		rc := b.gatewayRouteConfig(fmt.Sprintf("http.%d", port), port, plainHTTP)
+		// Named for the listener's port (gateway.go, gatewayRDSRouteName
+		// with the resolved port).
+		rc := b.gatewayRouteConfig(fmt.Sprintf("http.%d", port), plainHTTP)
 		b.routes = append(b.routes, rc)
 		chains = append(chains, &listener.FilterChain{Name: name + "|http", Filters: []*listener.Filter{b.gatewayHCM(port, rc.Name, logs)}})
 	}

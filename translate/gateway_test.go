@@ -321,3 +321,54 @@ spec:
 		t.Errorf("routes per vhost = %v", routes)
 	}
 }
+
+// The gateway Service's ports move the listeners to their targetPorts;
+// routing keeps the server's own port: route and virtual host names of
+// HTTPS, VirtualService port matches, destinations without a port
+// (pilot/pkg/model/gateway.go resolvePorts, gatewayRDSRouteName;
+// pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig, isPortMatch).
+func TestGatewayListensOnServiceTargetPort(t *testing.T) {
+	const svc = `apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  ports:
+  - {name: http, port: 8080, targetPort: 18080}
+  - {name: https, port: 8443, targetPort: 18443}
+  - {name: tls, port: 9443, targetPort: 19443}
+  - {name: tcp, port: 9000, targetPort: 19000}
+`
+	res, _ := translate(t, "gateway.yaml", svc, gwID)
+	for _, moved := range []string{"8080", "8443", "9443", "9000"} {
+		for _, l := range res.Listeners {
+			if l.Name == "0.0.0.0_"+moved {
+				t.Errorf("listener %s still on the Service port", l.Name)
+			}
+		}
+	}
+	// Plain HTTP: the route config is named for the listener's port, its
+	// virtual hosts for the server's.
+	fc := findChain(t, findListener(t, res, "0.0.0.0_18080"), "0.0.0.0_18080|http")
+	equal(t, "http RDS", []string{chainHCM(t, fc).GetRds().GetRouteConfigName()}, []string{"http.18080"})
+	equal(t, "http vhosts", names(findRoute(t, res, "http.18080").VirtualHosts), []string{"b.example.com:8080"})
+	// HTTPS: route config named for the server's port.
+	fc = findChain(t, findListener(t, res, "0.0.0.0_18443"), "default/gw|https-simple|b.example.com")
+	if got := chainHCM(t, fc).GetRds().GetRouteConfigName(); got != "https.8443.https-simple.gw.default" {
+		t.Errorf("https RDS = %q", got)
+	}
+	// tls and tcp routes match the server's port (9443, 9000).
+	fc = findChain(t, findListener(t, res, "0.0.0.0_19443"), "default/gw|tls-pass|VirtualService default/b|b.example.com")
+	if got := chainTCPProxy(t, fc).GetCluster(); got != "outbound|8443||b.default.svc.cluster.local" {
+		t.Errorf("passthrough cluster = %q", got)
+	}
+	fc = findChain(t, findListener(t, res, "0.0.0.0_19000"), "default/gw|tcp")
+	if got := chainTCPProxy(t, fc).GetCluster(); got != "outbound|9000||b.default.svc.cluster.local" {
+		t.Errorf("tcp cluster = %q", got)
+	}
+	// Ports the Service does not have stay where the server says.
+	findListener(t, res, "0.0.0.0_8081")
+	if got := res.Decisions["gateway:19000"].Gateway; !strings.Contains(got, "on targetPort 19000 of Service istio-system/istio-ingressgateway port 9000") {
+		t.Errorf("decision = %q", got)
+	}
+}

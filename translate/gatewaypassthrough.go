@@ -17,7 +17,8 @@ import (
 // sniHosts within the server's hosts, forwarding the bytes untouched
 // (pilot/pkg/networking/core/gateway.go, createGatewayTCPFilterChainOpts for PASSTHROUGH;
 // networkfilter.go / tls.go buildSidecarOutboundTLSFilterChainOpts-like matching).
-func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) []*listener.FilterChain {
+func (b *builder) passthroughChains(s *gwServer, logs []*accesslogv3.AccessLog) []*listener.FilterChain {
+	port := s.port()
 	var out []*listener.FilterChain
 	for _, vh := range b.boundVirtualServices(s) {
 		res := vsName(vh.vs)
@@ -70,7 +71,7 @@ func (b *builder) passthroughChains(port uint32, s *gwServer, logs []*accesslogv
 // autoPassthroughChain: sni_cluster sets the upstream cluster from the SNI,
 // which clients build as outbound_.<port>_.<subset>_.<host>
 // (gateway.go, AUTO_PASSTHROUGH with envoy.filters.network.sni_cluster).
-func (b *builder) autoPassthroughChain(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
+func (b *builder) autoPassthroughChain(s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	name := fmt.Sprintf("%s|%s|auto-passthrough", s.ref, s.srv.GetPort().GetName())
 	// Any SNI: clients send outbound_.<port>_.<subset>_.<host>, which Envoy
 	// server_names cannot express as a pattern; sni_cluster picks the

@@ -70,11 +70,15 @@ type vsHosts struct {
 // even without a VirtualService, so a redirect-only server answers 301
 // (gateway.go, buildGatewayHTTPRouteConfig: RequireTls ALL per server, then
 // "create VirtualHost to redirect" for server.Hosts taken as written).
-func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServer) *route.RouteConfiguration {
+//
+// Each server's own port names its virtual hosts and matches routes, even
+// when the listener is on the Service's targetPort (gateway.go,
+// buildGatewayHTTPRouteConfig: "port := int(server.Port.Number)").
+func (b *builder) gatewayRouteConfig(name string, servers []*gwServer) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{Name: name, ValidateClusters: wrapperspb.Bool(false)}
 	byHost := map[string]*route.VirtualHost{}
 	var order []string
-	vhost := func(h string) *route.VirtualHost {
+	vhost := func(h string, port uint32) *route.VirtualHost {
 		h = strings.ToLower(h)
 		v, ok := byHost[h]
 		if !ok {
@@ -88,6 +92,7 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServ
 		return v
 	}
 	for _, s := range servers {
+		port := s.port()
 		redirect := s.tls.GetHttpsRedirect()
 		for _, vh := range b.boundVirtualServices(s) {
 			// Only the http block applies to HTTP(S) servers; a
@@ -98,7 +103,7 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServ
 				continue
 			}
 			for _, h := range vh.hosts {
-				v := vhost(h)
+				v := vhost(h, port)
 				v.Routes = append(v.Routes, routes...)
 				if redirect {
 					v.RequireTls = route.VirtualHost_ALL
@@ -107,7 +112,7 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []*gwServ
 		}
 		if redirect {
 			for _, h := range s.srv.GetHosts() {
-				vhost(h).RequireTls = route.VirtualHost_ALL
+				vhost(h, port).RequireTls = route.VirtualHost_ALL
 			}
 		}
 	}

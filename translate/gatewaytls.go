@@ -17,7 +17,7 @@ import (
 // terminatedChain ends TLS for one server (matched by SNI) and then speaks
 // HTTP (HTTPS servers: http routes) or TCP (TLS servers: tcp routes)
 // (pilot/pkg/networking/core/gateway.go, createGatewayHTTPFilterChainOpts / createGatewayTCPFilterChainOpts).
-func (b *builder) terminatedChain(port uint32, s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
+func (b *builder) terminatedChain(s *gwServer, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	fc := &listener.FilterChain{
 		Name:             fmt.Sprintf("%s|%s|%s", s.ref, s.srv.GetPort().GetName(), strings.Join(s.sniNames(), ",")),
 		FilterChainMatch: &listener.FilterChainMatch{ServerNames: s.sniNames(), TransportProtocol: transportTLS},
@@ -25,12 +25,13 @@ func (b *builder) terminatedChain(port uint32, s *gwServer, logs []*accesslogv3.
 	httpOver := s.proto == mesh.ProtoHTTPS
 	fc.TransportSocket = b.serverTLSSocket(s, httpOver)
 	if httpOver {
-		rc := b.gatewayRouteConfig(fmt.Sprintf("https.%d.%s.%s.%s", port, s.srv.GetPort().GetName(), s.gw.Name, s.gw.Namespace), port, []*gwServer{s})
+		// Named for the server's own port (gateway.go, gatewayRDSRouteName).
+		rc := b.gatewayRouteConfig(fmt.Sprintf("https.%d.%s.%s.%s", s.port(), s.srv.GetPort().GetName(), s.gw.Name, s.gw.Namespace), []*gwServer{s})
 		b.routes = append(b.routes, rc)
-		fc.Filters = []*listener.Filter{b.gatewayHCM(port, rc.Name, logs)}
+		fc.Filters = []*listener.Filter{b.gatewayHCM(s.listen, rc.Name, logs)}
 		return fc
 	}
-	tcp := b.gatewayTCPChain(port, s, fc, logs)
+	tcp := b.gatewayTCPChain(s, fc, logs)
 	if tcp == nil {
 		// No tcp route: Istio builds no chain, so the handshake has no
 		// chain to land on; keep the TLS chain but send nowhere.
@@ -148,9 +149,9 @@ func tlsVersion(v networkingapi.ServerTLSSettings_TLSProtocol) (tlsv3.TlsParamet
 // gatewayTCPChain: the first tcp route of the bound VirtualServices
 // (TCP servers, and TLS servers after termination). base carries the TLS
 // match and socket when the server terminates; nil when no route applies.
-func (b *builder) gatewayTCPChain(port uint32, s *gwServer, base *listener.FilterChain, logs []*accesslogv3.AccessLog) *listener.FilterChain {
+func (b *builder) gatewayTCPChain(s *gwServer, base *listener.FilterChain, logs []*accesslogv3.AccessLog) *listener.FilterChain {
 	for _, vh := range b.boundVirtualServices(s) {
-		w := b.tcpRoute(vh.vs, port, s.ref)
+		w := b.tcpRoute(vh.vs, s.port(), s.ref)
 		if w == nil {
 			continue
 		}

@@ -389,11 +389,19 @@ func TestDiffClusterDump(t *testing.T) {
 		{got.Before, "explore: legacy/sleep → reviews.shop:9080", 0, "PeerAuthentication no PeerAuthentication (Istio's default): PERMISSIVE"},
 		{got.Before, "explore: shop/frontend-0 → ratings.shop:9080", 0, "DestinationRule shop/ratings: ISTIO_MUTUAL"},
 		{got.Before, "explore: shop/frontend-0 → reviews.shop:9080", 0, "DestinationRule auto mTLS (no DestinationRule): ISTIO_MUTUAL to endpoints with a sidecar; PeerAuthentication no PeerAuthentication (Istio's default): PERMISSIVE"},
-		{got.Before, "explore: meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway", 0, "Gateway shop/shop-gateway spec.servers[0] (HTTP)"},
+		{got.Before, "explore: meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway", 0, "Gateway shop/shop-gateway spec.servers[0] (HTTP, on targetPort 8080 of Service istio-system/istio-ingressgateway port 80)"},
 		{got.Before, "explore: meshtls-explore/outside → shop.example.com:80 via istio-system/istio-ingressgateway", 1, "VirtualService shop/frontend spec.http[0].route[0]; DestinationRule auto mTLS"},
 	} {
 		if d := decided(tc.side, tc.check, tc.hop); !strings.HasPrefix(d, tc.want) {
 			t.Errorf("%s hop %d decided by %q, want %q", tc.check, tc.hop+1, d, tc.want)
+		}
+	}
+	// The explored call via the gateway dials its pod where the gateway
+	// Service's port 80 lands (8080), and the trace says so.
+	for _, c := range got.Before.Checks {
+		if c.Via != "" && (len(c.Hops) == 0 || !strings.HasSuffix(c.Hops[0].Dst, ":8080") ||
+			!slices.ContainsFunc(c.Hops[0].Notes, func(n string) bool { return strings.Contains(n, "targets 8080") })) {
+			t.Errorf("%s: first hop %+v, want to the gateway's port 8080 with a note why", c.Name, c.Hops)
 		}
 	}
 	b, err := os.ReadFile(report)

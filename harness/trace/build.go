@@ -123,6 +123,9 @@ func (b *builder) build() *Result {
 	if dialled != "" {
 		drafts[0].hop.Notes = append(drafts[0].hop.Notes, "dialled "+dialled+", translated to "+dst+" in the client's pod (kube-proxy's DNAT)")
 	}
+	if b.obs.DialNote != "" {
+		drafts[0].hop.Notes = append(drafts[0].hop.Notes, b.obs.DialNote)
+	}
 	b.applyApp(drafts[len(drafts)-1], call)
 
 	var reasons []string
@@ -491,6 +494,9 @@ func (b *builder) name(hostport string) string {
 
 // dialTarget is the host:port the check dials, for a hop that has no address at all.
 func (b *builder) dialTarget() string {
+	if b.obs.Dial != "" {
+		return b.obs.Dial
+	}
 	c := b.obs.Check
 	if c == nil {
 		return ""

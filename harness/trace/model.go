@@ -44,6 +44,10 @@ type Observations struct {
 	// ID, keyed as translate.Resources.Decisions ("inbound:PORT",
 	// "inbound:*", "gateway:PORT", outbound cluster names).
 	Decisions map[string]map[string]mesh.Decision
+	// Dial is the address the client dialled instead of the URL's host
+	// (a check via a gateway: the gateway pod, on the port it listens on);
+	// DialNote says why that port differs from the URL's, when it does.
+	Dial, DialNote string
 	// Pods maps every pod IP to its workload (see PodsFromMesh).
 	Pods map[netip.Addr]PodInfo
 	// Since, when set, limits the fallback matching (by destination only,
