@@ -23,8 +23,10 @@ const OutsideClient = "meshtls-explore/outside"
 //     Service are left out (from inside the mesh gateways are reached by
 //     their hosts, through the gateway itself);
 //   - from an outside client to every host and port of every Gateway server,
-//     dialling the gateway's pod (http, or https with the server's host as
-//     SNI for TLS servers, presenting the client certificate to MUTUAL ones).
+//     via the gateway's pod (http, or https with the server's host as SNI
+//     for TLS servers, presenting the client certificate to MUTUAL ones);
+//     the harness dials the port the gateway's Service sends the server's
+//     port to (GatewayPort), as a load balancer would.
 //
 // It returns a notice for each Service or server it could not call.
 func (m *Mesh) Explore() []Problem {

@@ -22,6 +22,17 @@ metadata: {name: istio-ingressgateway, namespace: istio-system, labels: {istio: 
 spec:
   gateway: true
 ---
+# The ingress gateway's Service as Istio's chart makes it for HTTP: port 80
+# goes to 8080, where the gateway listens for a server on 80
+# (pilot/pkg/model/gateway.go, resolvePorts). 443 is not a port of it, so a
+# server on 443 listens on 443 itself.
+apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  ports: [{name: http2, port: 80, targetPort: 8080}]
+---
 apiVersion: meshtls.dev/v1alpha1
 kind: Workload
 metadata: {name: istio-egressgateway, namespace: istio-system, labels: {istio: egressgateway}}
@@ -148,6 +159,32 @@ func TestGateways(t *testing.T) {
 			calls: []callSpec{
 				// Upstream from a gateway follows auto mTLS like a sidecar.
 				call("plain", "outside/curl", "http://b.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
+			}},
+		// A server port that is a port of the gateway's Service listens on
+		// its targetPort (80 -> 8080): clients reach the gateway through
+		// the Service's cluster IP (kube-proxy's DNAT, or a sidecar's
+		// endpoints), and a check via the gateway dials its pod where the
+		// Service sends port 80. Hosts "*" so a call naming the Service is
+		// routed too.
+		{name: "Service_port_to_targetPort", cite: "pilot/pkg/model/gateway.go (mergeGateways, resolvePorts); pilot/pkg/networking/core/gateway.go (buildGatewayListeners)",
+			config: gatewayServer(80, "HTTP", `["*"]`, "") + `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: any}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/gw]
+  http:
+  - route: [{destination: {host: b.default.svc.cluster.local, port: {number: 8080}}}]
+---
+`,
+			calls: []callSpec{
+				call("via-gateway-pod", "outside/curl", "http://b.example.com/", harness.Via(ingress),
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
+				call("cluster-ip-no-sidecar", "outside/curl", "http://istio-ingressgateway.istio-system/",
+					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
+				call("service-from-sidecar", "client", "http://istio-ingressgateway.istio-system/",
 					harness.ExpectResult(outcome.OK), harness.ExpectWire(outcome.Plaintext, outcome.MTLS), harness.ExpectPeer(gatewayID)),
 			}},
 		// httpsRedirect is per server: the redirect-only server (no
