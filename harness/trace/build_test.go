@@ -430,3 +430,21 @@ func TestReceiverReasonsIgnoreInspectorNoise(t *testing.T) {
 		t.Errorf("a real handshake failure must stay a reason: %q", got)
 	}
 }
+
+// A check via a gateway whose Service sends the URL's port to another
+// targetPort: the first hop goes to the port dialled, even when the call
+// left no address (refused), and carries the harness's note why.
+func TestBuildViaGatewayTargetPort(t *testing.T) {
+	const note = "via istio-system/ingress: port 80 of its Service istio-system/ingress targets 8080, where the gateway listens"
+	o := obs(mesh.Check{Name: "via", From: "naked", Via: "ingress", To: "http://b.example.com/"},
+		pod.CallResult{Result: outcome.Refused, Error: "connect: connection refused"}, nil, nil)
+	o.Dial, o.DialNote = ipGW+":8080", note
+	r := Build(o)
+	if len(r.Hops) != 1 {
+		t.Fatalf("hops = %+v, want one", r.Hops)
+	}
+	h := r.Hops[0]
+	if h.To != idGW || h.Dst != ipGW+":8080" || !slices.Contains(h.Notes, note) {
+		t.Errorf("hop = %+v, want to %s at %s:8080 with the note", h, idGW, ipGW)
+	}
+}
