@@ -38,6 +38,11 @@ const (
 	AppCA       = "app"       // certificates of apps that terminate TLS themselves
 	ClientCA    = "client"    // client certificates
 	UntrustedCA = "untrusted" // same shapes as the others, trusted by nobody
+	// PublicCA stands in for a public CA: its root is in every pod's OS
+	// trust store (the system roots Envoy and apps verify with when told
+	// no CA), so a server it certifies is trusted the way a public web
+	// site is.
+	PublicCA = "public"
 )
 
 // ClientCommonName is the subject CN of the client certificates Store.Client issues.
@@ -56,7 +61,7 @@ const (
 
 // Names returns the CA names in a fixed order.
 func Names() []string {
-	return []string{MeshCA, IngressCA, AppCA, ClientCA, UntrustedCA}
+	return []string{MeshCA, IngressCA, AppCA, ClientCA, UntrustedCA, PublicCA}
 }
 
 // SPIFFEID returns the workload identity spiffe://cluster.local/ns/NS/sa/SA,
@@ -358,12 +363,12 @@ func (ca *CA) issue(tmpl *x509.Certificate, opts []Option) (*KeyPair, error) {
 	}, nil
 }
 
-// Set is the harness's five CAs.
+// Set is the harness's six CAs.
 type Set struct {
-	Mesh, Ingress, App, Client, Untrusted *CA
+	Mesh, Ingress, App, Client, Untrusted, Public *CA
 }
 
-// NewSet creates the five CAs with fresh keys.
+// NewSet creates the six CAs with fresh keys.
 func NewSet() (*Set, error) {
 	s := &Set{}
 	for _, n := range Names() {
@@ -388,6 +393,8 @@ func (s *Set) slot(name string) **CA {
 		return &s.Client
 	case UntrustedCA:
 		return &s.Untrusted
+	case PublicCA:
+		return &s.Public
 	}
 	return nil
 }
@@ -409,7 +416,7 @@ func (s *Set) Names() []string { return Names() }
 
 // All returns the CAs in Names order.
 func (s *Set) All() []*CA {
-	return []*CA{s.Mesh, s.Ingress, s.App, s.Client, s.Untrusted}
+	return []*CA{s.Mesh, s.Ingress, s.App, s.Client, s.Untrusted, s.Public}
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
@@ -45,7 +46,7 @@ func verify(leaf *x509.Certificate, root *CA, usage x509.ExtKeyUsage, at time.Ti
 
 func TestSetCAs(t *testing.T) {
 	s := testSet(t)
-	if got, want := s.Names(), []string{"mesh", "ingress", "app", "client", "untrusted"}; !slices.Equal(got, want) {
+	if got, want := s.Names(), []string{"mesh", "ingress", "app", "client", "untrusted", "public"}; !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
 	seen := map[string]bool{}
@@ -475,7 +476,7 @@ func TestWriteCAs(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{"app.pem", "client.pem", "ingress.pem", "mesh.pem", "untrusted.pem"}; !slices.Equal(names, want) {
+	if want := []string{"app.pem", "client.pem", "ingress.pem", "mesh.pem", "public.pem", "untrusted.pem"}; !slices.Equal(names, want) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	for _, name := range s.Names() {
@@ -567,5 +568,51 @@ func TestWriteKeyPair(t *testing.T) {
 				t.Errorf("dir holds %d entries, want 2 (no leftover temp files)", len(entries))
 			}
 		})
+	}
+}
+
+// The OS trust store is the system bundle plus the public CA: a server the
+// public CA certified verifies against it, one from the app CA does not
+// (SIMPLE origination without a CA trusts only public sites).
+func TestWriteOSTrustStore(t *testing.T) {
+	s := testSet(t)
+	other, err := NewCA("stand-in for a system root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "os", "ca-certificates.crt")
+	system := bytes.TrimSuffix(other.CertPEM, []byte("\n")) // a bundle without its last newline
+	if err := WriteOSTrustStore(path, system, s); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, want 0644", fi.Mode().Perm())
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatal("no certificates in the trust store")
+	}
+	if n := bytes.Count(b, []byte("-----BEGIN CERTIFICATE-----")); n != 2 {
+		t.Errorf("%d certificates, want 2 (the system one and public)", n)
+	}
+	for _, tc := range []struct {
+		ca   *CA
+		want bool
+	}{{s.Public, true}, {other, true}, {s.App, false}, {s.Ingress, false}} {
+		kp, err := tc.ca.IssueServer([]string{"edition.cnn.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kp.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "edition.cnn.com"})
+		if (err == nil) != tc.want {
+			t.Errorf("server from %s: verify error %v, want trusted=%v", tc.ca.Name, err, tc.want)
+		}
+	}
+	if err := WriteOSTrustStore(path, nil, &Set{}); err == nil {
+		t.Error("a set without the public CA was accepted")
 	}
 }

@@ -36,6 +36,27 @@ func WriteCAs(dir string, set *Set) error {
 	return nil
 }
 
+// WriteOSTrustStore writes path (mode 0644): the system CA bundle given
+// (the machine's, as the Envoy image carries it; may be empty) followed by
+// the public CA's certificate. Containers mount it over
+// /etc/ssl/certs/ca-certificates.crt, the OS trust store Envoy reads for
+// SIMPLE/MUTUAL origination without a CA (Istio's "file-root:system"), so
+// the public CA is trusted there and the other CAs are not.
+func WriteOSTrustStore(path string, system []byte, set *Set) error {
+	if set == nil || set.Public == nil {
+		return errors.New("certs: WriteOSTrustStore: no public CA; create the set with NewSet")
+	}
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	data := append([]byte(nil), system...)
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
+	}
+	data = append(data, set.Public.CertPEM...)
+	return writeFileAtomic(path, data, certMode)
+}
+
 // WriteKeyPair writes dir/base.crt (leaf certificate only, mode 0644) and
 // dir/base.key (PKCS#8 key, mode 0600), creating dir with mode 0755 if needed.
 // The key file is created 0600 from the start (never chmod-ed down after the

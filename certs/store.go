@@ -18,6 +18,7 @@ type Store struct {
 	workloads map[string]*KeyPair // "ns/sa"
 	servers   map[string]*KeyPair // ingress CA, by name
 	apps      map[string]*KeyPair // app CA, by name
+	publics   map[string]*KeyPair // public CA, by name
 	clients   map[string]*KeyPair // by CA name
 	chosen    map[string]*KeyPair // client certificates with chosen SANs, by "ca|uri|dns"
 	replaced  uint64              // counts RotateWorkload and SetWorkload calls
@@ -30,6 +31,7 @@ func NewStore(set *Set) *Store {
 		workloads: map[string]*KeyPair{},
 		servers:   map[string]*KeyPair{},
 		apps:      map[string]*KeyPair{},
+		publics:   map[string]*KeyPair{},
 		clients:   map[string]*KeyPair{},
 		chosen:    map[string]*KeyPair{},
 	}
@@ -107,6 +109,13 @@ func (s *Store) Server(name string, dnsNames []string) (*KeyPair, error) {
 // app CA, cached by name.
 func (s *Store) AppServer(name string, dnsNames []string) (*KeyPair, error) {
 	return s.server(s.apps, AppCA, name, dnsNames)
+}
+
+// PublicServer is AppServer issued from the public CA, whose root the pods'
+// OS trust store holds (an external site with a publicly trusted
+// certificate), cached by name apart from AppServer's.
+func (s *Store) PublicServer(name string, dnsNames []string) (*KeyPair, error) {
+	return s.server(s.publics, PublicCA, name, dnsNames)
 }
 
 func (s *Store) server(cache map[string]*KeyPair, caName, name string, dnsNames []string) (*KeyPair, error) {

@@ -83,6 +83,7 @@ func TestStoreServersAndClients(t *testing.T) {
 		{"app server", func() (*KeyPair, error) {
 			return st.AppServer("b", []string{"b.example.com", "b.default.svc.cluster.local"})
 		}, s.App, x509.ExtKeyUsageServerAuth, "b.example.com"},
+		{"public server", func() (*KeyPair, error) { return st.PublicServer("cnn", []string{"edition.cnn.com"}) }, s.Public, x509.ExtKeyUsageServerAuth, "edition.cnn.com"},
 		{"client", func() (*KeyPair, error) { return st.Client("client") }, s.Client, x509.ExtKeyUsageClientAuth, ClientCommonName},
 		{"untrusted client", func() (*KeyPair, error) { return st.Client("untrusted") }, s.Untrusted, x509.ExtKeyUsageClientAuth, ClientCommonName},
 		{"client with chosen SAN from mesh", func() (*KeyPair, error) {
@@ -124,6 +125,9 @@ func TestStoreServersAndClients(t *testing.T) {
 	app, _ := st.AppServer("x", []string{"x.example.com"})
 	if gw == app || gw.Cert.Issuer.CommonName == app.Cert.Issuer.CommonName {
 		t.Error("Server and AppServer share a cache entry")
+	}
+	if pub, _ := st.PublicServer("x", []string{"x.example.com"}); pub == app || pub.Cert.Issuer.CommonName == app.Cert.Issuer.CommonName {
+		t.Error("AppServer and PublicServer share a cache entry")
 	}
 
 	errTests := []struct {

@@ -161,13 +161,25 @@ func envoyRootfs(bin string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, ca := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"} {
-		if fileExists(ca) {
-			files = append(files, file{name: "rootfs/etc/ssl/certs/ca-certificates.crt", src: ca, mode: 0o644})
-			break
-		}
+	if ca := systemCABundle(); ca != "" {
+		files = append(files, file{name: "rootfs" + osTrustStore, src: ca, mode: 0o644})
 	}
 	return files, nil
+}
+
+// osTrustStore is where Envoy (and Debian-like systems) find the OS roots;
+// a run mounts its own there: this machine's bundle plus the public CA.
+const osTrustStore = "/etc/ssl/certs/ca-certificates.crt"
+
+// systemCABundle is this machine's CA bundle (Debian's or Red Hat's path),
+// "" when it has none.
+func systemCABundle() string {
+	for _, ca := range []string{osTrustStore, "/etc/pki/tls/certs/ca-bundle.crt"} {
+		if fileExists(ca) {
+			return ca
+		}
+	}
+	return ""
 }
 
 // elfRootfs lists a Linux binary at dest, its ELF interpreter and the shared

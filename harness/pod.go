@@ -84,6 +84,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	mounts := []string{
 		p.Dir + ":" + pod.RunDir,
 		filepath.Join(r.Dir, "ca") + ":" + pod.CADir + ":ro",
+		filepath.Join(r.Dir, osRootsFile) + ":" + osTrustStore + ":ro",
 	}
 	netName := r.netw.Name
 	ip := p.IP
@@ -177,6 +178,27 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	return nil
 }
 
+// osRootsFile is the run's OS trust store (run dir relative), mounted over
+// osTrustStore in every container.
+const osRootsFile = "os-roots/ca-certificates.crt"
+
+// writeOSTrustStore writes the run's OS trust store: this machine's CA
+// bundle (what the Envoy image carries) plus the public CA, so SIMPLE
+// origination without a CA trusts a server from the public CA, as a real
+// proxy trusts a public site, and none of the run's other CAs.
+// Source: pilot/pkg/networking/core/cluster_tls.go (no CA: the system roots).
+func writeOSTrustStore(path string, set *certs.Set) error {
+	var system []byte
+	if ca := systemCABundle(); ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return fmt.Errorf("reading this machine's CA bundle for the pods' trust store: %w", err)
+		}
+		system = b
+	}
+	return certs.WriteOSTrustStore(path, system, set)
+}
+
 // writePodFiles lays out the pod dir: agent config, app and client
 // certificates (keys 0600), Envoy bootstrap.
 func (r *Runtime) writePodFiles(p *Pod) error {
@@ -207,7 +229,11 @@ func (r *Runtime) writePodFiles(p *Pod) error {
 		return err
 	}
 	tlsNames = append(tlsNames, r.appNames(w)...)
-	app, err := r.certs.AppServer(w.ID(), tlsNames)
+	issue := r.certs.AppServer
+	if w.AppCA == certs.PublicCA {
+		issue = r.certs.PublicServer
+	}
+	app, err := issue(w.ID(), tlsNames)
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,9 @@ func Start(ctx context.Context, m *mesh.Mesh, opt ...Option) (rt *Runtime, err e
 	if err := certs.WriteCAs(filepath.Join(r.Dir, "ca"), set); err != nil {
 		return nil, err
 	}
+	if err := writeOSTrustStore(filepath.Join(r.Dir, osRootsFile), set); err != nil {
+		return nil, err
+	}
 	if err := r.startXDS(); err != nil {
 		return nil, err
 	}

@@ -450,6 +450,7 @@ type workloadSpec struct {
 	ServiceAccount string             `json:"serviceAccount,omitempty"`
 	Hostnames      []string           `json:"hostnames,omitempty"`
 	External       bool               `json:"external,omitempty"`
+	AppCA          string             `json:"appCA,omitempty"`
 	Ports          []workloadPortSpec `json:"ports,omitempty"`
 }
 
@@ -497,8 +498,9 @@ type hopExpectSpec struct {
 	ALPN       []string `json:"alpn,omitempty"`
 }
 
-// DefaultCheckCAs are the CAs a check's client trusts unless told otherwise.
-var DefaultCheckCAs = []string{"ingress", "app"}
+// DefaultCheckCAs are the CAs a check's client trusts unless told otherwise:
+// public too, as a curl trusts its OS roots.
+var DefaultCheckCAs = []string{"ingress", "app", "public"}
 
 func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec, rep report) {
 	w := &Workload{
@@ -510,6 +512,7 @@ func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec
 		ServiceAccount: s.ServiceAccount,
 		Hostnames:      s.Hostnames,
 		External:       s.External,
+		AppCA:          s.AppCA,
 		Source:         src,
 		Kind:           "Workload",
 	}

@@ -30,7 +30,7 @@ func TestLoadGood(t *testing.T) {
 	if c.TLS == nil || c.TLS.SNI == nil || *c.TLS.SNI != "" {
 		t.Errorf("sni: \"\" must be a non-nil empty string, got %+v", c.TLS)
 	}
-	if strings.Join(c.TLS.CA, ",") != "ingress,app" {
+	if strings.Join(c.TLS.CA, ",") != "ingress,app,public" {
 		t.Errorf("default CAs = %v", c.TLS.CA)
 	}
 	if m.Checks[0].TLS != nil {
@@ -164,8 +164,14 @@ func TestValidationErrors(t *testing.T) {
 		{"check bad scheme", check("{from: a, to: 'ftp://a/'}"), []string{"spec.to", `unsupported scheme "ftp" (allowed: http, https, tcp, tls)`}},
 		{"check unparsable URL", check("{from: a, to: 'http://a:80:80/%'}"), []string{"spec.to", "not a URL"}},
 		{"check tcp without port", check("{from: a, to: 'tcp://a'}"), []string{"spec.to", "needs a port"}},
+		{"workload appCA unknown", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: x}\nspec: {appCA: ingress, ports: [{name: https, port: 443, tls: true}]}\n",
+			[]string{"(document 1) Workload default/x", "spec.appCA", `unknown CA "ingress"`, "app, public"}},
+		{"workload appCA on a gateway", gwW + "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: x}\nspec: {appCA: public, gateway: true}\n",
+			[]string{"(document 2) Workload default/x", "spec.appCA", "a gateway runs no app"}},
+		{"workload appCA public", "apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: x}\nspec: {appCA: public, ports: [{name: https, port: 443, tls: true}]}\n", nil},
+		{"check public CA", check("{from: a, to: 'https://a/', tls: {ca: [public]}}"), nil},
 		{"check unknown CA", check("{from: a, to: 'https://a/', tls: {ca: [mesh, evil]}}"), []string{"spec.tls.ca[1]", `unknown CA "evil"`}},
-		{"check bad clientCert", check("{from: a, to: 'https://a/', tls: {clientCert: corp}}"), []string{"spec.tls.clientCert", `unknown CA "corp"`, "mesh, ingress, app, client, untrusted"}},
+		{"check bad clientCert", check("{from: a, to: 'https://a/', tls: {clientCert: corp}}"), []string{"spec.tls.clientCert", `unknown CA "corp"`, "mesh, ingress, app, client, untrusted, public"}},
 		{"check SAN without CA", check("{from: a, to: 'https://a/', tls: {clientURI: 'spiffe://cluster.local/ns/default/sa/x'}}"), []string{"spec.tls.clientCert", "required with clientURI or clientDNS"}},
 		{"check bad clientURI", check("{from: a, to: 'https://a/', tls: {clientCert: mesh, clientURI: not-a-uri}}"), []string{"spec.tls.clientURI", "absolute URI"}},
 		{"check bad clientDNS", check("{from: a, to: 'https://a/', tls: {clientCert: client, clientDNS: 'a b'}}"), []string{"spec.tls.clientDNS", "DNS name"}},

@@ -88,8 +88,11 @@ type Workload struct {
 	ServiceAccount string
 	Hostnames      []string
 	External       bool
-	Ports          []WorkloadPort
-	Source         Source
+	// AppCA issues the certificate of the app's own TLS ports: "app" (or
+	// "") or "public", whose root the pods' OS trust store holds.
+	AppCA  string
+	Ports  []WorkloadPort
+	Source Source
 	// Kind is what the workload came from: Workload (ours), Pod, Deployment,
 	// StatefulSet, DaemonSet or ReplicaSet.
 	Kind string

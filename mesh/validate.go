@@ -17,7 +17,8 @@ import (
 
 // Names the harness knows: certificate authorities and check vocabulary.
 var (
-	KnownCAs         = []string{"mesh", "ingress", "app", "client", "untrusted"}
+	KnownCAs         = []string{"mesh", "ingress", "app", "client", "untrusted", "public"}
+	KnownAppCAs      = []string{"app", "public"}
 	KnownClientCerts = []string{"client", "untrusted"}
 	CheckSchemes     = []string{"http", "https", "tcp", "tls"}
 	// KnownHopTLSVersions are the versions a hop expectation may name, as Envoy's access log spells them.
@@ -108,6 +109,11 @@ func validatePortNumber(field string, n uint32, rep report) {
 func (l *loader) validateWorkload(w *Workload, rep report) {
 	if w.Gateway && w.External {
 		rep("spec", "gateway and external cannot both be true")
+	}
+	if w.AppCA != "" && w.Gateway {
+		rep("spec.appCA", "a gateway runs no app: remove appCA")
+	} else if w.AppCA != "" && !slices.Contains(KnownAppCAs, w.AppCA) {
+		rep("spec.appCA", fmt.Sprintf("unknown CA %q for the app's certificate (allowed: %s)", w.AppCA, strings.Join(KnownAppCAs, ", ")))
 	}
 	names, ports := map[string]bool{}, map[uint32]bool{}
 	for i, p := range w.Ports {

@@ -12,7 +12,7 @@ const (
 	AgentSock  = RunDir + "/agent.sock"     // HTTP API below
 	ConfigFile = RunDir + "/pod.json"       // Config
 	CertDir    = RunDir + "/certs"          // app.crt/app.key, client.crt/client.key, untrusted.crt/untrusted.key
-	CADir      = "/etc/meshtls/ca"          // <name>.pem for mesh, ingress, app, client, untrusted
+	CADir      = "/etc/meshtls/ca"          // <name>.pem for mesh, ingress, app, client, untrusted, public
 	ReadyLine  = "meshtls-pod: agent ready" // printed on stdout once every port listens
 )
 
