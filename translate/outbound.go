@@ -63,6 +63,9 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 	hasHTTP, hasAuto, needTLSInspector := false, false, false
 	sniClaimed := map[string]bool{}
 	var defaultTCP *target
+	// autoTLS: the TCP chains of auto-detected services, again for
+	// transport tls (added below when a TLS inspector runs).
+	var autoTLS []*listener.FilterChain
 	var passthroughTarget *listener.Filter
 	claimed := map[netip.Prefix]string{}
 	unclaimed := func(t *target) []netip.Prefix {
@@ -100,6 +103,11 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 						FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: cidrs(ips)},
 						Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
 					})
+				autoTLS = append(autoTLS, &listener.FilterChain{
+					Name:             cname + "|tls",
+					FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: cidrs(ips), TransportProtocol: transportTLS},
+					Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
+				})
 			}
 		case t.proto.IsTLS() && b.hasSidecarTLSRoute(vs[t.host], port):
 			// A VirtualService tls route for the host: one chain per match
@@ -166,6 +174,15 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 			FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs, TransportProtocol: transportRaw},
 			Filters:          []*listener.Filter{b.outboundHCM(port, logs)},
 		})
+	}
+	if needTLSInspector {
+		// With a TLS inspector (for a tls chain on the port), a ClientHello
+		// offering http/1.1 would match the ALPN of an auto-detected
+		// service's http chain: its TLS goes to its TCP chain instead, as in
+		// Istio, whose http chains of an auto-detected port match transport
+		// raw_buffer and whose TCP chain is the listener's default
+		// (listener.go, buildSidecarOutboundListener, ListenerProtocolAuto).
+		chains = append(chains, autoTLS...)
 	}
 	l := &listener.Listener{
 		Name:    name,
@@ -307,9 +324,9 @@ func (b *builder) outboundTCPProxy(t *target, port uint32, vs *networking.Virtua
 func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*networking.VirtualService) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{Name: OutboundRouteName(port), ValidateClusters: wrapperspb.Bool(false)}
 	used := map[string]bool{}
-	for _, t := range ts {
+	addVhost := func(name string, candidates []string, routes []*route.Route) {
 		var domains []string
-		for _, d := range b.vhostDomains(t, port) {
+		for _, d := range candidates {
 			// A domain may appear once per route config (Envoy rejects
 			// duplicates); the first service, in host order, keeps it.
 			if !used[d] {
@@ -317,23 +334,37 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 				domains = append(domains, d)
 			}
 		}
-		if len(domains) == 0 {
-			continue
+		if len(domains) > 0 {
+			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{Name: name, Domains: domains, Routes: routes})
 		}
+	}
+	vsRoutes := map[*networking.VirtualService][]*route.Route{}
+	routesOf := func(v *networking.VirtualService) []*route.Route {
+		if r, ok := vsRoutes[v]; ok {
+			return r
+		}
+		r := b.httpRoutes(v, port, "mesh", b.proxy.Labels, false)
+		vsRoutes[v] = r
+		return r
+	}
+	onPort := map[string]bool{}
+	for _, t := range ts {
+		onPort[t.host] = true
+		// A VirtualService replaces the default route; requests that match
+		// none of its routes get 404 (httproute.go). One none of whose
+		// routes applies to this port is skipped and the service keeps its
+		// default route (route.go, buildSidecarVirtualHostsForVirtualService:
+		// no routes, no virtual host).
 		var routes []*route.Route
 		if v := vs[t.host]; v != nil {
-			// A VirtualService replaces the default route; requests that
-			// match none of its routes get 404 (httproute.go).
-			routes = b.httpRoutes(v, port, "mesh", b.proxy.Labels, false)
-		} else {
+			routes = routesOf(v)
+		}
+		if len(routes) == 0 {
 			routes = []*route.Route{defaultRoute(OutboundClusterName(port, "", t.host))}
 		}
-		rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
-			Name:    fmt.Sprintf("%s:%d", t.host, port),
-			Domains: domains,
-			Routes:  routes,
-		})
+		addVhost(fmt.Sprintf("%s:%d", t.host, port), b.vhostDomains(t, port), routes)
 	}
+	b.vsHostVhosts(port, ts, onPort, routesOf, addVhost)
 	rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
 		Name:    "allow_any",
 		Domains: []string{"*"},
@@ -347,6 +378,51 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 		}},
 	})
 	return rc
+}
+
+// vsHostVhosts adds a virtual host for each VirtualService host that names
+// no service on the port (an external name, or a service without this
+// port), with the VirtualService's routes for the port: domains the host and
+// host:port. On port 80 every VirtualService bound to mesh counts; on other
+// ports only one that also routes a service on the port. This is how the
+// documented egress-gateway patterns send http://my-nginx.mesh-external...
+// (a Service with port 443 only) to the gateway on port 80.
+// Source: pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts:
+// selectVirtualServices unless the port is 80), route/route.go
+// (buildSidecarVirtualHostsForVirtualService, separateVSHostsAndServices: the
+// port-80 "hack").
+func (b *builder) vsHostVhosts(port uint32, ts []*target, onPort map[string]bool, routesOf func(*networking.VirtualService) []*route.Route, addVhost func(string, []string, []*route.Route)) {
+	for _, v := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
+		var hosts []string
+		routesService := false
+		for _, h := range v.Spec.GetHosts() {
+			if h == "*" {
+				continue // never on mesh (Istio's validation), and allow_any's domain
+			}
+			resolved := b.resolveVSHost(h, v.Namespace, ts)
+			if len(resolved) == 0 { // a wildcard matching no service on the port
+				hosts = append(hosts, h)
+			}
+			for _, r := range resolved {
+				if onPort[r] {
+					routesService = true
+				} else {
+					hosts = append(hosts, r)
+				}
+			}
+		}
+		if len(hosts) == 0 || (port != 80 && !routesService) {
+			continue
+		}
+		routes := routesOf(v)
+		if len(routes) == 0 {
+			continue
+		}
+		for _, h := range hosts {
+			name := fmt.Sprintf("%s:%d", h, port)
+			addVhost(name, []string{h, name}, routes)
+		}
+	}
 }
 
 // vhostDomains: the FQDN and the short forms a client in the proxy's
