@@ -50,6 +50,9 @@ type ScaleFigures struct {
 	PushP50, PushP95 time.Duration
 	PushRounds       int
 	MeshWide         harness.PushStats // what one mesh-wide change did
+	// PushCPU is CPU seconds per mesh-wide round, by component (sampleCPU
+	// over all rounds, divided by their number).
+	PushCPU map[string]float64 `json:"pushCPU"`
 	// A PeerAuthentication selecting one workload (w1, PERMISSIVE): its
 	// push-to-ACKed and how many proxies were translated and pushed.
 	OneProxy     time.Duration
@@ -317,6 +320,11 @@ func scalePushes(ctx context.Context, rt *harness.Runtime, n, rounds int, f *Sca
 		return parse(fmt.Sprintf("scale-%d.yaml", n), b)
 	}
 	var ds []time.Duration
+	ids := map[string]bool{}
+	for id := range runContainers(rt.RunID) {
+		ids[id] = true
+	}
+	cpu0 := sampleCPU(ids)
 	for i := 0; i < rounds; i++ {
 		mode := "PERMISSIVE"
 		if i%2 == 1 {
@@ -334,6 +342,10 @@ func scalePushes(ctx context.Context, rt *harness.Runtime, n, rounds int, f *Sca
 		f.MeshWide = rt.LastPush()
 	}
 	f.PushRounds = len(ds)
+	f.PushCPU = subCPU(sampleCPU(ids), cpu0)
+	for k := range f.PushCPU {
+		f.PushCPU[k] /= float64(max(1, len(ds)))
+	}
 	f.PushP50, f.PushP95 = Quantile(ds, 0.5), Quantile(ds, 0.95)
 	logf("push-to-ACK (%d proxies, %d rounds): p50 %v p95 %v; last %+v", n, len(ds), f.PushP50, f.PushP95, f.MeshWide)
 	m, err := bundle(meshPA("STRICT") + "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: w1, namespace: default}\nspec:\n  selector: {matchLabels: {app: w1}}\n  mtls: {mode: PERMISSIVE}\n")

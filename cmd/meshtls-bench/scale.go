@@ -65,15 +65,7 @@ func printScale(f *bench.ScaleFigures, first *bench.ScaleFigures) {
 	pp := f.PerPod
 	fmt.Printf("  per pod (p50 / max): agent with init %s / %s, envoy %s / %s, envoy start to configured %s / %s\n",
 		sec(pp.AgentP50), sec(pp.AgentMax), sec(pp.EnvoyP50), sec(pp.EnvoyMax), sec(pp.ConfiguredP50), sec(pp.ConfiguredMax))
-	var keys []string
-	for k := range f.StartCPU {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return f.StartCPU[keys[i]] > f.StartCPU[keys[j]] })
-	fmt.Printf("  CPU during start (s):")
-	for _, k := range keys {
-		fmt.Printf(" %s %.2f;", k, f.StartCPU[k])
-	}
+	printCPU("CPU during start (s):", f.StartCPU)
 	fmt.Printf("\n  memory: system peak - idle %s = %s per pod", mib(f.MemPeak-min(f.MemPeak, f.MemIdle)), mib(uint64(f.PerPodMemory())))
 	if m := f.MemByRole; len(m) > 0 {
 		fmt.Printf("; containers' rss: agent %s, envoy %s (%s per pod), page cache %s, %d containers",
@@ -83,10 +75,24 @@ func printScale(f *bench.ScaleFigures, first *bench.ScaleFigures) {
 	if f.PushRounds > 0 {
 		fmt.Printf("  push-to-all-ACKed, mesh-wide PeerAuthentication, %d rounds: p50 %.0f ms, p95 %.0f ms (a round: %d proxies, %d translated, %d pushed)\n",
 			f.PushRounds, ms(f.PushP50), ms(f.PushP95), f.MeshWide.Proxies, f.MeshWide.Translated, f.MeshWide.Pushed)
-		fmt.Printf("  a policy for one workload: %.0f ms, %d proxies, %d translated, %d pushed\n",
+		printCPU("CPU per mesh-wide round (s):", f.PushCPU)
+		fmt.Printf("\n  a policy for one workload: %.0f ms, %d proxies, %d translated, %d pushed\n",
 			ms(f.OneProxy), f.OneProxyPush.Proxies, f.OneProxyPush.Translated, f.OneProxyPush.Pushed)
 	}
 	for _, m := range f.Failed {
 		fmt.Printf("  CHECK FAILED: %s\n", m)
+	}
+}
+
+// printCPU prints CPU seconds by component, largest first.
+func printCPU(title string, cpu map[string]float64) {
+	var keys []string
+	for k := range cpu {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return cpu[keys[i]] > cpu[keys[j]] })
+	fmt.Printf("  %s", title)
+	for _, k := range keys {
+		fmt.Printf(" %s %.2f;", k, cpu[k])
 	}
 }
