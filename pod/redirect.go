@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,9 +107,9 @@ func Redirect(cfg RedirectConfig) error {
 	if capture && (cfg.OutboundPort == 0 || cfg.InboundPort == 0) {
 		return errors.New("outbound and inbound ports must both be set (Istio uses 15001 and 15006)")
 	}
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.WithSockOptions(roomForBatch))
 	if err != nil {
-		return fmt.Errorf("open netlink for nftables: %w", err)
+		return netAdminHint("open netlink for nftables", err)
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
@@ -377,4 +378,35 @@ func netAdminHint(what string, err error) error {
 		return fmt.Errorf("%s: %w (the init, in the pod's first container, needs CAP_NET_ADMIN)", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// batchBuffer is the netlink socket's send and receive buffer for the
+// table's one transaction: the whole batch is one send, and the kernel
+// acknowledges every message before any acknowledgement is read. A sidecar
+// pod's DNAT has a rule per Service port of the mesh: at 100 pods the
+// default buffers (212,992 bytes) overflowed now and then (ENOBUFS), at
+// 1,000 rules the send failed (EMSGSIZE). 32 MiB holds more than 10,000
+// rules; the memory is only taken while a batch is in flight.
+const batchBuffer = 32 << 20
+
+// roomForBatch sizes the nftables netlink socket's buffers to batchBuffer,
+// past the system's limits (net.core.rmem_max, wmem_max) as the init may:
+// it holds CAP_NET_ADMIN.
+func roomForBatch(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBuffer),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBuffer))
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("sizing the netlink socket's buffers for the nftables batch: %w", serr)
+	}
+	return nil
 }
