@@ -184,13 +184,19 @@ func (l *loader) gatewayWarnings() {
 			g := d.Gateway
 			key := "Gateway/" + g.Namespace + "/" + g.Name
 			winner := d.winner.Gateway.Namespace + "/" + d.winner.Gateway.Name
+			// The port as written, and the one listened on when a Service
+			// translates it (the servers met there).
+			port := fmt.Sprint(d.Server.GetPort().GetNumber())
+			if listen, svc := m.GatewayPort(w, d.Server.GetPort().GetNumber()); svc != nil && listen != d.Server.GetPort().GetNumber() {
+				port += fmt.Sprintf(", listened on as %d (targetPort of Service %s/%s)", listen, svc.Namespace, svc.Name)
+			}
 			var what string
 			if len(d.hosts) > 0 {
-				what = fmt.Sprintf("conflict with Gateway %s (port %d, hosts %s): Istio keeps the older server and ignores this one (istioctl analyze IST0145)",
-					winner, d.Server.GetPort().GetNumber(), strings.Join(d.hosts, ","))
+				what = fmt.Sprintf("conflict with Gateway %s (port %s, hosts %s): Istio keeps the older server and ignores this one (istioctl analyze IST0145)",
+					winner, port, strings.Join(d.hosts, ","))
 			} else {
-				what = fmt.Sprintf("port %d: protocol %s cannot share the port with the %s server of Gateway %s, which claimed it first; Istio ignores this server",
-					d.Server.GetPort().GetNumber(), d.Server.GetPort().GetProtocol(), d.winner.Server.GetPort().GetProtocol(), winner)
+				what = fmt.Sprintf("port %s: protocol %s cannot share the port with the %s server of Gateway %s, which claimed it first; Istio ignores this server",
+					port, d.Server.GetPort().GetProtocol(), d.winner.Server.GetPort().GetProtocol(), winner)
 			}
 			m.Warnings = append(m.Warnings, Problem{Source: m.Sources[key], Kind: "Gateway", Name: g.Namespace + "/" + g.Name,
 				Field: fmt.Sprintf("spec.servers[%d]", slices.Index(g.Spec.GetServers(), d.Server)), Message: what})

@@ -103,7 +103,16 @@ func TestGatewayPort(t *testing.T) {
 	if got := m.GatewayServers(w); len(got) != 1 || got[0].Server.GetPort().GetNumber() != 80 {
 		t.Errorf("servers kept: %v, want only the HTTP server on 80", got)
 	}
-	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0].String(), "protocol HTTPS cannot share the port") {
+	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0].String(), "port 8080: protocol HTTPS cannot share the port") {
 		t.Errorf("warnings %v, want the HTTPS server dropped", m.Warnings)
+	}
+	// The other way round, the warning names both ports.
+	m = mustParse(t, workload+svc("ingress", "", "{name: http2, port: 80, targetPort: 8080}")+
+		"---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n"+
+		"  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: [a.example.com]\n"+
+		"  - port: {number: 80, name: https, protocol: HTTPS}\n    hosts: [b.example.com]\n    tls: {mode: SIMPLE, credentialName: c}\n")
+	const want = "port 80, listened on as 8080 (targetPort of Service istio-system/ingress): protocol HTTPS cannot share the port with the HTTP server"
+	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0].String(), want) {
+		t.Errorf("warnings %v, want one containing %q", m.Warnings, want)
 	}
 }
