@@ -2,7 +2,8 @@
 #   make setup   install Envoy 1.40 (bin/envoy), Go modules, a Docker engine if none answers
 #   make test    lint (gofmt, vet, staticcheck), the unit tests under -race,
 #                every test, unit and live (real Envoy in Docker), and the
-#                differential against Istio's own config generator (oracle/)
+#                differential against Istio's own config generator (oracle/),
+#                static and live (the same pods under istiod's config)
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 
@@ -43,10 +44,10 @@ oracle-build:
 oracle: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) run ./cmd/meshtls oracle $(or $(BUNDLE),scenarios/testdata bench/matrix)
 
-# The live differential: every shipped bundle on the same pods under
-# meshtls's config and istiod's (docs/oracle.md); not yet in make test.
+# The live differential alone: every shipped bundle on the same pods under
+# meshtls's config and istiod's (docs/oracle.md); make test runs it too.
 oracle-live: oracle-build
-	MESHTLS_LIVE_DIFF=1 MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 -timeout 60m -run TestLiveDifferential ./crosscheck/
+	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 -timeout 60m -run 'TestLiveDifferential|TestLiveSwitchACKs' ./crosscheck/
 
 oracle-test: oracle-build
 	MESHTLS_ORACLE=$(ORACLE) $(GO) test -count=1 ./crosscheck/
