@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -130,9 +131,15 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		if s.NoGatewayPortTranslation {
 			labels = map[string]string{mesh.DisableGatewayPortTranslationLabel: "true"}
 		}
+		// exportTo decides which namespaces see the Service (Service.VisibleFrom).
+		var annotations map[string]string
+		if len(s.ExportTo) > 0 {
+			annotations = map[string]string{mesh.ExportToAnnotation: strings.Join(s.ExportTo, ",")}
+		}
 		add(&kube, &corev1.Service{
-			TypeMeta:   typeMeta("v1", "Service"),
-			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, CreationTimestamp: metav1.NewTime(s.Created)},
+			TypeMeta: typeMeta("v1", "Service"),
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, Annotations: annotations,
+				CreationTimestamp: metav1.NewTime(s.Created)},
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
 				Selector: s.Selector, Ports: ports,

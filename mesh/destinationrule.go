@@ -212,7 +212,7 @@ func (ix *drIndex) exportedFrom(ns, host, clientNS string) []*mergedDR {
 
 // hostNamespace is the namespace of the Service or ServiceEntry behind host.
 func (m *Mesh) hostNamespace(host, clientNS string) string {
-	if s, ok := m.ServiceByHost(host, clientNS); ok {
+	if s, ok := m.ServiceByHost(host, clientNS); ok && s.VisibleFrom(clientNS) {
 		return s.Namespace
 	}
 	for _, se := range m.ServiceEntries {

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // serviceDefaults are spec fields kubectl prints on every Service, with the
@@ -26,6 +28,23 @@ var serviceDefaults = map[string]any{
 var serviceRecorded = []string{"clusterIP", "clusterIPs", "ipFamilies", "healthCheckNodePort", "loadBalancerClass",
 	"loadBalancerIP", "loadBalancerSourceRanges", "sessionAffinityConfig", "trafficDistribution", "externalIPs"}
 
+// ExportToAnnotation on a Service decides which namespaces' proxies see it.
+// Source: pilot/pkg/serviceregistry/kube/conversion.go (ConvertService:
+// annotation.NetworkingExportTo split at ",", each entry trimmed, into
+// the service's ExportTo; an empty value leaves it unset).
+const ExportToAnnotation = "networking.istio.io/exportTo"
+
+func serviceExportTo(v string) []string {
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		out = append(out, strings.TrimSpace(e))
+	}
+	return out
+}
+
 func loadService(l *loader, d *doc) {
 	s, ok := decodeKube[corev1.Service](d)
 	if !ok {
@@ -36,6 +55,12 @@ func loadService(l *loader, d *doc) {
 	svc := &Service{Name: meta.Name, Namespace: meta.Namespace, Selector: s.Spec.Selector, Source: d.src, ClusterIP: s.Spec.ClusterIP,
 		Created: meta.CreationTimestamp.Time}
 	_, svc.NoGatewayPortTranslation = meta.Labels[DisableGatewayPortTranslationLabel]
+	svc.ExportTo = serviceExportTo(meta.Annotations[ExportToAnnotation])
+	for _, e := range svc.ExportTo {
+		if e != "." && e != "*" && e != "~" && len(validation.IsDNS1123Label(e)) > 0 {
+			l.notice(d.src, d.kind, d.name, fmt.Sprintf("metadata.annotations[%s]: %q is neither ., *, ~ nor a namespace name: it exports the Service to no namespace (Istio accepts it the same way)", ExportToAnnotation, e))
+		}
+	}
 	if svc.ClusterIP == "" && len(s.Spec.ClusterIPs) > 0 {
 		// kubectl prints both; clusterIPs[0] is clusterIP when only the list is given.
 		svc.ClusterIP = s.Spec.ClusterIPs[0]

@@ -169,6 +169,10 @@ type Service struct {
 	// NoGatewayPortTranslation: the Service carries Istio's label
 	// experimental.istio.io/disable-gateway-port-translation (GatewayListenPort).
 	NoGatewayPortTranslation bool
+	// ExportTo is the annotation networking.istio.io/exportTo split at
+	// commas ("." own namespace, "*" all, "~" none, or namespace names);
+	// empty: the mesh default, all (VisibleFrom).
+	ExportTo []string
 }
 
 // ServicePort is one port of a Service; TargetPort is resolved to a number.

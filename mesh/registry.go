@@ -127,27 +127,31 @@ func hostMatches(pattern, host string) bool {
 }
 
 // exportedTo reports whether a resource in ns with exportTo is visible from
-// clientNS. Empty means "*" (meshConfig defaultExportTo). "." is its own
-// namespace, "~" nobody. Source: pkg/config/visibility/visibility.go and
-// pilot/pkg/model/push_context.go.
+// clientNS. Empty means "*" (meshConfig defaultServiceExportTo and the other
+// defaults are unset: all). "*" anywhere makes it public; otherwise "~"
+// anywhere hides it from every namespace; "." is its own namespace, a name
+// that namespace. Source: pkg/config/visibility/visibility.go and
+// pilot/pkg/model/push_context.go (initServiceRegistry: Public first, then
+// None, then "." or names into exportedToNamespace; IsServiceVisible;
+// initDefaultExportMaps).
 func exportedTo(ns string, exportTo []string, clientNS string) bool {
-	if len(exportTo) == 0 {
+	if len(exportTo) == 0 || slices.Contains(exportTo, "*") {
 		return true
 	}
+	if slices.Contains(exportTo, "~") {
+		return false
+	}
 	for _, e := range exportTo {
-		switch e {
-		case "*":
+		if e == clientNS || (e == "." && ns == clientNS) {
 			return true
-		case ".":
-			if ns == clientNS {
-				return true
-			}
-		case "~":
-		default:
-			if e == clientNS {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// VisibleFrom reports whether proxies in namespace ns see the Service: its
+// outbound clusters, listeners and routes (the default sidecar and gateway
+// scopes hold servicesExportedToNamespace, pilot/pkg/model/sidecar.go).
+func (s *Service) VisibleFrom(ns string) bool {
+	return exportedTo(s.Namespace, s.ExportTo, ns)
 }

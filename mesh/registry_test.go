@@ -158,3 +158,30 @@ func TestPlanBitsHoldsThePlan(t *testing.T) {
 		}
 	}
 }
+
+// The Service annotation networking.istio.io/exportTo as Istio reads it
+// (pilot/pkg/serviceregistry/kube/conversion.go; push_context.go IsServiceVisible).
+func TestServiceExportToAnnotation(t *testing.T) {
+	m := mustParse(t, `apiVersion: v1
+kind: Service
+metadata:
+  name: s
+  namespace: srv
+  annotations: {networking.istio.io/exportTo: " client ,Bad_Name"}
+spec:
+  selector: {app: s}
+  ports: [{port: 80}]
+`)
+	s := m.Services[0]
+	if !slices.Equal(s.ExportTo, []string{"client", "Bad_Name"}) {
+		t.Fatalf("ExportTo = %q", s.ExportTo)
+	}
+	for ns, want := range map[string]bool{"client": true, "srv": false, "other": false} {
+		if got := s.VisibleFrom(ns); got != want {
+			t.Errorf("VisibleFrom(%s) = %v, want %v", ns, got, want)
+		}
+	}
+	if len(m.Notices) != 1 || !strings.Contains(m.Notices[0].Message, `"Bad_Name" is neither`) {
+		t.Errorf("notices = %v, want one naming Bad_Name", m.Notices)
+	}
+}

@@ -384,7 +384,7 @@ func (b *builder) destinationHostPort(vs *networking.VirtualService, d *networki
 	p := d.GetPort().GetNumber()
 	if s, ok := b.m.ServiceByHost(host, vs.Namespace); ok {
 		host = s.Hostname()
-		if p == 0 && len(s.Ports) == 1 {
+		if p == 0 && len(s.Ports) == 1 && s.VisibleFrom(b.proxy.Namespace) {
 			p = s.Ports[0].Port
 		}
 	} else if ports := b.targetPorts[host]; p == 0 && len(ports) == 1 {

@@ -75,11 +75,16 @@ func (b *builder) addrOf(w *mesh.Workload) (netip.Addr, bool) {
 	return a, ok
 }
 
-// serviceTargets lists every port of every Service. Sidecars see all
-// services (no Sidecar resource, exportTo on Services is not modelled).
+// serviceTargets lists every port of every Service the proxy's namespace
+// sees (no Sidecar resource: the Services exported to it, Service.VisibleFrom;
+// pilot/pkg/model/sidecar.go DefaultSidecarScopeForGateway and the default
+// sidecar scope, both from push_context.go servicesExportedToNamespace).
 func (b *builder) serviceTargets() []*target {
 	var out []*target
 	for _, s := range b.m.Services {
+		if !s.VisibleFrom(b.proxy.Namespace) {
+			continue
+		}
 		var eps []*mesh.Workload
 		for _, w := range b.m.Endpoints(s) {
 			// External workloads are outside the registry: reachable only
