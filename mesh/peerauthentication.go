@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	securityapi "istio.io/api/security/v1beta1"
 	security "istio.io/client-go/pkg/apis/security/v1"
@@ -74,15 +76,7 @@ func (m *Mesh) EffectiveMTLS(w *Workload, port uint32) MTLSMode {
 // "ns/name (namespace)", "istio-system/name (mesh)", or Istio's default.
 func (m *Mesh) PeerAuthDecision(w *Workload, port uint32) (MTLSMode, string) {
 	mode, by := m.namespaceMTLS(w.Namespace)
-	var wl *security.PeerAuthentication
-	for _, pa := range m.PeerAuthentications {
-		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
-			labelsMatch(pa.Spec.GetSelector().GetMatchLabels(), w.Labels) {
-			wl = pa // the oldest (Istio's order, order.go)
-			break
-		}
-	}
-	if wl != nil {
+	if wl := m.workloadPA(w); wl != nil {
 		if md, ok := paMode(wl.Spec.GetMtls()); ok {
 			mode, by = md, wl.Namespace+"/"+wl.Name+" (workload)"
 		}
@@ -93,6 +87,31 @@ func (m *Mesh) PeerAuthDecision(w *Workload, port uint32) (MTLSMode, string) {
 		}
 	}
 	return mode, by + ": " + string(mode)
+}
+
+// workloadPA is the PeerAuthentication with a selector that applies to w:
+// the oldest in its namespace (Istio's order, order.go).
+func (m *Mesh) workloadPA(w *Workload) *security.PeerAuthentication {
+	for _, pa := range m.PeerAuthentications {
+		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
+			labelsMatch(pa.Spec.GetSelector().GetMatchLabels(), w.Labels) {
+			return pa
+		}
+	}
+	return nil
+}
+
+// PortLevelMTLSPorts are the ports w's workload PeerAuthentication sets a
+// mode for (portLevelMtls), sorted. Istio gives each such port that no
+// Service declares passthrough chains of its own under that mode
+// (pilot/pkg/networking/plugin/authn/authentication.go, ForPassthrough,
+// needPerPortPassthroughFilterChain).
+func (m *Mesh) PortLevelMTLSPorts(w *Workload) []uint32 {
+	wl := m.workloadPA(w)
+	if wl == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(wl.Spec.GetPortLevelMtls()))
 }
 
 // NamespaceMTLS is the mode from mesh- and namespace-level policy only, the

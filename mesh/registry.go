@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -91,6 +92,39 @@ func (m *Mesh) scanEndpoints(s *Service) []*Workload {
 			out = append(out, w)
 		}
 	}
+	return out
+}
+
+// InboundPort is a port of a workload that a Service selecting it
+// declares: the Service port's target port, with that Service port's
+// protocol.
+type InboundPort struct {
+	Port     uint32
+	Protocol Protocol
+}
+
+// InboundPorts are the ports of w that Services declare, by port number.
+// Istio builds a sidecar's inbound filter chains from these alone (the
+// proxy's service targets); a port the app listens on that no Service
+// declares is left to the passthrough chains. When two Service ports
+// target one port, the first Service's decides its protocol, as Istio
+// keeps the oldest Service's.
+// Source: pilot/pkg/networking/core/listener_inbound.go
+// (getFilterChainsByServicePort, buildInboundPassthroughChains).
+func (m *Mesh) InboundPorts(w *Workload) []InboundPort {
+	var out []InboundPort
+	for _, s := range m.Services {
+		if s.Namespace != w.Namespace || !slices.Contains(m.Endpoints(s), w) {
+			continue
+		}
+		for _, sp := range s.Ports {
+			if sp.TargetPort == 0 || slices.ContainsFunc(out, func(p InboundPort) bool { return p.Port == sp.TargetPort }) {
+				continue
+			}
+			out = append(out, InboundPort{Port: sp.TargetPort, Protocol: PortProtocol(sp.Name, sp.AppProtocol, sp.Port)})
+		}
+	}
+	slices.SortFunc(out, func(a, b InboundPort) int { return cmp.Compare(a.Port, b.Port) })
 	return out
 }
 

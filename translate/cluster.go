@@ -244,7 +244,7 @@ func (b *builder) loadAssignment(name string, t *target, eps []endpointRef, tls 
 		lb := &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 			Address: tcpAddress(e.addr, e.port),
 		}}}
-		if e.hasSidecar() && (!auto || b.m.EffectiveMTLS(e.w, e.port) != mesh.ModeDisable) {
+		if e.hasSidecar() && (!auto || e.w == nil || b.m.EffectiveMTLS(e.w, e.port) != mesh.ModeDisable) {
 			lb.Metadata = &core.Metadata{FilterMetadata: map[string]*structpb.Struct{
 				TransportSocketMatchNS: {Fields: map[string]*structpb.Value{TLSModeMetadataKey: structpb.NewStringValue(TLSModeIstio)}},
 			}}
@@ -483,9 +483,19 @@ func passthroughClusters() []*cluster.Cluster {
 			TypedExtensionProtocolOptions: map[string]*anypb.Any{httpOptsKey: mustAny(upstreamHTTPOptions(mesh.ProtoAuto))},
 		}
 	}
+	// The inbound one connects from 127.0.0.6, which the pod's capture lets
+	// through (pod/redirect.go): from the proxy's own address the
+	// connection to the pod's address would be captured back into
+	// virtualInbound (pilot/pkg/networking/core/cluster_builder.go,
+	// buildInboundPassthroughCluster; listener_address.go,
+	// InboundPassthroughBindIpv4).
+	inbound := orig(InboundPassthroughCluster)
+	inbound.UpstreamBindConfig = &core.BindConfig{SourceAddress: &core.SocketAddress{
+		Address: InboundPassthroughBindAddress, PortSpecifier: &core.SocketAddress_PortValue{PortValue: 0},
+	}}
 	return []*cluster.Cluster{
 		orig(PassthroughCluster),
-		orig(InboundPassthroughCluster),
+		inbound,
 		{
 			Name:                 BlackHoleCluster,
 			ConnectTimeout:       durationpb.New(connectTimeout),

@@ -66,22 +66,39 @@ func (b *builder) buildSidecar() {
 // listeners.
 func (b *builder) buildInbound() {
 	var chains []*listener.FilterChain
-	for _, p := range b.proxy.Ports {
-		proto := mesh.PortProtocol(p.Name, p.AppProtocol, p.Port)
+	// Chains of their own only for the ports Services declare, with the
+	// Service port's protocol; any other port the app listens on takes the
+	// passthrough chains below (pilot/pkg/networking/core/listener_inbound.go,
+	// buildInboundChainConfigs, getFilterChainsByServicePort).
+	declared := map[uint32]bool{}
+	for _, p := range b.m.InboundPorts(b.proxy) {
+		declared[p.Port] = true
 		mode, by := b.m.PeerAuthDecision(b.proxy, p.Port)
 		b.decide(mesh.InboundDecisionKey(p.Port), mesh.Decision{PeerAuthentication: by})
-		b.addCluster(inboundCluster(p.Port, proto))
+		b.addCluster(inboundCluster(p.Port, p.Protocol))
 		port := p.Port
-		chains = append(chains, b.inboundChains(&port, proto, mode, InboundClusterName(p.Port))...)
+		chains = append(chains, b.inboundChains(&port, p.Protocol, mode, InboundClusterName(p.Port))...)
 	}
-	// Connections to ports that are not workload ports go to the app
-	// (InboundPassthroughCluster, ORIGINAL_DST), under the workload-level
-	// mode without port-level overrides, with the chains of an
+	// Connections to ports that are not declared go to the app
+	// (InboundPassthroughCluster, ORIGINAL_DST) with the chains of an
 	// auto-detected port: Istio mTLS with an istio-http/* ALPN and
 	// detected plaintext HTTP get HTTP handling (the catch-all HTTP chain),
 	// the rest is proxied as TCP (pilot/pkg/networking/core/listener_inbound.go,
 	// buildInboundPassthroughChains: protocol Unsupported, chain name
-	// virtualInbound-catchall-http; filterchain_options.go).
+	// virtualInbound-catchall-http; filterchain_options.go). The mode is
+	// the workload's, except on an undeclared port that a port-level
+	// setting names: that port gets passthrough chains of its own under
+	// its mode (pilot/pkg/networking/plugin/authn/authentication.go,
+	// ForPassthrough, needPerPortPassthroughFilterChain).
+	for _, p := range b.m.PortLevelMTLSPorts(b.proxy) {
+		if declared[p] {
+			continue
+		}
+		mode, by := b.m.PeerAuthDecision(b.proxy, p)
+		b.decide(mesh.InboundDecisionKey(p), mesh.Decision{PeerAuthentication: by})
+		port := p
+		chains = append(chains, b.inboundChains(&port, mesh.ProtoAuto, mode, InboundPassthroughCluster)...)
+	}
 	passMode, passBy := b.m.PeerAuthDecision(b.proxy, 0)
 	b.decide(mesh.InboundDecisionKey(0), mesh.Decision{PeerAuthentication: passBy})
 	chains = append(chains, b.inboundChains(nil, mesh.ProtoAuto, passMode, InboundPassthroughCluster)...)

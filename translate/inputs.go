@@ -78,7 +78,16 @@ func NewInputs(m *mesh.Mesh) (*Inputs, error) {
 func (in *Inputs) Key(proxy *mesh.Workload) string {
 	var b strings.Builder
 	b.WriteString(in.common)
-	for _, p := range append([]uint32{0}, portNumbers(proxy)...) {
+	// The ports whose decision the translation records: the declared
+	// ports and the undeclared ones a port-level setting names (their own
+	// passthrough chains, inbound.go).
+	ports := append([]uint32{0}, portNumbers(proxy)...)
+	for _, p := range in.m.InboundPorts(proxy) {
+		ports = append(ports, p.Port)
+	}
+	ports = append(ports, in.m.PortLevelMTLSPorts(proxy)...)
+	slices.Sort(ports)
+	for _, p := range slices.Compact(ports) {
 		_, by := in.m.PeerAuthDecision(proxy, p)
 		fmt.Fprintf(&b, "\n%d %s", p, by)
 	}

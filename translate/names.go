@@ -23,11 +23,13 @@ const (
 
 	// PassthroughCluster forwards to the original destination (ALLOW_ANY),
 	// BlackHoleCluster drops; InboundPassthroughCluster forwards inbound
-	// traffic for ports that are not workload ports (pilot/pkg/util/protoconv,
-	// pilot/pkg/networking/util/util.go constants).
-	PassthroughCluster        = "PassthroughCluster"
-	BlackHoleCluster          = "BlackHoleCluster"
-	InboundPassthroughCluster = "InboundPassthroughCluster"
+	// traffic for ports that no Service declares (pilot/pkg/util/protoconv,
+	// pilot/pkg/networking/util/util.go constants), connecting from
+	// InboundPassthroughBindAddress (listener_address.go).
+	PassthroughCluster            = "PassthroughCluster"
+	BlackHoleCluster              = "BlackHoleCluster"
+	InboundPassthroughCluster     = "InboundPassthroughCluster"
+	InboundPassthroughBindAddress = "127.0.0.6"
 
 	// SDS secret names (security/pkg/nodeagent/cache, pkg/security/security.go:
 	// WorkloadKeyCertResourceName, RootCertReqResourceName; credentialName

@@ -109,7 +109,11 @@ func (b *builder) serviceEntry(se *networking.ServiceEntry) []*target {
 						b.unsupported(res, "spec.endpoints[].address "+fmt.Sprintf("%q", e.GetAddress()))
 						continue
 					}
-					t.eps = append(t.eps, endpointRef{w: b.workloadAt(e.GetAddress()), addr: e.GetAddress(), port: p, labels: e.GetLabels()})
+					ref := endpointRef{w: b.workloadAt(e.GetAddress()), addr: e.GetAddress(), port: p, labels: e.GetLabels(), byLabels: true}
+					if sa := e.GetServiceAccount(); sa != "" {
+						ref.sa = mesh.SPIFFE(se.Namespace, sa)
+					}
+					t.eps = append(t.eps, ref)
 				}
 			case resolve == resolveDNS:
 				// DNS without endpoints: the hosts themselves (conversion.go).
@@ -117,14 +121,14 @@ func (b *builder) serviceEntry(se *networking.ServiceEntry) []*target {
 					b.fail(fmt.Errorf("%s: resolution DNS needs endpoints for wildcard host %q (Istio rejects it too)", res, host))
 					continue
 				}
-				t.eps = append(t.eps, endpointRef{w: b.workloadAt(host), addr: host, port: targetPort})
+				t.eps = append(t.eps, endpointRef{w: b.workloadAt(host), addr: host, port: targetPort, byLabels: true})
 			}
 			if len(t.sans) == 0 {
 				// No subjectAltNames: the endpoints' identities, as for
 				// Services (pilot/pkg/model/service.go, ServiceAccounts).
 				for _, e := range t.eps {
-					if e.w != nil && e.hasSidecar() && !slices.Contains(t.sans, e.w.Identity()) {
-						t.sans = append(t.sans, e.w.Identity())
+					if id := e.identity(); id != "" && !slices.Contains(t.sans, id) {
+						t.sans = append(t.sans, id)
 					}
 				}
 				slices.Sort(t.sans)

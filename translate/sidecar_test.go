@@ -12,6 +12,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/meshtls/meshtls/accesslog"
+	"github.com/meshtls/meshtls/mesh"
 )
 
 // Inbound filter chains per mode and port protocol
@@ -641,4 +642,66 @@ spec:
 			equal(t, "SANs", sanStrings(u.CommonTlsContext.GetValidationContext().GetMatchTypedSubjectAltNames()), tc.want)
 		})
 	}
+}
+
+// Inbound chains of their own only for the ports Services declare, with the
+// Service port's protocol; the app's other ports take the passthrough
+// chains, and an undeclared port a port-level setting names gets
+// passthrough chains of its own under that mode
+// (pilot/pkg/networking/core/listener_inbound.go, getFilterChainsByServicePort;
+// pilot/pkg/networking/plugin/authn/authentication.go, ForPassthrough).
+func TestInboundChainsOnlyForServicePorts(t *testing.T) {
+	const bundle = `
+apiVersion: meshtls.dev/v1alpha1
+kind: Workload
+metadata: {name: srv}
+spec:
+  ports: [{name: http, port: 8080}, {name: http-admin, port: 9090}, {name: tcp-db, port: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: srv, namespace: default}
+spec:
+  selector: {app: srv}
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: http-db, port: 9000}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: srv, namespace: default}
+spec:
+  selector: {matchLabels: {app: srv}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    9090: {mode: DISABLE}
+    9000: {mode: PERMISSIVE}
+`
+	m, err := mesh.Parse("inbound.yaml", []byte(bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := m.Workload("srv")
+	res, err := Translate(m, w, testEnv(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := findListener(t, res, VirtualInboundListener)
+	equal(t, "8080 chains", chainNamesWithPrefix(l, "inbound|8080|"), []string{"inbound|8080|mtls"})
+	// 9000 is declared HTTP by the Service (its port name), not TCP.
+	equal(t, "9000 chains", chainNamesWithPrefix(l, "inbound|9000|"), []string{"inbound|9000|mtls", "inbound|9000|plaintext"})
+	if fc := findChain(t, l, "inbound|9000|plaintext"); fc.Filters[0].Name != "envoy.filters.network.http_connection_manager" {
+		t.Errorf("9000: %s, want the HTTP connection manager (the Service port is http-db)", fc.Filters[0].Name)
+	}
+	// 9090 is not declared: DISABLE's passthrough chains, to InboundPassthroughCluster.
+	equal(t, "9090 chains", chainNamesWithPrefix(l, "inbound|9090|"), []string{"inbound|9090|plaintext-http", "inbound|9090|plaintext-tcp", "inbound|9090|tls-passthrough"})
+	if got := findChain(t, l, "inbound|9090|plaintext-tcp").GetFilterChainMatch().GetDestinationPort().GetValue(); got != 9090 {
+		t.Errorf("9090 passthrough chain matches port %d", got)
+	}
+	equal(t, "passthrough chains", chainNamesWithPrefix(l, "inbound|passthrough|"), []string{"inbound|passthrough|mtls-http", "inbound|passthrough|mtls-tcp"})
+	var inbound []string
+	for _, c := range res.Clusters {
+		if strings.HasPrefix(c.Name, "inbound|") {
+			inbound = append(inbound, c.Name)
+		}
+	}
+	equal(t, "inbound clusters", inbound, []string{"inbound|8080||", "inbound|9000||"})
 }

@@ -45,6 +45,28 @@ type endpointRef struct {
 	addr   string         // IP, or hostname for resolveDNS
 	port   uint32         // the port Envoy connects to (target port)
 	labels map[string]string
+	// byLabels: a ServiceEntry's own endpoint (spec.endpoints, or a DNS
+	// host itself), whose tlsMode comes from its labels (or its
+	// serviceAccount) even when it reaches a sidecar pod of the bundle,
+	// and whose identity is its serviceAccount's
+	// (pilot/pkg/serviceregistry/serviceentry/conversion.go: a DNS host has
+	// no labels, getTLSModeFromWorkloadEntry).
+	byLabels bool
+	sa       string // byLabels: the entry's SPIFFE identity, "" without serviceAccount
+}
+
+// identity is the endpoint's SPIFFE ID when it has a sidecar ("" when none
+// is known).
+func (e endpointRef) identity() string {
+	switch {
+	case !e.hasSidecar():
+		return ""
+	case e.byLabels:
+		return e.sa
+	case e.w != nil:
+		return e.w.Identity()
+	}
+	return ""
 }
 
 // hasSidecar reports whether the endpoint carries Istio's
@@ -61,10 +83,13 @@ type endpointRef struct {
 // DestinationRule ISTIO_MUTUAL and an ISTIO_MUTUAL server, as the egress
 // gateway task's mTLS variant does. Plain pods have no label either.
 func (e endpointRef) hasSidecar() bool {
-	if e.w != nil {
+	if e.w != nil && !e.byLabels {
 		return e.w.Sidecar && !e.w.Gateway && !e.w.External
 	}
-	return e.labels[tlsModeLabel] == TLSModeIstio
+	if mode, ok := e.labels[tlsModeLabel]; ok || !e.byLabels {
+		return mode == TLSModeIstio
+	}
+	return e.sa != ""
 }
 
 func (b *builder) addrOf(w *mesh.Workload) (netip.Addr, bool) {
