@@ -93,11 +93,13 @@ func (b *builder) build() *Result {
 	if dst == "" {
 		dst = call.RemoteAddr
 	}
-	// A client without sidecar that dialled a cluster IP, or a service port
-	// kube-proxy translates, left its pod for the translated destination:
-	// its own capture holds the connection by source, after the DNAT.
+	// A client that dialled a cluster IP, or a service port kube-proxy
+	// translates, left its pod for the translated destination: its own
+	// capture holds the connection by source, after the DNAT. A sidecar's
+	// proxy dials cluster IPs too (a DNS cluster resolving a Service's name,
+	// a passthrough), and sidecar pods carry the same DNAT.
 	var dialled string
-	if !client.Sidecar && src != "" {
+	if src != "" {
 		if f := b.flowFrom(client.ID, src); f != nil && f.Dst != dst {
 			dialled, dst = dst, f.Dst
 		}

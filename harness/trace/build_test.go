@@ -111,6 +111,33 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			// The same DNAT in a sidecar pod: the proxy's DNS cluster
+			// resolved a Service's name to its cluster IP and originated
+			// TLS; the captures hold the endpoint it went to, with the SNI.
+			name: "sidecar proxy dials a cluster IP",
+			obs: obs(mesh.Check{Name: "a-to-ext-vip", From: "a", To: "http://ext.default.svc.cluster.local:80/"},
+				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipA + ":40003", RemoteAddr: "10.0.0.254:80",
+					Report: &pod.Report{Workload: idExt, Protocol: "HTTP/1.1", TLS: &pod.TLSInfo{Version: "TLSv1.3", SNI: "ext.example"}}},
+				map[string][]pod.Flow{
+					idA:   {{Src: ipA + ":41000", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.example", TLSVersion: "TLSv1.3"}},
+					idExt: {{Src: ipA + ":41000", Dst: ipExt + ":8443", Kind: "tls", SNI: "ext.example", TLSVersion: "TLSv1.3"}},
+				},
+				map[string][]accesslog.Entry{idA: {{Direction: "outbound", DownstreamRemoteAddress: ipA + ":40003", DownstreamLocalAddress: "10.0.0.254:80",
+					UpstreamCluster: "outbound|80||ext.default.svc.cluster.local", UpstreamHost: "10.0.0.254:8443", UpstreamLocalAddress: ipA + ":41000",
+					UpstreamTLSVersion: "TLSv1.3", UpstreamPeerSubject: "CN=ext", ResponseCode: "200"}}}),
+			wantResult: outcome.OK, wantWire: []outcome.Wire{outcome.TLS}, wantPeer: outcome.PeerNone,
+			wantPath: []string{idA + ">" + idExt},
+			check: func(t *testing.T, r *Result) {
+				h := r.Hops[0]
+				if h.Dst != ipExt+":8443" || len(h.Notes) != 1 || !strings.Contains(h.Notes[0], "dialled 10.0.0.254:8443") {
+					t.Errorf("hop dst %s notes %q", h.Dst, h.Notes)
+				}
+				if l := h.Layers[0]; l.SNI != "ext.example" {
+					t.Errorf("layer = %+v, want the capture's SNI", l)
+				}
+			},
+		},
+		{
 			name: "app TLS passed through a PERMISSIVE sidecar",
 			obs: obs(mesh.Check{Name: "n-to-c-tls", From: "naked", To: "https://c.default.svc.cluster.local:8443/"},
 				pod.CallResult{Result: outcome.OK, Status: 200, LocalAddr: ipN + ":40001", RemoteAddr: ipC + ":8443",
