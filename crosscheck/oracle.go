@@ -67,13 +67,16 @@ type Bundle struct {
 	Addrs map[string]netip.Addr
 }
 
-// LoadBundle loads one scenario file with the address plan `translate` uses.
+// LoadBundle loads one scenario file with the address plan `translate`
+// uses: 10.88.0.0 in a network as wide as a run's (mesh.PlanBits), so a
+// mesh too big for a /24 still gives every Service a cluster IP.
 func LoadBundle(path string) (*Bundle, error) {
 	m, err := mesh.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Bundle{Name: path, Mesh: m, Addrs: m.AddressPlan(netip.MustParsePrefix("10.88.0.0/24"))}, nil
+	prefix := netip.PrefixFrom(netip.MustParseAddr("10.88.0.0"), m.PlanBits()).Masked()
+	return &Bundle{Name: path, Mesh: m, Addrs: m.AddressPlan(prefix)}, nil
 }
 
 // IstioConfig is istiod's config for each proxy of a bundle (by workload ID).
