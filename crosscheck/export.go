@@ -181,6 +181,9 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 	for _, o := range m.ServiceEntries {
 		add(&istio, typed(o, "networking.istio.io/v1", "ServiceEntry"))
 	}
+	for _, o := range m.Sidecars {
+		add(&istio, typed(o, "networking.istio.io/v1", "Sidecar"))
+	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("crosscheck: write %s as Kubernetes objects: %v", name, errs[0])
 	}

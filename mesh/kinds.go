@@ -39,6 +39,7 @@ var kinds = map[string]kindDef{
 	"Gateway":            istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.Gateway { return &m.Gateways }),
 	"VirtualService":     istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.VirtualService { return &m.VirtualServices }),
 	"ServiceEntry":       istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.ServiceEntry { return &m.ServiceEntries }),
+	"Sidecar":            istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.Sidecar { return &m.Sidecars }),
 	"PeerAuthentication": istioKind(istioSecurity, "security", func(m *Mesh) *[]*security.PeerAuthentication { return &m.PeerAuthentications }),
 	"Service":            {versions: coreV1, load: loadService},
 	"Secret":             {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}, load: loadSecret},
@@ -92,7 +93,6 @@ var skippedKinds = map[string]string{
 // remove the document and accept that the run is without it.
 var unsupportedKinds = map[string]string{
 	"AuthorizationPolicy":   "it allows or denies requests",
-	"Sidecar":               "it changes which services a proxy reaches and its inbound listeners",
 	"EnvoyFilter":           "it patches Envoy config directly",
 	"WasmPlugin":            "it runs code in the proxy",
 	"WorkloadEntry":         "it adds endpoints outside Kubernetes",

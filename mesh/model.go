@@ -53,6 +53,7 @@ type Mesh struct {
 	Gateways            []*networking.Gateway
 	VirtualServices     []*networking.VirtualService
 	ServiceEntries      []*networking.ServiceEntry
+	Sidecars            []*networking.Sidecar
 	Secrets             []*corev1.Secret
 
 	// Notices say what loading did that the user should know and that does

@@ -34,10 +34,12 @@ func sortIstio[T metav1.Object](objs []T) {
 // sortByIstioOrder puts every Istio kind whose order decides an outcome into
 // Istio's order. Sources: pilot/pkg/model/authentication.go
 // (addPeerAuthentication), push_context.go (setDestinationRules, initGateways),
-// virtualservice_controller.go (sortMergedVirtualServicesByCreationTime).
+// virtualservice_controller.go (sortMergedVirtualServicesByCreationTime),
+// initSidecarScopes (sortConfigByCreationTime).
 func (m *Mesh) sortByIstioOrder() {
 	sortIstio(m.PeerAuthentications)
 	sortIstio(m.DestinationRules)
 	sortIstio(m.Gateways)
 	sortIstio(m.VirtualServices)
+	sortIstio(m.Sidecars)
 }

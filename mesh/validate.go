@@ -93,6 +93,9 @@ func (l *loader) validate() {
 	for _, vs := range m.VirtualServices {
 		l.validateVS(vs, at("VirtualService", vs.Namespace, vs.Name))
 	}
+	for _, sc := range m.Sidecars {
+		l.validateSidecar(sc, at("Sidecar", sc.Namespace, sc.Name))
+	}
 	for _, c := range m.Checks {
 		l.validateCheck(c, at("Check", c.Namespace, c.Name))
 	}

@@ -52,7 +52,7 @@ func (b *builder) buildSidecar() {
 	for _, c := range passthroughClusters() {
 		b.addCluster(c)
 	}
-	b.buildOutbound(targets)
+	b.buildOutbound(listened(targets))
 	b.buildInbound()
 }
 

@@ -21,7 +21,7 @@ import (
 //
 // The key is coarse where that is safe and exact where one proxy is the
 // point: any change to workloads, Services, DestinationRules, Gateways,
-// VirtualServices, ServiceEntries, Secrets or Namespaces changes every key;
+// VirtualServices, ServiceEntries, Sidecars, Secrets or Namespaces changes every key;
 // PeerAuthentication enters only through the answers translation asks of it:
 // the proxy's own decision per inbound port (inbound.go), whether another
 // workload's port is DISABLE (endpoint metadata under auto mTLS, cluster.go)
@@ -39,8 +39,8 @@ func NewInputs(m *mesh.Mesh) (*Inputs, error) {
 	// (translation never reads them); PeerAuthentication enters below
 	// through its answers.
 	b, err := json.Marshal(struct {
-		Workloads, Services, DestinationRules, Gateways, VirtualServices, ServiceEntries, Secrets, Namespaces any
-	}{m.Workloads, m.Services, m.DestinationRules, m.Gateways, m.VirtualServices, m.ServiceEntries, m.Secrets, m.Namespaces})
+		Workloads, Services, DestinationRules, Gateways, VirtualServices, ServiceEntries, Sidecars, Secrets, Namespaces any
+	}{m.Workloads, m.Services, m.DestinationRules, m.Gateways, m.VirtualServices, m.ServiceEntries, m.Sidecars, m.Secrets, m.Namespaces})
 	if err != nil {
 		return nil, fmt.Errorf("fingerprinting the mesh: %w", err)
 	}

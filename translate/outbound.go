@@ -392,7 +392,7 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 // (buildSidecarVirtualHostsForVirtualService, separateVSHostsAndServices: the
 // port-80 "hack").
 func (b *builder) vsHostVhosts(port uint32, ts []*target, onPort map[string]bool, routesOf func(*networking.VirtualService) []*route.Route, addVhost func(string, []string, []*route.Route)) {
-	for _, v := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
+	for _, v := range b.meshVirtualServices() {
 		var hosts []string
 		routesService := false
 		for _, h := range v.Spec.GetHosts() {
@@ -484,7 +484,7 @@ func defaultRetryPolicy() *route.RetryPolicy {
 // bundle order).
 func (b *builder) sidecarVirtualServices(targets []*target) map[string]*networking.VirtualService {
 	out := map[string]*networking.VirtualService{}
-	for _, vs := range b.m.VirtualServicesFor("mesh", b.proxy.Namespace) {
+	for _, vs := range b.meshVirtualServices() {
 		for _, h := range vs.Spec.GetHosts() {
 			for _, host := range b.resolveVSHost(h, vs.Namespace, targets) {
 				if _, ok := out[host]; !ok {

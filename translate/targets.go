@@ -29,6 +29,9 @@ type target struct {
 	sans     []string                 // ServiceEntry subjectAltNames
 	prefixes []netip.Prefix           // ServiceEntry addresses (VIPs, CIDRs), or the Service's cluster IP
 	vip      netip.Addr               // the Service's cluster IP; invalid for headless Services
+	// clusterOnly: the proxy's Sidecar resource imports the target only as
+	// a VirtualService destination: a cluster, no listener or route (scoped).
+	clusterOnly bool
 }
 
 type resolution int
@@ -156,10 +159,12 @@ func (b *builder) serviceTargets() []*target {
 }
 
 // sidecarTargets are the destinations a sidecar knows: services and the
-// ServiceEntries visible from its namespace, sorted by port then host.
+// ServiceEntries visible from its namespace, narrowed by the Sidecar
+// resource that applies to it, sorted by port then host.
 func (b *builder) sidecarTargets() []*target {
 	ts := b.serviceTargets()
 	ts = append(ts, b.serviceEntryTargets(b.proxy.Namespace)...)
+	ts = b.scoped(ts)
 	slices.SortStableFunc(ts, func(x, y *target) int {
 		return cmp.Or(cmp.Compare(x.port, y.port), cmp.Compare(x.host, y.host))
 	})
@@ -191,4 +196,63 @@ func (b *builder) matchPrefixes(t *target) []netip.Prefix {
 	}
 	slices.SortFunc(out, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
 	return out
+}
+
+// scoped keeps the targets the proxy's Sidecar resource imports: the hosts
+// its egress names and the destinations of the VirtualServices it takes,
+// with the ports those route to (mesh.SidecarScope.Select). Everything
+// else gets no listener, cluster or route: a call to it meets the
+// outbound passthrough as any unknown destination (Istio:
+// pilot/pkg/model/sidecar.go, the proxy's listeners, clusters and routes
+// come from SidecarScope.Services).
+func (b *builder) scoped(ts []*target) []*target {
+	if b.scope == nil {
+		return ts
+	}
+	type key struct{ host, ns string }
+	var dests []mesh.Destination
+	at := map[key]int{}
+	for _, t := range ts {
+		k := key{t.host, t.ns}
+		i, ok := at[k]
+		if !ok {
+			d := mesh.Destination{Host: t.host, Namespace: t.ns, Kube: t.svc != nil}
+			if t.se != nil {
+				d.Created = t.se.CreationTimestamp.Time
+			}
+			i = len(dests)
+			at[k] = i
+			dests = append(dests, d)
+		}
+		if !slices.Contains(dests[i].Ports, t.port) {
+			dests[i].Ports = append(dests[i].Ports, t.port)
+		}
+	}
+	keep := map[key]mesh.Import{}
+	for _, im := range b.scope.Select(dests, b.meshVirtualServices()) {
+		keep[key{im.Host, im.Namespace}] = im
+	}
+	ts = slices.DeleteFunc(ts, func(t *target) bool {
+		return !slices.Contains(keep[key{t.host, t.ns}].Ports, t.port)
+	})
+	for _, t := range ts {
+		t.clusterOnly = !keep[key{t.host, t.ns}].Listen
+	}
+	return ts
+}
+
+// listened are the targets that get outbound listeners and routes.
+func listened(ts []*target) []*target {
+	return slices.DeleteFunc(slices.Clone(ts), func(t *target) bool { return t.clusterOnly })
+}
+
+// meshVirtualServices are the VirtualServices bound to the sidecars and
+// visible from the proxy's namespace, narrowed by its Sidecar resource
+// (pilot/pkg/model/virtualservice.go SelectVirtualServices).
+func (b *builder) meshVirtualServices() []*networking.VirtualService {
+	vs := b.m.VirtualServicesFor(mesh.MeshGateway, b.proxy.Namespace)
+	if b.scope == nil {
+		return vs
+	}
+	return slices.DeleteFunc(vs, func(v *networking.VirtualService) bool { return !b.scope.ImportsVirtualService(v) })
 }

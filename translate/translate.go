@@ -49,6 +49,7 @@ func Translate(m *mesh.Mesh, proxy *mesh.Workload, env *Env) (*Resources, error)
 		reported:    map[string]bool{},
 		targetPorts: map[string][]uint32{},
 		decisions:   map[string]mesh.Decision{},
+		scope:       m.ScopeFor(proxy),
 	}
 	if proxy.Gateway {
 		b.buildGateway()
@@ -125,6 +126,11 @@ type builder struct {
 	reported map[string]bool // error texts already reported, to report each once
 
 	decisions map[string]mesh.Decision // see Resources.Decisions
+
+	// scope is the Sidecar resource applying to a sidecar proxy (nil: none,
+	// and always for gateways): it narrows the services, ServiceEntry hosts
+	// and VirtualServices the proxy gets (targets.go scoped).
+	scope *mesh.SidecarScope
 }
 
 // unsupported reports a field meshtls does not translate.
