@@ -55,7 +55,7 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		}
 	}
 
-	namespaces := []string{mesh.RootNamespace, "default"}
+	namespaces := []string{m.Root(), "default"}
 	for _, w := range m.Workloads {
 		namespaces = append(namespaces, w.Namespace)
 	}
@@ -188,6 +188,12 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		return c, fmt.Errorf("crosscheck: write %s as Kubernetes objects: %v", name, errs[0])
 	}
 	c.Kubernetes, c.Istio = kube.String(), istio.String()
+	// istiod reads the mesh config from its ConfigMap and lays it over
+	// its defaults (pkg/config/mesh/mesh.go, ApplyMeshConfigDefaults): the
+	// oracle does that with the same YAML.
+	if src := m.MeshConfigSource; src != nil {
+		c.Mesh = src.YAML
+	}
 
 	for _, w := range m.Workloads {
 		if !w.HasProxy() {

@@ -9,10 +9,13 @@ type oracleRequest struct {
 }
 
 type oracleCase struct {
-	Name       string        `json:"name"`
-	Kubernetes string        `json:"kubernetes"`
-	Istio      string        `json:"istio"`
-	Proxies    []oracleProxy `json:"proxies"`
+	Name       string `json:"name"`
+	Kubernetes string `json:"kubernetes"`
+	Istio      string `json:"istio"`
+	// Mesh is the mesh config YAML (the mesh ConfigMap's data.mesh); ""
+	// for Istio's defaults.
+	Mesh    string        `json:"mesh,omitempty"`
+	Proxies []oracleProxy `json:"proxies"`
 }
 
 type oracleProxy struct {

@@ -26,6 +26,11 @@ var durationMayBeZero = map[string]bool{
 	"backendUtilization.weightUpdatePeriod":        true,
 	"httpCookie.ttl":                               true,
 	"retryBudget.budgetInterval":                   true,
+	// The mesh config (data.mesh of the ConfigMap) has no CRD schema.
+	"mesh.protocolDetectionTimeout": true,
+	"mesh.connectTimeout":           true,
+	"mesh.hboneIdleTimeout":         true,
+	"mesh.dnsRefreshRate":           true,
 }
 
 const durationFix = "a number with a unit (h, m, s, ms, us, ns), e.g. 5s, 250ms, 24h, 1h30m"

@@ -42,6 +42,7 @@ var kinds = map[string]kindDef{
 	"Sidecar":            istioKind(istioNetworking, "networking", func(m *Mesh) *[]*networking.Sidecar { return &m.Sidecars }),
 	"PeerAuthentication": istioKind(istioSecurity, "security", func(m *Mesh) *[]*security.PeerAuthentication { return &m.PeerAuthentications }),
 	"Service":            {versions: coreV1, load: loadService},
+	"ConfigMap":          {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}, load: loadConfigMap},
 	"Secret":             {versions: coreV1, top: []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}, load: loadSecret},
 	"Namespace":          {versions: coreV1, clusterScoped: true, load: loadNamespace},
 	"Pod":                {versions: coreV1, top: workloadTop, load: loadPod},
@@ -56,7 +57,6 @@ var kinds = map[string]kindDef{
 // skippedKinds cannot change what a call does (TLS, routing, who answers):
 // each document of these kinds is skipped with a one-line notice.
 var skippedKinds = map[string]string{
-	"ConfigMap":                      "configuration files",
 	"ServiceAccount":                 "a pod's identity comes from its serviceAccountName",
 	"HorizontalPodAutoscaler":        "scaling",
 	"VerticalPodAutoscaler":          "scaling",

@@ -81,9 +81,9 @@ func TestValidationErrors(t *testing.T) {
 		want       []string // substrings of one problem line
 	}{
 		{"unknown apiVersion", "apiVersion: foo/v1\nkind: X\nmetadata: {name: x}\n",
-			[]string{"(document 1) X", "kind", `unknown kind "X" for apiVersion foo/v1`, "meshtls reads: Check, DaemonSet"}},
+			[]string{"(document 1) X", "kind", `unknown kind "X" for apiVersion foo/v1`, "meshtls reads: Check, ConfigMap, DaemonSet"}},
 		{"unknown kind", "apiVersion: networking.istio.io/v1\nkind: Frobnicator\nmetadata: {name: x}\n",
-			[]string{"(document 1) Frobnicator", "kind", "meshtls reads: Check, DaemonSet, Deployment, DestinationRule, Gateway"}},
+			[]string{"(document 1) Frobnicator", "kind", "meshtls reads: Check, ConfigMap, DaemonSet, Deployment, DestinationRule, Gateway"}},
 		{"known kind, unknown version", "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: x}\n",
 			[]string{"(document 1) Gateway x", "apiVersion", `unknown apiVersion "networking.istio.io/v2" for kind Gateway`, "networking.istio.io/v1beta1"}},
 		{"unsupported kind", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: ns1}\n",

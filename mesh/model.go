@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -64,6 +65,11 @@ type Mesh struct {
 	// Warnings name config Istio accepts but partly ignores, e.g. a
 	// Gateway server that conflicts with an older one; the bundle stays valid.
 	Warnings []Problem
+
+	// MeshConfigSource is the mesh config ConfigMap the bundle gave
+	// (meshconfig.go); nil: Istio's defaults.
+	MeshConfigSource *MeshConfigSource
+	meshConfig       *meshconfig.MeshConfig
 
 	// Namespaces holds the labels of v1 Namespace documents, by name.
 	Namespaces map[string]map[string]string

@@ -34,10 +34,11 @@ func (b *builder) buildOutbound(targets []*target) {
 		Address:        tcpAddress("0.0.0.0", OutboundCapturePort),
 		UseOriginalDst: wrapperspb.Bool(true),
 		// Destinations with no listener of their own go out untouched
-		// (outboundTrafficPolicy ALLOW_ANY, Istio's default).
+		// under ALLOW_ANY (Istio's default), to BlackHoleCluster under
+		// REGISTRY_ONLY (listener_builder.go, buildOutboundCatchAllNetworkFilterChains).
 		FilterChains: []*listener.FilterChain{{
 			Name:    "PassthroughFilterChain",
-			Filters: []*listener.Filter{tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, accessLogs(b.proxyName(), accesslog.DirectionOutbound, name))},
+			Filters: []*listener.Filter{b.catchAllTCPProxy(accessLogs(b.proxyName(), accesslog.DirectionOutbound, name))},
 		}},
 		AccessLog: listenerAccessLogs(b.proxyName(), accesslog.DirectionOutbound, name),
 	})
@@ -157,14 +158,15 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 	}
 	// What no service chain claims: plaintext HTTP (as http_inspector
 	// detects it) to the HCM (its allow_any virtual host passes unknown
-	// hosts through), the rest through. On a port declared HTTP as on an
+	// hosts through, block_all answers 502 under REGISTRY_ONLY), the rest
+	// through (or to BlackHoleCluster, catchAllTCPProxy). On a port declared HTTP as on an
 	// auto-detected one: anything else, e.g. the app's own TLS, goes to
 	// PassthroughCluster, not into the HTTP codec
 	// (pilot/pkg/networking/core/listener.go, buildSidecarOutboundListener:
 	// ListenerProtocolHTTP on the wildcard address gets plaintextHTTPALPNs
 	// and raw_buffer, and buildListenerFromEntry adds the default
 	// PassthroughFilterChain).
-	passthrough := tcpProxyFilter(PassthroughCluster, PassthroughCluster, nil, logs)
+	passthrough := b.catchAllTCPProxy(logs)
 	if passthroughTarget != nil {
 		passthrough = passthroughTarget
 	}
@@ -365,19 +367,51 @@ func (b *builder) outboundRouteConfig(port uint32, ts []*target, vs map[string]*
 		addVhost(fmt.Sprintf("%s:%d", t.host, port), b.vhostDomains(t, port), routes)
 	}
 	b.vsHostVhosts(port, ts, onPort, routesOf, addVhost)
-	rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
-		Name:    "allow_any",
+	rc.VirtualHosts = append(rc.VirtualHosts, b.catchAllVirtualHost())
+	return rc
+}
+
+// catchAllVirtualHost answers requests for hosts no virtual host names:
+// "allow_any" to PassthroughCluster under ALLOW_ANY, "block_all" with a
+// direct 502 under REGISTRY_ONLY (pilot/pkg/networking/core/httproute.go,
+// buildCatchAllVirtualHost; util.go, Passthrough and BlackHole).
+func (b *builder) catchAllVirtualHost() *route.VirtualHost {
+	if mesh.AllowAny(b.m.OutboundTrafficPolicy(b.proxy)) {
+		return &route.VirtualHost{
+			Name:    "allow_any",
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "allow_any",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: PassthroughCluster},
+					Timeout:          durationpb.New(0),
+				}},
+			}},
+		}
+	}
+	return &route.VirtualHost{
+		Name:    "block_all",
 		Domains: []string{"*"},
 		Routes: []*route.Route{{
-			Name:  "allow_any",
-			Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &route.Route_Route{Route: &route.RouteAction{
-				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: PassthroughCluster},
-				Timeout:          durationpb.New(0),
-			}},
+			Name:   "block_all",
+			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
 		}},
-	})
-	return rc
+	}
+}
+
+// catchAllTCPProxy is where a sidecar sends TCP and TLS to destinations
+// outside its registry: PassthroughCluster under ALLOW_ANY, BlackHoleCluster
+// under REGISTRY_ONLY (listener_builder.go,
+// buildOutboundCatchAllNetworkFiltersOnly: virtualOutbound's catch-all and
+// each port listener's default chain).
+func (b *builder) catchAllTCPProxy(logs []*accesslogv3.AccessLog) *listener.Filter {
+	c := PassthroughCluster
+	if !mesh.AllowAny(b.m.OutboundTrafficPolicy(b.proxy)) {
+		c = BlackHoleCluster
+	}
+	return tcpProxyFilter(c, c, nil, logs)
 }
 
 // vsHostVhosts adds a virtual host for each VirtualService host that names

@@ -55,10 +55,14 @@ func generateCase(c Case) (res Result) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		mc, err := meshConfig(c.Mesh)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s := xdsfake.NewFakeDiscoveryServer(t, xdsfake.FakeOptions{
 			KubernetesObjectString: c.Kubernetes,
 			Configs:                configs,
-			MeshConfig:             meshConfig(),
+			MeshConfig:             mc,
 		})
 		// Endpoints and pods reach istiod through informers after its first
 		// push: wait until every update is in the push context.
@@ -109,10 +113,19 @@ func istioConfigs(yaml string) ([]config.Config, error) {
 	return parsed, nil
 }
 
-// meshConfig is Istio's default mesh config: auto mTLS on, trust domain
-// cluster.local, root namespace istio-system, outbound traffic ALLOW_ANY.
-func meshConfig() *meshconfig.MeshConfig {
-	return mesh.DefaultMeshConfig()
+// meshConfig is the cluster's mesh config as istiod reads its ConfigMap:
+// the YAML laid over Istio's defaults (auto mTLS on, trust domain
+// cluster.local, root namespace istio-system, outbound traffic ALLOW_ANY)
+// and validated (pkg/config/mesh/mesh.go, ApplyMeshConfigDefaults).
+func meshConfig(yaml string) (*meshconfig.MeshConfig, error) {
+	if yaml == "" {
+		return mesh.DefaultMeshConfig(), nil
+	}
+	mc, err := mesh.ApplyMeshConfigDefaults(yaml)
+	if err != nil {
+		return nil, fmt.Errorf("read the mesh config: %w", err)
+	}
+	return mc, nil
 }
 
 func buildProxy(s *xdsfake.FakeDiscoveryServer, p Proxy, n *notes) (ProxyConfig, error) {

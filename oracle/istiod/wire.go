@@ -19,10 +19,13 @@ type Request struct {
 // Services, EndpointSlices, Secrets) and Istio config, both multi-document
 // YAML, plus the proxies to build config for.
 type Case struct {
-	Name       string  `json:"name"`
-	Kubernetes string  `json:"kubernetes"`
-	Istio      string  `json:"istio"`
-	Proxies    []Proxy `json:"proxies"`
+	Name       string `json:"name"`
+	Kubernetes string `json:"kubernetes"`
+	Istio      string `json:"istio"`
+	// Mesh is the MeshConfig YAML of the cluster's mesh ConfigMap
+	// (istio-system/istio, key mesh); "" for Istio's defaults.
+	Mesh    string  `json:"mesh,omitempty"`
+	Proxies []Proxy `json:"proxies"`
 }
 
 // Proxy is what pilot-agent would tell istiod about itself.
