@@ -49,7 +49,7 @@ func (m *Mesh) drIndex() *drIndex {
 		c = &drCache{drs: m.DestinationRules}
 		m.drs.Store(c)
 	}
-	c.once.Do(func() { c.ix = buildDRIndex(c.drs) })
+	c.once.Do(func() { c.ix = buildDRIndex(c.drs, m.Root()) })
 	return c.ix
 }
 
@@ -64,7 +64,7 @@ func drExportTo(dr *networking.DestinationRule) []string {
 	return slices.Compact(out)
 }
 
-func buildDRIndex(all []*networking.DestinationRule) *drIndex {
+func buildDRIndex(all []*networking.DestinationRule, root string) *drIndex {
 	// Rules with a workloadSelector first, then Istio's order (already the
 	// mesh's order): if two rules set a top-level traffic policy, the first
 	// one's is kept (sortConfigBySelectorAndCreationTime).
@@ -96,7 +96,7 @@ func buildDRIndex(all []*networking.DestinationRule) *drIndex {
 		switch {
 		case !private:
 			mergeDR(pool(ix.exported, ns), dr, exp)
-		case ns == RootNamespace:
+		case ns == root:
 			mergeDR(ix.rootLocal, dr, exp)
 		}
 	}
@@ -250,7 +250,7 @@ func (m *Mesh) DestinationRuleFor(host string, client *Workload) *networking.Des
 	host = m.canonicalHost(host, ns)
 	ix := m.drIndex()
 	var found []*mergedDR
-	if ns != RootNamespace {
+	if ns != m.Root() {
 		found = ix.local[ns].mostSpecific(host)
 	} else {
 		found = ix.rootLocal.mostSpecific(host)
@@ -261,7 +261,7 @@ func (m *Mesh) DestinationRuleFor(host string, client *Workload) *networking.Des
 		}
 	}
 	if len(found) == 0 {
-		found = ix.exportedFrom(RootNamespace, host, ns)
+		found = ix.exportedFrom(m.Root(), host, ns)
 	}
 	var catchAll *networking.DestinationRule
 	for _, md := range found {

@@ -47,7 +47,7 @@ func (m *Mesh) meshAndNamespacePolicies(ns string) (meshPA, nsPA *security.PeerA
 		if hasSelector(pa) {
 			continue
 		}
-		if pa.Namespace == RootNamespace {
+		if pa.Namespace == m.Root() {
 			if meshPA == nil {
 				meshPA = pa
 			}
@@ -93,7 +93,7 @@ func (m *Mesh) PeerAuthDecision(w *Workload, port uint32) (MTLSMode, string) {
 // the oldest in its namespace (Istio's order, order.go).
 func (m *Mesh) workloadPA(w *Workload) *security.PeerAuthentication {
 	for _, pa := range m.PeerAuthentications {
-		if pa.Namespace == w.Namespace && pa.Namespace != RootNamespace && hasSelector(pa) &&
+		if pa.Namespace == w.Namespace && pa.Namespace != m.Root() && hasSelector(pa) &&
 			labelsMatch(pa.Spec.GetSelector().GetMatchLabels(), w.Labels) {
 			return pa
 		}

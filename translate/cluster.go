@@ -132,10 +132,11 @@ func (b *builder) targetCluster(t *target, subset string, labels map[string]stri
 		LbPolicy: cluster.Cluster_ROUND_ROBIN,
 	}
 	tls := b.m.ClientTLS(t.host, t.port, subset, b.proxy)
-	// Auto mTLS applies only when no DestinationRule sets tls
-	// (pilot/pkg/networking/core/cluster_builder.go, buildAutoMtlsSettings).
+	// Auto mTLS applies only when no DestinationRule sets tls, and not at
+	// all when the mesh config turns it off (enableAutoMtls: false)
+	// (pilot/pkg/networking/core/cluster_tls.go, buildUpstreamTLSSettings).
 	auto := tls == nil
-	autoIstio := auto && !t.external && b.serviceMTLS(t) != mesh.ModeDisable
+	autoIstio := auto && b.m.AutoMTLS() && !t.external && b.serviceMTLS(t) != mesh.ModeDisable
 	b.decide(name, mesh.Decision{DestinationRule: b.drDecision(t, tls, autoIstio)})
 
 	var eps []endpointRef
@@ -390,6 +391,17 @@ func (b *builder) originationTLS(t *target, subset string, tls *networkingapi.Cl
 	// TLS 1.2-1.3, where Envoy's client default stops at 1.2
 	// (cluster_tls.go, defaultUpstreamCommonTLSContext).
 	common := &tlsv3.CommonTlsContext{TlsParams: tlsParams12to13()}
+	// The mesh config's tlsDefaults: curves and cipher suites of SIMPLE
+	// and MUTUAL origination (cluster_tls.go, constructUpstreamTLS ->
+	// applyTLSDefaults; its minProtocolVersion is for servers only).
+	if d := b.m.MeshConfig().GetTlsDefaults(); d != nil {
+		if len(d.GetEcdhCurves()) > 0 {
+			common.TlsParams.EcdhCurves = d.GetEcdhCurves()
+		}
+		if len(d.GetCipherSuites()) > 0 {
+			common.TlsParams.CipherSuites = d.GetCipherSuites()
+		}
+	}
 	insecure := tls.GetInsecureSkipVerify().GetValue()
 	sans := tls.GetSubjectAltNames()
 	autoSAN := !insecure && len(sans) == 0 // decided on the DestinationRule's own SANs
@@ -518,6 +530,8 @@ func (b *builder) drDecision(t *target, tls *networkingapi.ClientTLSSettings, au
 		return fmt.Sprintf("auto mTLS (%s/%s sets no tls): ISTIO_MUTUAL to endpoints with a sidecar", dr.Namespace, dr.Name)
 	case autoIstio:
 		return "auto mTLS (no DestinationRule): ISTIO_MUTUAL to endpoints with a sidecar"
+	case tls == nil && !b.m.AutoMTLS():
+		return "none: plaintext (the mesh config sets enableAutoMtls: false)"
 	default:
 		return "none: plaintext"
 	}

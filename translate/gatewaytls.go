@@ -9,6 +9,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
 
 	"github.com/meshtls/meshtls/mesh"
@@ -51,20 +52,32 @@ func (b *builder) serverTLSSocket(s *gwServer, http bool) *core.TransportSocket 
 	if http {
 		common.AlpnProtocols = []string{"h2", "http/1.1"}
 	}
+	// The mesh config's tlsDefaults first, for SIMPLE, MUTUAL and
+	// OPTIONAL_MUTUAL servers; the server's own settings win
+	// (pilot/pkg/networking/core/listener.go, BuildListenerTLSContext:
+	// applyDownstreamTLSDefaults, then applyServerTLSSettings).
+	if m := t.GetMode(); m == networkingapi.ServerTLSSettings_SIMPLE || m == networkingapi.ServerTLSSettings_MUTUAL || m == networkingapi.ServerTLSSettings_OPTIONAL_MUTUAL {
+		d := b.m.MeshConfig().GetTlsDefaults()
+		if len(d.GetEcdhCurves()) > 0 {
+			tlsParamsOrNew(common).EcdhCurves = d.GetEcdhCurves()
+		}
+		if len(d.GetCipherSuites()) > 0 {
+			tlsParamsOrNew(common).CipherSuites = d.GetCipherSuites()
+		}
+		if d.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLSV1_3 {
+			tlsParamsOrNew(common).TlsMinimumProtocolVersion = tlsv3.TlsParameters_TLSv1_3
+		} else if d.GetMinProtocolVersion() != meshconfig.MeshConfig_TLSConfig_TLS_AUTO {
+			tlsParamsOrNew(common).TlsMinimumProtocolVersion = tlsv3.TlsParameters_TLSv1_2
+		}
+	}
 	if v, ok := tlsVersion(t.GetMinProtocolVersion()); ok {
-		common.TlsParams = &tlsv3.TlsParameters{TlsMinimumProtocolVersion: v}
+		tlsParamsOrNew(common).TlsMinimumProtocolVersion = v
 	}
 	if v, ok := tlsVersion(t.GetMaxProtocolVersion()); ok {
-		if common.TlsParams == nil {
-			common.TlsParams = &tlsv3.TlsParameters{}
-		}
-		common.TlsParams.TlsMaximumProtocolVersion = v
+		tlsParamsOrNew(common).TlsMaximumProtocolVersion = v
 	}
 	if len(t.GetCipherSuites()) > 0 {
-		if common.TlsParams == nil {
-			common.TlsParams = &tlsv3.TlsParameters{}
-		}
-		common.TlsParams.CipherSuites = t.GetCipherSuites()
+		tlsParamsOrNew(common).CipherSuites = t.GetCipherSuites()
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	sans := sanMatchers(t.GetSubjectAltNames())
@@ -163,4 +176,11 @@ func (b *builder) gatewayTCPChain(s *gwServer, base *listener.FilterChain, logs 
 		return fc
 	}
 	return nil
+}
+
+func tlsParamsOrNew(c *tlsv3.CommonTlsContext) *tlsv3.TlsParameters {
+	if c.TlsParams == nil {
+		c.TlsParams = &tlsv3.TlsParameters{}
+	}
+	return c.TlsParams
 }

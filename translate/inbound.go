@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/meshtls/meshtls/accesslog"
 	"github.com/meshtls/meshtls/mesh"
@@ -255,6 +256,17 @@ func (b *builder) inboundMTLSSocket(alpn []string) *core.TransportSocket {
 	b.needSecret(SecretRootCA, secretNeed{})
 	params := tlsParams12to13()
 	params.CipherSuites = slices.Clone(inboundMTLSCiphers)
+	// The mesh config's meshMTLS: its cipherSuites replace Istio's list,
+	// minProtocolVersion TLSV1_3 raises the floor, any other stays at 1.2
+	// (pilot/pkg/security/authn/utils/utils.go, BuildInboundTLS and
+	// GetMinTLSVersion; policy_applier.go, InboundMTLSSettings).
+	mtls := b.m.MeshConfig().GetMeshMTLS()
+	if mtls.GetCipherSuites() != nil {
+		params.CipherSuites = slices.Clone(mtls.GetCipherSuites())
+	}
+	if mtls.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLSV1_3 {
+		params.TlsMinimumProtocolVersion = tlsv3.TlsParameters_TLSv1_3
+	}
 	ctx := &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{

@@ -53,7 +53,7 @@ func NewInputs(m *mesh.Mesh) (*Inputs, error) {
 		return nil, err
 	}
 	// Answers from PeerAuthentication every proxy may read.
-	namespaces := map[string]bool{mesh.RootNamespace: true}
+	namespaces := map[string]bool{m.Root(): true}
 	for _, w := range m.Workloads {
 		namespaces[w.Namespace] = true
 		fmt.Fprintf(h, "disable %s:", w.ID())
