@@ -35,7 +35,7 @@ func (m *Mesh) SidecarFor(w *Workload) *networking.Sidecar {
 			return sc
 		}
 	}
-	for _, ns := range []string{w.Namespace, RootNamespace} {
+	for _, ns := range []string{w.Namespace, m.Root()} {
 		for _, sc := range m.Sidecars {
 			if sc.Namespace == ns && sc.Spec.GetWorkloadSelector() == nil {
 				return sc
