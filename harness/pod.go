@@ -40,6 +40,7 @@ type Pod struct {
 	Logs   *LogBuffer // Envoy stdout (access log) lines; nil without a proxy
 	EnvLog *LogBuffer // Envoy stderr
 	Timing PodTiming
+	netpol string // the NetworkPolicy filter programmed (pod.NetPolicy JSON); "": none
 }
 
 func (p *Pod) envoyTail() string {
@@ -103,6 +104,16 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 			initArgs = append([]string{"init", "--no-capture"}, dnat...)
 		}
 	}
+	// NetworkPolicy: programmed by the init, before the app and the proxy
+	// run (a pod without one gets an init for it alone).
+	np, err := r.netPolicyArgs(p)
+	if err != nil {
+		return err
+	}
+	if np != nil && initArgs == nil {
+		initArgs = []string{"init", "--no-capture"}
+	}
+	initArgs = append(initArgs, np...)
 	if initArgs != nil {
 		cmd = append(append(initArgs, "--"), cmd...)
 	}

@@ -341,6 +341,9 @@ func (r *Runtime) Apply(ctx context.Context, m *mesh.Mesh) error {
 	if err := r.setMesh(m); err != nil {
 		return err
 	}
+	if err := r.applyNetPolicies(ctx); err != nil {
+		return err
+	}
 	return r.pushAll(ctx)
 }
 

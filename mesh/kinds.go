@@ -50,6 +50,7 @@ var kinds = map[string]kindDef{
 	"StatefulSet":        {versions: appsV1, top: workloadTop, load: loadController},
 	"DaemonSet":          {versions: appsV1, top: workloadTop, load: loadController},
 	"ReplicaSet":         {versions: appsV1, top: workloadTop, load: loadController},
+	"NetworkPolicy":      {versions: []string{"networking.k8s.io/v1"}, load: loadNetworkPolicy},
 	"Workload":           {versions: ours, top: oursTop, load: loadWorkload},
 	"Check":              {versions: ours, top: oursTop, load: loadCheck},
 }
@@ -97,7 +98,6 @@ var unsupportedKinds = map[string]string{
 	"WasmPlugin":            "it runs code in the proxy",
 	"WorkloadEntry":         "it adds endpoints outside Kubernetes",
 	"WorkloadGroup":         "it adds endpoints outside Kubernetes",
-	"NetworkPolicy":         "it blocks traffic",
 	"Ingress":               "it configures an ingress controller",
 	"ReplicationController": "it runs pods (use a Deployment)",
 }

@@ -37,7 +37,14 @@ func loadNamespace(l *loader, d *doc) {
 	if l.m.Namespaces == nil {
 		l.m.Namespaces = map[string]map[string]string{}
 	}
-	l.m.Namespaces[d.meta.Name] = d.meta.Labels
+	// The API server adds kubernetes.io/metadata.name to every Namespace
+	// (NamespaceLabels gives it to namespaces without a document too).
+	ls := map[string]string{}
+	for k, v := range d.meta.Labels {
+		ls[k] = v
+	}
+	ls[NamespaceNameLabel] = d.meta.Name
+	l.m.Namespaces[d.meta.Name] = ls
 }
 
 func loadPod(l *loader, d *doc) {

@@ -584,6 +584,7 @@ func (l *loader) finish() (*Mesh, error) {
 		return nil, &ValidationError{Problems: l.probs}
 	}
 	l.notices()
+	l.networkPolicyNotices()
 	slices.SortStableFunc(m.Notices, func(a, b Problem) int {
 		return cmp.Or(strings.Compare(a.Source.File, b.Source.File), cmp.Compare(a.Source.Index, b.Source.Index), cmp.Compare(a.Source.Item, b.Source.Item))
 	})

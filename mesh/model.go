@@ -14,6 +14,7 @@ import (
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/meshtls/meshtls/outcome"
 )
@@ -56,6 +57,8 @@ type Mesh struct {
 	ServiceEntries      []*networking.ServiceEntry
 	Sidecars            []*networking.Sidecar
 	Secrets             []*corev1.Secret
+	// NetworkPolicies are enforced on the pods' traffic (networkpolicy.go).
+	NetworkPolicies []*networkingv1.NetworkPolicy
 
 	// Notices say what loading did that the user should know and that does
 	// not make the bundle invalid: documents skipped, replicas capped, fields

@@ -16,17 +16,22 @@ import (
 // inside every binary that can start a mesh.
 const Exe = "meshtls-pod"
 
-const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] [--dnat ADDR:PORT=TARGET...] [-- agent ...] | meshtls-pod init --no-capture --dnat ADDR:PORT=TARGET... [-- agent ...]"
+const usage = "usage: meshtls-pod agent [--config FILE] [--socket PATH] | meshtls-pod init --uid N --gid N --outbound-port P --inbound-port P [--iface NAME] [--dnat ADDR:PORT=TARGET...] [--netpol FILE] [-- agent ...] | meshtls-pod init --no-capture [--dnat ADDR:PORT=TARGET...] [--netpol FILE] [-- agent ...] | meshtls-pod netpol --file FILE [--iface NAME]"
 
 // Main is the in-pod program:
 //
 //	meshtls-pod agent [--config /var/run/meshtls/pod.json] [--socket PATH]
-//	meshtls-pod init --uid 1337 --gid 1337 --outbound-port 15001 --inbound-port 15006 [--iface eth0] [-- agent ...]
+//	meshtls-pod init --uid 1337 --gid 1337 --outbound-port 15001 --inbound-port 15006 [--iface eth0] [--netpol FILE] [-- agent ...]
+//	meshtls-pod netpol --file FILE
 //
 // agent runs the echo app, the control API on a Unix socket and packet
 // capture; init programs Istio-like traffic redirection (nftables, netlink)
 // and exits, or, given a command after "--", runs it in its place without
 // CAP_NET_ADMIN (one container does istio-init's work, then the app's).
+// init's --netpol and netpol program the pod's NetworkPolicy filter
+// (ApplyNetPolicy): init before the app and its proxy run, netpol again
+// when the policies change (the harness runs it in the pod with the
+// capability, as a network plugin programs a pod from the node).
 func Main(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%s", usage)
@@ -36,6 +41,8 @@ func Main(args []string, stdout io.Writer) error {
 		return agentCmd(args[1:], stdout)
 	case "init":
 		return initCmd(args[1:], stdout)
+	case "netpol":
+		return netpolCmd(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -79,8 +86,14 @@ func initCmd(args []string, stdout io.Writer) error {
 		dnat = append(dnat, m)
 		return err
 	})
+	netpol := fs.String("netpol", "", "NetPolicy file (JSON) to program before the app runs")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *netpol != "" {
+		if err := programNetPolicy(*netpol, *iface, stdout); err != nil {
+			return err
+		}
 	}
 	// What runs after the init (after "--"), without CAP_NET_ADMIN.
 	then := func() error {
@@ -141,4 +154,35 @@ func initCmd(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "meshtls-pod: redirection installed (table ip %s: outbound tcp -> :%d except uid %d/gid %d and 127.0.0.0/8; inbound tcp on %s -> :%d)\n",
 		RedirectTable, *out, *uid, *gid, *iface, *in)
 	return then()
+}
+
+func netpolCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("netpol", flag.ContinueOnError)
+	file := fs.String("file", "", "NetPolicy file (JSON) the harness wrote")
+	iface := fs.String("iface", "eth0", "the pod's network interface")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" || fs.NArg() > 0 {
+		return fmt.Errorf("netpol: want --file FILE; %s", usage)
+	}
+	return programNetPolicy(*file, *iface, stdout)
+}
+
+func programNetPolicy(file, iface string, stdout io.Writer) error {
+	p, err := LoadNetPolicy(file)
+	if err != nil {
+		return err
+	}
+	if err := ApplyNetPolicy(p, iface); err != nil {
+		return err
+	}
+	count := func(r *NetRules) string {
+		if r == nil {
+			return "not isolated"
+		}
+		return fmt.Sprintf("%d allowed", len(r.Allow))
+	}
+	fmt.Fprintf(stdout, "meshtls-pod: network policy installed (table ip %s: ingress %s, egress %s)\n", NetPolicyTable, count(p.Ingress), count(p.Egress))
+	return nil
 }

@@ -30,7 +30,7 @@ func TestRedirect(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs the ip tool to add a test address inside the namespace")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestRedirectInNetns|TestCaptureAnnotationsInNetns|TestRedirectLargeMeshInNetns)$", "-test.v", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestRedirectInNetns|TestCaptureAnnotationsInNetns|TestRedirectLargeMeshInNetns|TestNetPolicyInNetns)$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	out, err := cmd.CombinedOutput()
@@ -38,7 +38,7 @@ func TestRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child failed: %v", err)
 	}
-	for _, name := range []string{"TestRedirectInNetns", "TestCaptureAnnotationsInNetns", "TestRedirectLargeMeshInNetns"} {
+	for _, name := range []string{"TestRedirectInNetns", "TestCaptureAnnotationsInNetns", "TestRedirectLargeMeshInNetns", "TestNetPolicyInNetns"} {
 		if !strings.Contains(string(out), "--- PASS: "+name) {
 			t.Fatalf("child did not pass %s", name)
 		}
