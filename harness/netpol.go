@@ -52,8 +52,9 @@ func (r *Runtime) netPolicyArgs(p *Pod) ([]string, error) {
 // applyNetPolicies reprograms the filter of every pod whose allowed
 // traffic changed with the mesh's NetworkPolicies (Apply): the filter is
 // replaced whole in one transaction. The program runs in the pod's agent
-// container, privileged as a network plugin on the node is; the app
-// itself never holds CAP_NET_ADMIN. Connections already open stay up, as
+// container, with the CAP_NET_ADMIN its init dropped for the app (as a
+// network plugin programs the pod from the node); the app itself never
+// holds it. Connections already open stay up, as
 // conntrack keeps them in a cluster. The caller holds pushMu.
 func (r *Runtime) applyNetPolicies(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
@@ -69,8 +70,7 @@ func (r *Runtime) applyNetPolicies(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			cmd := []string{"/" + pod.Exe, "netpol", "--file", pod.RunDir + "/" + netPolicyFile}
-			code, out, err := p.agent.Exec(gctx, cmd, tcexec.Multiplexed(),
-				tcexec.ProcessOptionFunc(func(o *tcexec.ProcessOptions) { o.ExecConfig.Privileged = true }))
+			code, out, err := p.agent.Exec(gctx, cmd, tcexec.Multiplexed())
 			if err != nil {
 				return fmt.Errorf("programming the network policy of %s: %w", p.W.ID(), err)
 			}

@@ -90,33 +90,29 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 	netName := r.netw.Name
 	ip := p.IP
 	cmd := []string{"agent", "--config", pod.ConfigFile}
-	var initArgs []string
-	switch {
-	case w.Sidecar && !w.Gateway:
+	// Every pod's container starts with the init's work: istio-init's
+	// capture for a sidecar, kube-proxy's service DNAT, the NetworkPolicy
+	// filter; the init drops CAP_NET_ADMIN before the app runs. The
+	// container keeps the capability so that Apply can reprogram the
+	// filter in the pod, as a network plugin does from the node.
+	initArgs := []string{"init", "--no-capture"}
+	if w.Sidecar && !w.Gateway {
 		// The service DNAT applies to what the capture lets out untouched:
 		// the sidecar's own connections to a cluster IP (PassthroughCluster)
 		// reach an endpoint, as through kube-proxy on a node.
 		initArgs = append([]string{"init", "--uid", fmt.Sprint(proxyUID), "--gid", fmt.Sprint(proxyUID),
 			"--outbound-port", fmt.Sprint(outboundPort), "--inbound-port", fmt.Sprint(inboundPort)}, captureArgs(w.Capture)...)
-		initArgs = append(initArgs, r.serviceDNAT()...)
-	case !w.HasProxy():
-		if dnat := r.serviceDNAT(); len(dnat) > 0 {
-			initArgs = append([]string{"init", "--no-capture"}, dnat...)
-		}
 	}
-	// NetworkPolicy: programmed by the init, before the app and the proxy
-	// run (a pod without one gets an init for it alone).
+	if !w.Gateway {
+		initArgs = append(initArgs, r.serviceDNAT()...)
+	}
+	// NetworkPolicy: programmed before the app and the proxy run.
 	np, err := r.netPolicyArgs(p)
 	if err != nil {
 		return err
 	}
-	if np != nil && initArgs == nil {
-		initArgs = []string{"init", "--no-capture"}
-	}
 	initArgs = append(initArgs, np...)
-	if initArgs != nil {
-		cmd = append(append(initArgs, "--"), cmd...)
-	}
+	cmd = append(append(initArgs, "--"), cmd...)
 	t := time.Now()
 	agent, err := testcontainers.GenericContainer(uncancelled(ctx), testcontainers.GenericContainerRequest{
 		Started: true,
@@ -132,9 +128,7 @@ func (r *Runtime) startPod(ctx context.Context, p *Pod) error {
 				hc.ExtraHosts = r.hosts(w)
 				// Gateways bind 80/443 as uid 1337, as Istio's gateways do with this sysctl.
 				hc.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
-				if initArgs != nil {
-					hc.CapAdd = []string{"NET_ADMIN"} // dropped before the app runs
-				}
+				hc.CapAdd = []string{"NET_ADMIN"} // the init drops it before the app runs
 			},
 			EndpointSettingsModifier: func(es map[string]*dnetwork.EndpointSettings) {
 				if s := es[netName]; s != nil {

@@ -106,10 +106,12 @@ func initCmd(args []string, stdout io.Writer) error {
 		return execWithoutNetAdmin(fs.Args())
 	}
 	if *noCapture {
-		if err := Redirect(RedirectConfig{ServiceDNAT: dnat}); err != nil {
-			return err
+		if len(dnat) > 0 {
+			if err := Redirect(RedirectConfig{ServiceDNAT: dnat}); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "meshtls-pod: %d service port translations installed (table ip %s)\n", len(dnat), RedirectTable)
 		}
-		fmt.Fprintf(stdout, "meshtls-pod: %d service port translations installed (table ip %s)\n", len(dnat), RedirectTable)
 		return then()
 	}
 	if *out == 0 || *out > 65535 || *in == 0 || *in > 65535 {
