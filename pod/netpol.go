@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -97,17 +96,9 @@ func ApplyNetPolicy(p NetPolicy, iface string) error {
 			}
 		}
 	}
-	c, err := nftables.New(nftables.WithSockOptions(roomForBatch))
+	c, t, err := replaceTable(NetPolicyTable)
 	if err != nil {
-		return netAdminHint("open netlink for nftables", err)
-	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return netAdminHint("list nftables tables", err)
-	}
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: NetPolicyTable}
-	if slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == NetPolicyTable }) {
-		c.DelTable(t)
+		return err
 	}
 	if p.Isolated() {
 		t = c.AddTable(t)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -107,19 +108,9 @@ func Redirect(cfg RedirectConfig) error {
 	if capture && (cfg.OutboundPort == 0 || cfg.InboundPort == 0) {
 		return errors.New("outbound and inbound ports must both be set (Istio uses 15001 and 15006)")
 	}
-	c, err := nftables.New(nftables.WithSockOptions(roomForBatch))
+	c, t, err := replaceTable(RedirectTable)
 	if err != nil {
-		return netAdminHint("open netlink for nftables", err)
-	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return netAdminHint("list nftables tables", err)
-	}
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: RedirectTable}
-	for _, x := range tables {
-		if x.Name == RedirectTable {
-			c.DelTable(t)
-		}
+		return err
 	}
 	t = c.AddTable(t)
 	out := c.AddChain(&nftables.Chain{
@@ -261,6 +252,25 @@ func dnatRules(m PortMap) [][]expr.Any {
 		}))
 	}
 	return rules
+}
+
+// replaceTable opens a netlink batch whose first message deletes table
+// name (family ip) when it exists: what the caller adds replaces it whole,
+// in one transaction at Flush.
+func replaceTable(name string) (*nftables.Conn, *nftables.Table, error) {
+	c, err := nftables.New(nftables.WithSockOptions(roomForBatch))
+	if err != nil {
+		return nil, nil, netAdminHint("open netlink for nftables", err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, nil, netAdminHint("list nftables tables", err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: name}
+	if slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == name }) {
+		c.DelTable(t)
+	}
+	return c, t, nil
 }
 
 func cat(parts ...[]expr.Any) []expr.Any {
