@@ -263,3 +263,28 @@ spec:
 		}
 	}
 }
+
+// A policy as kubectl prints it (server-set metadata, the empty status of
+// clusters before 1.28, inside a List) loads unchanged.
+func TestNetworkPolicyFromClusterDump(t *testing.T) {
+	m := mustParse(t, `apiVersion: v1
+kind: List
+items:
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata:
+    creationTimestamp: "2026-11-30T09:12:44Z"
+    generation: 1
+    name: deny
+    namespace: app
+    resourceVersion: "51217"
+    uid: 6f1c2a01-7d1e-4c55-9a3b-0c4e1f2a0001
+  spec:
+    podSelector: {}
+    policyTypes: [Ingress]
+  status: {}
+`)
+	if len(m.NetworkPolicies) != 1 || m.NetworkPolicies[0].Name != "deny" || m.NetworkPolicies[0].Namespace != "app" {
+		t.Fatalf("NetworkPolicies: %v", m.NetworkPolicies)
+	}
+}
