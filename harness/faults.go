@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/meshtls/meshtls/mesh"
+	"github.com/meshtls/meshtls/xds"
 )
 
 // RestartProxy kills a pod's Envoy (SIGKILL, as a crash) and starts the same
@@ -100,8 +101,9 @@ func (r *Runtime) RestartControlPlane(ctx context.Context, m *mesh.Mesh) error {
 		}
 		m.Workloads = r.mesh.Workloads
 	}
-	r.xds.Stop()
-	if err := r.startXDS(); err != nil {
+	old := r.xds
+	old.Stop()
+	if err := r.startXDS(xds.AfterVersionsOf(old)); err != nil {
 		return fmt.Errorf("restarting the xDS server: %w", err)
 	}
 	if m != nil {

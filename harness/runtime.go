@@ -202,7 +202,7 @@ func checkSocketPaths(dir string, m *mesh.Mesh) error {
 	return nil
 }
 
-func (r *Runtime) startXDS() error {
+func (r *Runtime) startXDS(opts ...xds.Option) error {
 	dir := filepath.Join(r.Dir, "xds")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -211,7 +211,7 @@ func (r *Runtime) startXDS() error {
 	if err != nil {
 		return err
 	}
-	r.xds = xds.NewServer()
+	r.xds = xds.NewServer(opts...)
 	go func() { _ = r.xds.Serve(lis) }()
 	return nil
 }

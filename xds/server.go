@@ -41,6 +41,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeSnapshot
+	// first is the sequence number below every version this server makes
+	// (see AfterVersionsOf).
+	first uint64
 }
 
 // nodeSnapshot is what Set last gave one node.
@@ -59,6 +62,7 @@ type nodeSnapshot struct {
 
 type config struct {
 	callbacks Callbacks
+	prev      *Server
 }
 
 // Option configures a Server.
@@ -66,6 +70,14 @@ type Option func(*config)
 
 // WithCallbacks registers optional event hooks (connect, ACK, NACK...).
 func WithCallbacks(c Callbacks) Option { return func(cfg *config) { cfg.callbacks = c } }
+
+// AfterVersionsOf makes every version the new server sends higher than any
+// prev sent. A proxy that reconnects to a restarted server asks with the
+// version it runs; the cache answers only when that differs from its own,
+// so a new server counting from 1 again would never answer (and never see
+// an ACK from) a proxy that already ran version 1 of the old one, and a
+// proxy holding an older config under a reused version would keep it.
+func AfterVersionsOf(prev *Server) Option { return func(cfg *config) { cfg.prev = prev } }
 
 // NewServer returns a Server with no snapshots; call Serve to accept proxies.
 func NewServer(opts ...Option) *Server {
@@ -90,6 +102,9 @@ func NewServer(opts ...Option) *Server {
 		cancel:  cancel,
 		nodes:   map[string]*nodeSnapshot{},
 	}
+	if cfg.prev != nil {
+		s.first = cfg.prev.lastSeq()
+	}
 	mux := &cachev3.MuxCache{
 		Classify: func(r *cachev3.Request) string { return cacheFor(r.GetTypeUrl()) },
 		ClassifyDelta: func(r *cachev3.DeltaRequest) string {
@@ -103,6 +118,23 @@ func NewServer(opts ...Option) *Server {
 	// world) and DeltaAggregatedResources (incremental).
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, s.xds)
 	return s
+}
+
+// lastSeq is the highest sequence number this server has used.
+func (s *Server) lastSeq() uint64 {
+	s.mu.Lock()
+	nodes := make([]*nodeSnapshot, 0, len(s.nodes))
+	for _, ns := range s.nodes {
+		nodes = append(nodes, ns)
+	}
+	s.mu.Unlock()
+	last := s.first
+	for _, ns := range nodes {
+		ns.mu.Lock()
+		last = max(last, ns.seq)
+		ns.mu.Unlock()
+	}
+	return last
 }
 
 // Serve accepts ADS streams on lis until Stop is called.
@@ -194,7 +226,7 @@ func (s *Server) Set(node string, res *translate.Resources) (string, error) {
 	if ns.version != "" && ns.hash == total {
 		return ns.version, nil
 	}
-	seq := ns.seq + 1
+	seq := max(ns.seq, s.first) + 1
 	version := strconv.FormatUint(seq, 10)
 	typeSeq := make(map[string]uint64, len(typeOrder))
 	for _, t := range typeOrder {

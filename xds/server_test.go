@@ -570,6 +570,46 @@ func TestServerReconnect(t *testing.T) {
 	f4.syncTo(cur)
 }
 
+// A proxy that reconnects to a restarted control plane asks with the
+// version it ran, and may ask before the new server has a snapshot. The
+// cache answers such a waiting watch only when the snapshot's version
+// differs from the one asked with: a new server counting from 1 again
+// never answered a proxy that ran version 1 (TestReliabilityControlPlaneRestart
+// failed so under load). AfterVersionsOf makes the new versions higher.
+func TestServerRestartVersionsDiffer(t *testing.T) {
+	old, sock, events := testServer(t)
+	const node = "ns/a"
+	v1, _ := old.Set(node, simpleResources("l1"))
+	f := dialFake(t, sock, node)
+	f.subscribe("")
+	f.syncAll(v1)
+	old.Stop()
+	waitEvent(t, events, "disconnected "+node)
+
+	s := NewServer(AfterVersionsOf(old))
+	sock2 := filepath.Join(t.TempDir(), "xds.sock")
+	lis, err := ListenUnix(sock2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	f2 := dialFake(t, sock2, node)
+	f2.subscribe(v1) // before the new server has a snapshot
+	waitWatches(t, s, node, 2)
+	v, err := s.Set(node, simpleResources("l1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == v1 {
+		t.Fatalf("restarted server reuses version %s", v)
+	}
+	f2.syncAll(v)
+	if err := s.Wait(ctxTimeout(t, 5*time.Second), node, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestServerWaitDeadline(t *testing.T) {
 	s, sock, events := testServer(t)
 	v1, _ := s.Set("ns/ghost", simpleResources("l1"))
