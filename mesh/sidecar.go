@@ -61,24 +61,27 @@ type hostClass struct {
 	excluded []string // dnsNames after a ~ namespace prefix
 }
 
-// ScopeFor is the scope of the Sidecar applying to w, nil when none does
-// (then the proxy sees every service exported to its namespace).
+// ScopeFor is the scope of sidecar proxy w: its Sidecar's, or without one
+// Istio's default, which imports "*/*" (convertToSidecarScope with no
+// Sidecar): every service exported to w's namespace, one namespace per
+// hostname. Gateways have none: they see every service exported to their
+// namespace (DefaultSidecarScopeForGateway).
 func (m *Mesh) ScopeFor(w *Workload) *SidecarScope {
-	sc := m.SidecarFor(w)
-	if sc == nil {
+	if w == nil || !w.HasProxy() || w.Gateway {
 		return nil
 	}
-	return NewSidecarScope(sc, w.Namespace)
+	return NewSidecarScope(m.SidecarFor(w), w.Namespace)
 }
 
 // NewSidecarScope reads sc's egress hosts for a proxy in ns. Without egress
-// the proxy sees everything, as "*/*" (initSidecarScopeInternalIndexes).
-// Validation refuses an egress listener with a port, so there is at most
-// one egress entry (the catch-all).
+// (or without Sidecar, sc nil) the proxy sees everything, as "*/*"
+// (initSidecarScopeInternalIndexes). Validation refuses an egress listener
+// with a port, so there is at most one egress entry (the catch-all).
 func NewSidecarScope(sc *networking.Sidecar, ns string) *SidecarScope {
 	s := &SidecarScope{Sidecar: sc, Namespace: ns, hosts: map[string]hostClass{}}
 	hosts := []string{"*/*"}
-	if eg := sc.Spec.GetEgress(); len(eg) > 0 {
+	if sc != nil && len(sc.Spec.GetEgress()) > 0 {
+		eg := sc.Spec.GetEgress()
 		hosts = eg[len(eg)-1].GetHosts()
 	}
 	for _, h := range hosts {
@@ -196,8 +199,27 @@ type Destination struct {
 	Host      string
 	Namespace string
 	Kube      bool      // a Kubernetes Service (not a ServiceEntry)
-	Created   time.Time // creation time (ServiceEntries; oldest wins)
+	Created   time.Time // metadata.creationTimestamp
+	Public    bool      // exported to every namespace (exportTo empty or "*")
 	Ports     []uint32
+}
+
+// registryOrder is the order of the services a namespace sees, which
+// decides "the first" of a hostname's namespaces: those exported to it by
+// name (or private to it) before public ones, each oldest first, then by
+// namespace (push_context.go servicesExportedToNamespace,
+// SortServicesByCreationTime; the hostname is the same).
+func registryOrder(a, b Destination) int {
+	if a.Public != b.Public {
+		if b.Public {
+			return -1
+		}
+		return 1
+	}
+	if r := a.Created.Compare(b.Created); r != 0 {
+		return r
+	}
+	return strings.Compare(a.Namespace, b.Namespace)
 }
 
 // Import is the part of a Destination a scope takes: the ports kept, and
@@ -243,13 +265,20 @@ func (s *SidecarScope) Select(visible []Destination, vses []*networking.VirtualS
 			explicit = append(explicit, d)
 		}
 	}
+	byHost := map[string][]Destination{}
 	for _, d := range explicit {
-		p, seen := chosen[d.Host]
-		switch {
-		case !seen, d.Namespace == s.Namespace:
-			chosen[d.Host] = pick{d.Namespace, d.Kube}
-		case !p.kube && d.Kube && (d.Namespace == s.Namespace || p.ns != s.Namespace):
-			chosen[d.Host] = pick{d.Namespace, d.Kube}
+		byHost[d.Host] = append(byHost[d.Host], d)
+	}
+	for _, ds := range byHost {
+		slices.SortStableFunc(ds, registryOrder)
+		for _, d := range ds {
+			p, seen := chosen[d.Host]
+			switch {
+			case !seen, d.Namespace == s.Namespace:
+				chosen[d.Host] = pick{d.Namespace, d.Kube}
+			case !p.kube && d.Kube && (d.Namespace == s.Namespace || p.ns != s.Namespace):
+				chosen[d.Host] = pick{d.Namespace, d.Kube}
+			}
 		}
 	}
 	added := map[string]int{} // host -> index in out

@@ -212,3 +212,35 @@ func TestSidecarValidation(t *testing.T) {
 		}
 	}
 }
+
+// Of one hostname in several namespaces (none the proxy's, no Kubernetes
+// Service) the first in the registry's order is kept: exported by name
+// before public, then oldest, then by namespace (push_context.go
+// servicesExportedToNamespace, SortServicesByCreationTime).
+func TestSidecarSelectFirstNamespace(t *testing.T) {
+	s := NewSidecarScope(nil, "shop")
+	pick := func(ds ...Destination) string {
+		im := s.Select(ds, nil)
+		if len(im) != 1 {
+			t.Fatalf("Select = %v, want one import", im)
+		}
+		return im[0].Namespace
+	}
+	d := func(ns string, public bool) Destination {
+		return Destination{Host: "api.example.com", Namespace: ns, Public: public, Ports: []uint32{443}}
+	}
+	if got := pick(d("zzz", true), d("ext", true)); got != "ext" {
+		t.Errorf("equal age: got %s, want ext (namespace order)", got)
+	}
+	if got := pick(d("ext", true), d("zzz", false)); got != "zzz" {
+		t.Errorf("exported by name: got %s, want zzz", got)
+	}
+	if got := pick(d("ext", true), d("shop", true)); got != "shop" {
+		t.Errorf("the proxy's namespace: got %s, want shop", got)
+	}
+	k := d("zzz", true)
+	k.Kube = true
+	if got := pick(d("ext", true), k); got != "zzz" {
+		t.Errorf("a Kubernetes Service over a ServiceEntry: got %s, want zzz", got)
+	}
+}

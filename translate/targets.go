@@ -217,9 +217,13 @@ func (b *builder) scoped(ts []*target) []*target {
 		i, ok := at[k]
 		if !ok {
 			d := mesh.Destination{Host: t.host, Namespace: t.ns, Kube: t.svc != nil}
+			var exportTo []string
 			if t.se != nil {
-				d.Created = t.se.CreationTimestamp.Time
+				d.Created, exportTo = t.se.CreationTimestamp.Time, t.se.Spec.GetExportTo()
+			} else {
+				d.Created, exportTo = t.svc.Created, t.svc.ExportTo
 			}
+			d.Public = len(exportTo) == 0 || slices.Contains(exportTo, "*")
 			i = len(dests)
 			at[k] = i
 			dests = append(dests, d)

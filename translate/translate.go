@@ -127,9 +127,9 @@ type builder struct {
 
 	decisions map[string]mesh.Decision // see Resources.Decisions
 
-	// scope is the Sidecar resource applying to a sidecar proxy (nil: none,
-	// and always for gateways): it narrows the services, ServiceEntry hosts
-	// and VirtualServices the proxy gets (targets.go scoped).
+	// scope is a sidecar proxy's SidecarScope (its Sidecar resource's, or
+	// Istio's default); nil for gateways: it narrows the services,
+	// ServiceEntry hosts and VirtualServices the proxy gets (targets.go scoped).
 	scope *mesh.SidecarScope
 }
 
