@@ -1,9 +1,6 @@
 package crosscheck
 
 import (
-	"context"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,18 +54,7 @@ spec:
 			svc("z-old", ", creationTimestamp: '2024-01-01T00:00:00Z'", "8082"),
 		"opt-out-label.yaml": base + svc("ingress", ", labels: {experimental.istio.io/disable-gateway-port-translation: 'true'}", "8080"),
 	}
-	var files []string
-	for name, text := range bundles {
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
-	diffs, err := Diff(context.Background(), files, Options{Oracle: oracle}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	diffs := diffBundles(t, oracle, dir, bundles)
 	for _, d := range diffs {
 		if d.Proxy == "istio-system/ingress" && (d.Behaviour || strings.HasPrefix(d.Key, "listener ")) {
 			t.Errorf("%s", d)

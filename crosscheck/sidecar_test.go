@@ -135,7 +135,18 @@ spec:
   - hosts: ["web/*"]
 `,
 	}
-	dir := t.TempDir()
+	diffs := diffBundles(t, oracle, t.TempDir(), bundles)
+	for _, d := range diffs {
+		if d.Behaviour {
+			t.Errorf("%s", d)
+		}
+	}
+}
+
+// diffBundles writes each bundle (file name to text) to dir and compares
+// meshtls with istiod on all of them.
+func diffBundles(t *testing.T, oracle, dir string, bundles map[string]string) []Difference {
+	t.Helper()
 	var files []string
 	for name, text := range bundles {
 		f := filepath.Join(dir, name)
@@ -148,9 +159,5 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range diffs {
-		if d.Behaviour {
-			t.Errorf("%s", d)
-		}
-	}
+	return diffs
 }
