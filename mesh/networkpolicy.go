@@ -412,13 +412,17 @@ func sortedAllows(in []pod.NetAllow) []pod.NetAllow {
 	return slices.CompactFunc(in, func(a, b pod.NetAllow) bool { return key(a) == key(b) })
 }
 
+// istiodNamespace is where istiod runs in a default install (istioctl's
+// and the Helm charts' istio-system), whatever the mesh's root namespace.
+const istiodNamespace = "istio-system"
+
 // Pods a cluster has and a bundle does not: what an egress policy must
 // let a pod reach for the cluster's plumbing to work.
 var (
 	// istiod serves sidecars and gateways their config and certificates on
 	// 15012 (manifests/charts/istio-control/istio-discovery, its Service
 	// and Deployment labels app: istiod, istio: pilot).
-	istiodPod = policyPod{ns: RootNamespace, labels: map[string]string{"app": "istiod", "istio": "pilot"}, ports: map[string]uint16{}}
+	istiodPod = policyPod{ns: istiodNamespace, labels: map[string]string{"app": "istiod", "istio": "pilot"}, ports: map[string]uint16{}}
 	// CoreDNS answers the cluster's names on UDP 53 from kube-system
 	// (pods labelled k8s-app: kube-dns, port named dns).
 	kubeDNSPod = policyPod{ns: "kube-system", labels: map[string]string{"k8s-app": "kube-dns"}, ports: map[string]uint16{"dns": 53}}
@@ -491,7 +495,7 @@ func (l *loader) networkPolicyNotices() {
 			continue
 		}
 		if ok, by := m.egressAllows(w, istiodPod, string(corev1.ProtocolTCP), 15012); !ok {
-			l.notice(w.Source, w.Kind, w.ID(), fmt.Sprintf("NetworkPolicy %s: isolates its egress and allows no TCP 15012 to istiod (%s, app: istiod): in a cluster its proxy would get no config or certificate; meshtls's control plane serves it over a Unix socket, so it runs configured here", strings.Join(by, ", "), RootNamespace))
+			l.notice(w.Source, w.Kind, w.ID(), fmt.Sprintf("NetworkPolicy %s: isolates its egress and allows no TCP 15012 to istiod (%s, app: istiod): in a cluster its proxy would get no config or certificate; meshtls's control plane serves it over a Unix socket, so it runs configured here", strings.Join(by, ", "), istiodNamespace))
 		}
 	}
 }
