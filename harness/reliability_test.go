@@ -502,17 +502,21 @@ func TestReliabilityControlPlaneRestart(t *testing.T) {
 	runCheck(t, rt, checkABPlain)
 
 	// b's Envoy is frozen while the control plane restarts: it cannot
-	// reconnect, and the restart must say so.
+	// reconnect, and the restart must say so. SIGSTOP, not docker pause:
+	// under load the engine's cgroup freezer gave up ("OCI runtime pause
+	// failed: unable to freeze") in a CI run; a stopped process is frozen
+	// by the kernel at once (Envoy is its container's first process, and a
+	// signal from outside the container's PID namespace reaches it).
 	b, _ := rt.Pod("b")
 	id := b.envoy.GetContainerID()
-	if _, err := rt.cli.ContainerPause(testCtx(t, 10*time.Second), id, client.ContainerPauseOptions{}); err != nil {
+	if _, err := rt.cli.ContainerKill(testCtx(t, 10*time.Second), id, client.ContainerKillOptions{Signal: "SIGSTOP"}); err != nil {
 		t.Fatal(err)
 	}
 	paused := true
 	unpause := func() {
 		if paused {
-			if _, err := rt.cli.ContainerUnpause(context.Background(), id, client.ContainerUnpauseOptions{}); err != nil {
-				t.Errorf("unpausing b's proxy: %v", err)
+			if _, err := rt.cli.ContainerKill(context.Background(), id, client.ContainerKillOptions{Signal: "SIGCONT"}); err != nil {
+				t.Errorf("continuing b's proxy: %v", err)
 			}
 			paused = false
 		}
