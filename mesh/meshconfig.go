@@ -117,6 +117,11 @@ func (m *Mesh) AutoMTLS() bool { return m.MeshConfig().GetEnableAutoMtls().GetVa
 // meshConfig.outboundTrafficPolicy.mode); the Sidecar that applies to w
 // overrides it. The translator asks this per proxy and nothing else.
 func (m *Mesh) OutboundTrafficPolicy(w *Workload) *networkingapi.OutboundTrafficPolicy {
+	// initSidecarScopeInternalIndexes: the Sidecar's own policy when it
+	// sets one (validation refuses egressProxy, so the mode is all of it).
+	if sc := m.SidecarFor(w); sc != nil && sc.Spec.GetOutboundTrafficPolicy() != nil {
+		return &networkingapi.OutboundTrafficPolicy{Mode: sc.Spec.GetOutboundTrafficPolicy().GetMode()}
+	}
 	mode := networkingapi.OutboundTrafficPolicy_Mode(m.MeshConfig().GetOutboundTrafficPolicy().GetMode())
 	return &networkingapi.OutboundTrafficPolicy{Mode: mode}
 }

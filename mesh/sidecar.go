@@ -463,12 +463,15 @@ func (l *loader) validateSidecar(sc *networking.Sidecar, rep report) {
 			}
 		}
 	}
+	// The mode overrides the mesh config's (Mesh.OutboundTrafficPolicy).
 	if tp := spec.GetOutboundTrafficPolicy(); tp != nil {
 		switch {
+		case tp.GetEgressProxy() != nil && tp.GetMode() != networkingapi.OutboundTrafficPolicy_ALLOW_ANY:
+			rep("spec.outboundTrafficPolicy.egressProxy", "egressProxy must be set only with ALLOW_ANY mode")
 		case tp.GetEgressProxy() != nil:
 			rep("spec.outboundTrafficPolicy.egressProxy", "not supported by meshtls yet: it sends unknown destinations to another host; remove it")
-		case tp.GetMode() != networkingapi.OutboundTrafficPolicy_ALLOW_ANY:
-			rep("spec.outboundTrafficPolicy.mode", fmt.Sprintf("not supported by meshtls yet: %s blocks destinations outside the registry; remove it (the mesh's mode, ALLOW_ANY, then applies)", tp.GetMode()))
+		case tp.GetMode() != networkingapi.OutboundTrafficPolicy_ALLOW_ANY && tp.GetMode() != networkingapi.OutboundTrafficPolicy_REGISTRY_ONLY:
+			rep("spec.outboundTrafficPolicy.mode", fmt.Sprintf("%s is only supported in the mesh config, not in a Sidecar", tp.GetMode()))
 		}
 	}
 }

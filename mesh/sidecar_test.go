@@ -195,7 +195,7 @@ func TestSidecarValidation(t *testing.T) {
 		{"egress: [{bind: 127.0.0.1, hosts: ['./*']}]", "spec.egress[0].bind"},
 		{"egress: [{captureMode: NONE, hosts: ['./*']}]", "spec.egress[0].captureMode"},
 		{"ingress: [{port: {number: 80, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]", "spec.ingress"},
-		{"outboundTrafficPolicy: {mode: REGISTRY_ONLY}", "spec.outboundTrafficPolicy.mode"},
+		{"outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: proxy.example.com, port: {number: 3128}}}", "spec.outboundTrafficPolicy.egressProxy"},
 		{"inboundConnectionPool: {tcp: {maxConnections: 1}}", "spec.inboundConnectionPool"},
 		{"workloadSelector: {labels: {app: client}}", "spec"},
 	} {
@@ -206,7 +206,7 @@ func TestSidecarValidation(t *testing.T) {
 			}
 		})
 	}
-	for _, ok := range []string{"egress: [{hosts: ['./*', 'istio-system/*', '~/*.internal', '*/*.example.com']}]", "outboundTrafficPolicy: {mode: ALLOW_ANY}"} {
+	for _, ok := range []string{"egress: [{hosts: ['./*', 'istio-system/*', '~/*.internal', '*/*.example.com']}]", "outboundTrafficPolicy: {mode: ALLOW_ANY}", "outboundTrafficPolicy: {mode: REGISTRY_ONLY}"} {
 		if _, err := Parse("t.yaml", []byte("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: shop}\nspec: {"+ok+"}\n")); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}

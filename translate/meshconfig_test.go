@@ -24,13 +24,20 @@ data:
 // ALLOW_ANY passes them through (listener_builder.go,
 // buildOutboundCatchAllNetworkFiltersOnly; httproute.go, buildCatchAllVirtualHost).
 func TestOutboundTrafficPolicy(t *testing.T) {
+	// A Sidecar's outboundTrafficPolicy overrides the mesh's
+	// (sidecar.go initSidecarScopeInternalIndexes).
+	sidecar := func(mode string) string {
+		return "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\nspec: {outboundTrafficPolicy: {mode: " + mode + "}}\n"
+	}
 	for _, tt := range []struct {
-		extra, cluster, vhost string
+		name, extra, cluster, vhost string
 	}{
-		{"", PassthroughCluster, "allow_any"},
-		{registryOnly, BlackHoleCluster, "block_all"},
+		{"mesh default", "", PassthroughCluster, "allow_any"},
+		{"mesh REGISTRY_ONLY", registryOnly, BlackHoleCluster, "block_all"},
+		{"Sidecar REGISTRY_ONLY", sidecar("REGISTRY_ONLY"), BlackHoleCluster, "block_all"},
+		{"Sidecar ALLOW_ANY over mesh REGISTRY_ONLY", registryOnly + sidecar("ALLOW_ANY"), PassthroughCluster, "allow_any"},
 	} {
-		t.Run(tt.vhost, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			res, _ := translate(t, "sidecar.yaml", tt.extra, "a")
 			vo := findListener(t, res, VirtualOutboundListener)
 			if got := chainTCPProxy(t, vo.GetFilterChains()[0]).GetCluster(); got != tt.cluster {
