@@ -117,7 +117,17 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		// The cluster IP of the run's address plan, as meshtls's own side
 		// and the pods' DNS use (headless: None).
 		clusterIP := corev1.ClusterIPNone
-		if !s.Headless() {
+		if s.ExternalName != "" {
+			// An alias: no cluster IP and no endpoints (conversion.go).
+			add(&kube, &corev1.Service{
+				TypeMeta: typeMeta("v1", "Service"),
+				ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Annotations: serviceAnnotations(s),
+					CreationTimestamp: metav1.NewTime(s.Created)},
+				Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: s.ExternalName, Ports: ports},
+			})
+			continue
+		}
+		if s.HasClusterIP() {
 			vip, ok := addrs[s.VIPKey()]
 			if !ok {
 				errs = append(errs, fmt.Errorf("the Service %s/%s has no cluster IP in the address plan", s.Namespace, s.Name))
@@ -132,19 +142,21 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 			labels = map[string]string{mesh.DisableGatewayPortTranslationLabel: "true"}
 		}
 		// exportTo decides which namespaces see the Service (Service.VisibleFrom).
-		var annotations map[string]string
-		if len(s.ExportTo) > 0 {
-			annotations = map[string]string{mesh.ExportToAnnotation: strings.Join(s.ExportTo, ",")}
-		}
 		add(&kube, &corev1.Service{
 			TypeMeta: typeMeta("v1", "Service"),
-			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, Annotations: annotations,
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, Annotations: serviceAnnotations(s),
 				CreationTimestamp: metav1.NewTime(s.Created)},
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
 				Selector: s.Selector, Ports: ports,
 			},
 		})
+		if s.Manual {
+			for _, es := range manualSlices(s, addrs) {
+				add(&kube, es)
+			}
+			continue
+		}
 		var eps []discoveryv1.Endpoint
 		for _, w := range m.Endpoints(s) {
 			eps = append(eps, discoveryv1.Endpoint{
@@ -212,6 +224,59 @@ func exportCase(name string, m *mesh.Mesh, addrs map[string]netip.Addr) (oracleC
 		})
 	}
 	return c, nil
+}
+
+// serviceAnnotations are the Istio annotations meshtls models on a
+// Service: exportTo decides which namespaces see it (Service.VisibleFrom).
+func serviceAnnotations(s *mesh.Service) map[string]string {
+	if len(s.ExportTo) == 0 {
+		return nil
+	}
+	return map[string]string{mesh.ExportToAnnotation: strings.Join(s.ExportTo, ",")}
+}
+
+// manualSlices are the EndpointSlices of a selector-less Service as
+// istiod reads them from a cluster (hand-written slices, or the copies the
+// endpointslicemirroring controller makes of hand-written Endpoints): a pod
+// of the bundle at its run address with its targetRef, an address outside
+// the cluster as written, with none. One slice per set of ports, as a
+// slice has one port list.
+func manualSlices(s *mesh.Service, addrs map[string]netip.Addr) []*discoveryv1.EndpointSlice {
+	var out []*discoveryv1.EndpointSlice
+	byPorts := map[string]*discoveryv1.EndpointSlice{}
+	for _, e := range s.ManualEndpoints {
+		key := fmt.Sprint(e.Ports)
+		es, ok := byPorts[key]
+		if !ok {
+			es = &discoveryv1.EndpointSlice{
+				TypeMeta: typeMeta("discovery.k8s.io/v1", "EndpointSlice"),
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-oracle-%d", s.Name, len(out)), Namespace: s.Namespace,
+					Labels: map[string]string{discoveryv1.LabelServiceName: s.Name, discoveryv1.LabelManagedBy: "endpointslicemirroring-controller.k8s.io"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+			}
+			for _, name := range sortedNames(e.Ports) {
+				es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr(name), Port: ptr(int32(e.Ports[name])), Protocol: ptr(corev1.ProtocolTCP)})
+			}
+			byPorts[key] = es
+			out = append(out, es)
+		}
+		ep := discoveryv1.Endpoint{Addresses: []string{e.Addr.String()}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}
+		if e.Pod != nil {
+			ep.Addresses = []string{addrs[e.Pod.ID()].String()}
+			ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: e.Pod.Name, Namespace: e.Pod.Namespace}
+		}
+		es.Endpoints = append(es.Endpoints, ep)
+	}
+	return out
+}
+
+func sortedNames(m map[string]uint32) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func typeMeta(apiVersion, kind string) metav1.TypeMeta {

@@ -70,7 +70,10 @@ func (r *Runtime) Run(ctx context.Context, scenario string, c *mesh.Check) (*tra
 // callRequest turns a Check into the agent's call; dialNote says why a
 // check via a gateway dials another port than its URL's.
 func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (req pod.CallRequest, dialNote string, err error) {
-	req = pod.CallRequest{URL: c.To, ServerFirst: c.ServerFirst}
+	// A check without a tls block trusts the default CAs of one with one
+	// (docs/bundles.md tls.ca: ingress, app and public), as a curl trusts
+	// its OS roots.
+	req = pod.CallRequest{URL: c.To, ServerFirst: c.ServerFirst, CAs: mesh.DefaultCheckCAs}
 	if t := c.TLS; t != nil {
 		req.SNI, req.CAs, req.ClientCert, req.ALPN = t.SNI, t.CA, t.ClientCert, t.ALPN
 		req.MinVersion, _ = mesh.CheckTLSVersion(t.MinVersion)
@@ -90,18 +93,30 @@ func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (req pod.CallRequest, di
 			req.ClientCert = name
 		}
 	}
+	if c.Resolve != "" {
+		// curl --resolve: the URL's host and port, dialled at the address
+		// the name has in the caller's /etc/hosts.
+		port, err := urlPort(c.To)
+		if err != nil {
+			return req, "", err
+		}
+		for _, e := range r.hosts(from.W) {
+			name, ip, _ := strings.Cut(e, ":")
+			if name == c.Resolve {
+				req.Dial = net.JoinHostPort(ip, port)
+				return req, fmt.Sprintf("resolve: %s is %s in the caller's pod", c.Resolve, ip), nil
+			}
+		}
+		return req, "", fmt.Errorf("resolve %q: the name has no address in %s's pod", c.Resolve, from.W.ID())
+	}
 	if c.Via != "" {
 		gw, ok := r.Pod(c.Via)
 		if !ok {
 			return req, "", fmt.Errorf("via %q: no such workload", c.Via)
 		}
-		u, err := url.Parse(c.To)
+		port, err := urlPort(c.To)
 		if err != nil {
 			return req, "", err
-		}
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443", "tls": "443"}[u.Scheme]
 		}
 		// The URL's port is the gateway's as its clients know it: a port
 		// of the gateway Service, which sends it to the targetPort the
@@ -119,6 +134,18 @@ func (r *Runtime) callRequest(c *mesh.Check, from *Pod) (req pod.CallRequest, di
 		req.Dial = net.JoinHostPort(gw.IP.String(), strconv.Itoa(int(listen)))
 	}
 	return req, dialNote, nil
+}
+
+// urlPort is the port a check's URL dials: its own, or its scheme's.
+func urlPort(to string) (string, error) {
+	u, err := url.Parse(to)
+	if err != nil {
+		return "", err
+	}
+	if p := u.Port(); p != "" {
+		return p, nil
+	}
+	return map[string]string{"http": "80", "https": "443", "tls": "443"}[u.Scheme], nil
 }
 
 // writeCheckClientCert issues the client certificate a check asks for (its

@@ -124,12 +124,11 @@ func (r *Runtime) hosts(w *mesh.Workload) []string {
 		}
 	}
 	for _, s := range r.mesh.Services {
-		ips := []netip.Addr{r.addrs[s.VIPKey()]}
-		if s.Headless() {
-			ips = nil
-			for _, e := range r.mesh.Endpoints(s) {
-				ips = append(ips, r.addrs[e.ID()])
-			}
+		ips := r.serviceAddrs(s)
+		if s.ExternalName != "" {
+			// Kubernetes DNS answers a CNAME to the external name: the
+			// alias resolves to what that name resolves to.
+			ips = r.nameAddrs(r.mesh.ExternalNameTarget(s))
 		}
 		for _, ip := range ips {
 			add(s.Hostname(), ip)
@@ -146,6 +145,43 @@ func (r *Runtime) hosts(w *mesh.Workload) []string {
 		}
 	}
 	return out
+}
+
+// serviceAddrs are what a Service's name resolves to: its cluster IP, or
+// a headless Service's endpoints (a selector-less one's addresses outside
+// the cluster as written: the pods' DNAT takes them to their workload).
+func (r *Runtime) serviceAddrs(s *mesh.Service) []netip.Addr {
+	if !s.Headless() {
+		if vip, ok := r.addrs[s.VIPKey()]; ok {
+			return []netip.Addr{vip}
+		}
+		return nil
+	}
+	var ips []netip.Addr
+	for _, e := range r.mesh.Endpoints(s) {
+		ips = append(ips, r.addrs[e.ID()])
+	}
+	for _, e := range s.ManualEndpoints {
+		if e.Answer != nil {
+			ips = append(ips, e.Addr)
+		}
+	}
+	return ips
+}
+
+// nameAddrs resolves an ExternalName's target: a Service of the bundle by
+// its full name, else the workload with that hostname (mesh validation
+// refuses any other name).
+func (r *Runtime) nameAddrs(h string) []netip.Addr {
+	if s, ok := r.mesh.ServiceByHost(h, ""); ok && s.Hostname() == h {
+		return r.serviceAddrs(s)
+	}
+	for _, w := range r.mesh.Workloads {
+		if slices.Contains(w.Hostnames, h) {
+			return []netip.Addr{r.addrs[w.ID()]}
+		}
+	}
+	return nil
 }
 
 // serviceDNAT lists the --dnat arguments that stand in for kube-proxy (for
@@ -165,6 +201,28 @@ func (r *Runtime) serviceDNAT() []string {
 				tp = sp.Port
 			}
 			switch {
+			case s.Manual && hasVIP:
+				// A selector-less Service: its endpoints' own ports, and an
+				// address outside the cluster goes straight to the
+				// workload that answers it.
+				var targets []string
+				for _, e := range s.ManualEndpoints {
+					port, ok := e.Ports[sp.Name]
+					if !ok {
+						continue
+					}
+					w := e.Pod
+					if w == nil {
+						w = e.Answer
+					}
+					targets = append(targets, fmt.Sprintf("%s:%d", r.addrs[w.ID()], port))
+				}
+				if len(targets) > 0 {
+					out = append(out, "--dnat", fmt.Sprintf("%s:%d=%s", vip, sp.Port, strings.Join(targets, ",")))
+				}
+			case s.Manual:
+				// Headless: its pods' and outside addresses are dialled
+				// as they are (below for outside ones).
 			case hasVIP && len(eps) > 0:
 				// Gateways too: they listen on the targetPort of a Gateway
 				// server's port that is a port of their Service
@@ -178,6 +236,17 @@ func (r *Runtime) serviceDNAT() []string {
 				for _, e := range eps {
 					out = append(out, "--dnat", fmt.Sprintf("%s:%d=%d", r.addrs[e.ID()], sp.Port, tp))
 				}
+			}
+		}
+	}
+	// An address outside the cluster that an external workload stands in
+	// for (Workload spec.addresses: an Endpoints address, a ServiceEntry
+	// endpoint) is that workload in every pod: nothing leaves the run's
+	// network for it.
+	for _, w := range r.mesh.Workloads {
+		for _, a := range w.Addresses {
+			for _, p := range w.Ports {
+				out = append(out, "--dnat", fmt.Sprintf("%s:%d=%s:%d", a, p.Port, r.addrs[w.ID()], p.Port))
 			}
 		}
 	}

@@ -228,6 +228,13 @@ func (r *Runtime) startPods(ctx context.Context, m *mesh.Mesh) error {
 		return err
 	}
 	r.addrs = m.AddressPlan(r.prefix)
+	for _, w := range m.Workloads {
+		for _, a := range w.Addresses {
+			if r.prefix.Contains(a) {
+				return fmt.Errorf("workload %s: spec.addresses %s is inside the run's network %s, where it would be another pod's address: use an address outside %s", w.ID(), a, r.prefix, runPool)
+			}
+		}
+	}
 	t := time.Now()
 	for _, w := range m.Workloads {
 		r.pods[w.ID()] = &Pod{W: w, IP: r.addrs[w.ID()]}

@@ -27,7 +27,7 @@ var notConfig = map[string]string{
 }
 
 // ConfigKinds are the kinds WithConfig takes, for messages.
-const ConfigKinds = "PeerAuthentication, DestinationRule, Gateway, VirtualService, ServiceEntry, Sidecar, Service, Secret, ConfigMap, NetworkPolicy"
+const ConfigKinds = "PeerAuthentication, DestinationRule, Gateway, VirtualService, ServiceEntry, Sidecar, Service, Endpoints, EndpointSlice, Secret, ConfigMap, NetworkPolicy"
 
 // WithConfig returns the bundle m was loaded from with the config in data
 // added (file names it in errors), loaded and validated as Load does: the

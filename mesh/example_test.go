@@ -105,5 +105,5 @@ spec:
 	fmt.Println(err)
 	// Output:
 	// 2 workloads, 1 PeerAuthentication, 1 DestinationRule, 0 checks
-	// row.yaml (document 1) Workload c: kind: not config: it declares a pod, and the pods of a running mesh cannot change; only PeerAuthentication, DestinationRule, Gateway, VirtualService, ServiceEntry, Sidecar, Service, Secret, ConfigMap, NetworkPolicy may be applied (start a new mesh for other pods)
+	// row.yaml (document 1) Workload c: kind: not config: it declares a pod, and the pods of a running mesh cannot change; only PeerAuthentication, DestinationRule, Gateway, VirtualService, ServiceEntry, Sidecar, Service, Endpoints, EndpointSlice, Secret, ConfigMap, NetworkPolicy may be applied (start a new mesh for other pods)
 }

@@ -13,8 +13,7 @@ import (
 
 // serviceDefaults are spec fields kubectl prints on every Service, with the
 // values that change nothing meshtls models. Another value gets a notice
-// saying what meshtls does instead; only what would change which pod
-// answers (externalName) is refused.
+// saying what meshtls does instead.
 var serviceDefaults = map[string]any{
 	"sessionAffinity":               "None",
 	"internalTrafficPolicy":         "Cluster",
@@ -74,10 +73,25 @@ func loadService(l *loader, d *doc) {
 	// from its own network (Mesh.AddressPlan); None makes it headless.
 	switch t := s.Spec.Type; t {
 	case "", corev1.ServiceTypeClusterIP:
+	case corev1.ServiceTypeExternalName:
+		// Istio makes it an alias of the external name, not a cluster of
+		// its own (pilot/pkg/serviceregistry/kube/conversion.go:
+		// resolution Alias, MeshExternal; kube_endpoints.go, Aliases).
+		svc.ExternalName = strings.TrimSuffix(strings.ToLower(s.Spec.ExternalName), ".")
+		if svc.ExternalName == "" {
+			rep("spec.externalName", "required for type ExternalName (Kubernetes refuses the Service without it)")
+		} else if errs := validation.IsDNS1123Subdomain(svc.ExternalName); len(errs) > 0 {
+			rep("spec.externalName", fmt.Sprintf("%q is not a DNS name: %s", s.Spec.ExternalName, strings.Join(errs, "; ")))
+		}
+		if len(svc.Selector) > 0 {
+			l.notice(d.src, d.kind, d.name, "spec.selector: ignored for type ExternalName (Kubernetes makes no endpoints for it; Istio builds none)")
+			svc.Selector = nil
+		}
+		svc.ClusterIP = ""
 	case corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
 		l.notice(d.src, d.kind, d.name, fmt.Sprintf("type %s served as ClusterIP: node ports and load-balancer addresses are not modelled (explore's outside client dials a gateway's pod on the targetPort, where the Service would send it)", t))
 	default:
-		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP, NodePort, LoadBalancer)", t))
+		rep("spec.type", fmt.Sprintf("%q is not supported by meshtls (allowed: ClusterIP, NodePort, LoadBalancer, ExternalName)", t))
 	}
 	var keys map[string]any
 	if spec, err := json.Marshal(d.obj["spec"]); err == nil {
@@ -87,7 +101,9 @@ func loadService(l *loader, d *doc) {
 		switch {
 		case k == "selector" || k == "ports" || k == "type" || slices.Contains(serviceRecorded, k):
 		case k == "externalName":
-			rep("spec.externalName", "not supported by meshtls (an ExternalName Service answers from outside the bundle)")
+			if s.Spec.Type != corev1.ServiceTypeExternalName {
+				rep("spec.externalName", "set only with type: ExternalName (Kubernetes refuses it otherwise)")
+			}
 		default:
 			def, known := serviceDefaults[k]
 			if !known {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -115,6 +116,8 @@ type loader struct {
 	broken map[string]bool
 	// pods are Kubernetes pods and pod templates, made Workloads in finish.
 	pods []*kubePods
+	// endpoints are Endpoints and EndpointSlices, resolved in finish.
+	endpoints []*endpointsDoc
 	// configOnly refuses documents that are not config (WithConfig);
 	// skipChecks leaves Check documents out.
 	configOnly, skipChecks bool
@@ -450,6 +453,7 @@ type workloadSpec struct {
 	ServiceAccount string             `json:"serviceAccount,omitempty"`
 	Hostnames      []string           `json:"hostnames,omitempty"`
 	External       bool               `json:"external,omitempty"`
+	Addresses      []string           `json:"addresses,omitempty"`
 	AppCA          string             `json:"appCA,omitempty"`
 	Ports          []workloadPortSpec `json:"ports,omitempty"`
 }
@@ -466,6 +470,7 @@ type checkSpec struct {
 	From        string        `json:"from,omitempty"`
 	To          string        `json:"to,omitempty"`
 	Via         string        `json:"via,omitempty"`
+	Resolve     string        `json:"resolve,omitempty"`
 	ServerFirst bool          `json:"serverFirst,omitempty"`
 	TLS         *checkTLSSpec `json:"tls,omitempty"`
 	Expect      *expectSpec   `json:"expect,omitempty"`
@@ -529,11 +534,24 @@ func (l *loader) addWorkload(src Source, meta metav1.ObjectMeta, s *workloadSpec
 	for _, p := range s.Ports {
 		w.Ports = append(w.Ports, WorkloadPort(p))
 	}
+	for i, a := range s.Addresses {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case !w.External:
+			rep(fmt.Sprintf("spec.addresses[%d]", i), "only an external workload (external: true) stands in for an address outside the cluster")
+		case err != nil || !ip.Is4():
+			rep(fmt.Sprintf("spec.addresses[%d]", i), fmt.Sprintf("%q is not an IPv4 address", a))
+		case ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast():
+			rep(fmt.Sprintf("spec.addresses[%d]", i), fmt.Sprintf("%s cannot stand for a server (loopback, unspecified or multicast)", ip))
+		default:
+			w.Addresses = append(w.Addresses, ip)
+		}
+	}
 	l.m.Workloads = append(l.m.Workloads, w)
 }
 
 func (l *loader) addCheck(src Source, meta metav1.ObjectMeta, s *checkSpec) {
-	c := &Check{Name: meta.Name, Namespace: meta.Namespace, From: s.From, To: s.To, Via: s.Via, ServerFirst: s.ServerFirst, Source: src}
+	c := &Check{Name: meta.Name, Namespace: meta.Namespace, From: s.From, To: s.To, Via: s.Via, Resolve: s.Resolve, ServerFirst: s.ServerFirst, Source: src}
 	if t := s.TLS; t != nil {
 		c.TLS = &CheckTLS{SNI: t.SNI, CA: t.CA, ClientCert: t.ClientCert, ClientURI: t.ClientURI, ClientDNS: t.ClientDNS,
 			MinVersion: t.MinVersion, MaxVersion: t.MaxVersion, ALPN: t.ALPN, Ciphers: t.Ciphers}
@@ -569,10 +587,11 @@ func (l *loader) finish() (*Mesh, error) {
 		m.Services = append(m.Services, s)
 		m.Sources["Service/"+w.ID()] = w.Source
 	}
+	l.resolveEndpoints()
 	for _, s := range m.Services {
 		targets, ok := l.targets[s]
-		if !ok {
-			continue
+		if !ok || s.Manual {
+			continue // a selector-less Service's target ports are its endpoints'
 		}
 		for i := range s.Ports {
 			l.resolveTarget(s, i, targets[i])

@@ -98,6 +98,10 @@ type Workload struct {
 	ServiceAccount string
 	Hostnames      []string
 	External       bool
+	// Addresses are IPs outside the run's network this external workload
+	// answers at (spec.addresses): an Endpoints address of a selector-less
+	// Service, rewritten in every pod to the workload's own address.
+	Addresses []netip.Addr
 	// AppCA issues the certificate of the app's own TLS ports: "app" (or
 	// "") or "public", whose root the pods' OS trust store holds.
 	AppCA  string
@@ -183,6 +187,30 @@ type Service struct {
 	// commas ("." own namespace, "*" all, "~" none, or namespace names);
 	// empty: the mesh default, all (VisibleFrom).
 	ExportTo []string
+	// ExternalName is spec.externalName of a type ExternalName Service:
+	// Istio makes it an alias of that host (kube_endpoints.go, Aliases).
+	// It has no cluster IP, no endpoints, no listener and no cluster.
+	ExternalName string
+	// Manual: a Service without selector whose endpoints the bundle's
+	// EndpointSlices (or Endpoints) give, as Istio reads them
+	// (kube_endpoints.go); ManualEndpoints are they.
+	Manual          bool
+	ManualEndpoints []ServiceEndpoint
+}
+
+// ServiceEndpoint is one address of a selector-less Service's
+// EndpointSlice or Endpoints: a pod of the bundle (its targetRef), or an
+// address outside the run's network that a Workload with that address in
+// spec.addresses answers.
+type ServiceEndpoint struct {
+	Addr netip.Addr // as written in the bundle (a cluster's pod IP, or a public address)
+	// Pod is the bundle workload the targetRef names (its run address is
+	// dialled); nil for an address outside the cluster.
+	Pod *Workload
+	// Answer is the external Workload that stands in for an address
+	// outside the cluster (its spec.addresses holds Addr); nil for pods.
+	Answer *Workload
+	Ports  map[string]uint32 // port name (as the Service port's) -> port
 }
 
 // ServicePort is one port of a Service; TargetPort is resolved to a number.
@@ -198,7 +226,11 @@ func (s *Service) VIPKey() string { return "Service/" + s.Namespace + "/" + s.Na
 
 // Headless reports a Service given with clusterIP: None: its name resolves
 // to the pods it selects and it has no cluster IP.
-func (s *Service) Headless() bool { return s.ClusterIP == "None" }
+func (s *Service) Headless() bool { return s.ClusterIP == "None" && s.ExternalName == "" }
+
+// HasClusterIP reports whether the run gives the Service a cluster IP:
+// not when headless, nor an ExternalName Service (a DNS alias, no IP).
+func (s *Service) HasClusterIP() bool { return s.ClusterIP != "None" && s.ExternalName == "" }
 
 // Hostname is the service FQDN, name.namespace.svc.cluster.local.
 func (s *Service) Hostname() string { return s.Name + "." + s.Namespace + "." + DomainSuffix }
@@ -210,6 +242,10 @@ type Check struct {
 	From      string // workload ref: name, or namespace/name
 	To        string // URL: http, https, tcp, tls
 	Via       string // optional gateway workload ref to dial instead
+	// Resolve: dial the address this name resolves to in the calling pod
+	// (a Service name in any form, a hostname), keeping the URL's host,
+	// SNI and path, as curl --resolve HOST:PORT:ADDRESS does.
+	Resolve string
 	// ServerFirst: the client sends nothing and waits for the app's greeting
 	// (tcp and tls URLs), as a client of a server-first protocol does.
 	ServerFirst bool
@@ -282,7 +318,7 @@ func (m *Mesh) AddressPlan(prefix netip.Prefix) map[string]netip.Addr {
 	last := a.Prev() // the highest workload address
 	vip := lastHost(prefix)
 	for _, s := range m.Services {
-		if s.Headless() {
+		if !s.HasClusterIP() {
 			continue
 		}
 		if !vip.IsValid() || vip.Compare(last) <= 0 {
@@ -301,7 +337,7 @@ func (m *Mesh) AddressPlan(prefix netip.Prefix) map[string]netip.Addr {
 func (m *Mesh) PlanBits() int {
 	n := len(m.Workloads) + 3
 	for _, s := range m.Services {
-		if !s.Headless() {
+		if s.HasClusterIP() {
 			n++
 		}
 	}
@@ -317,7 +353,7 @@ func (m *Mesh) PlanBits() int {
 func (m *Mesh) CheckAddressPlan(prefix netip.Prefix) error {
 	plan := m.AddressPlan(prefix)
 	for _, s := range m.Services {
-		if _, ok := plan[s.VIPKey()]; !ok && !s.Headless() {
+		if _, ok := plan[s.VIPKey()]; !ok && s.HasClusterIP() {
 			return fmt.Errorf("network %s is too small for %d workloads and %d Services with a cluster IP", prefix, len(m.Workloads), len(m.Services))
 		}
 	}

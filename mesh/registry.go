@@ -71,9 +71,25 @@ func (m *Mesh) ServiceByHost(host, clientNS string) (*Service, bool) {
 	return s, ok
 }
 
+// Resolves reports whether name resolves in a pod of namespace ns: a
+// Service's name in a form Kubernetes DNS answers (an ExternalName one
+// through its target), or a workload's hostname.
+func (m *Mesh) Resolves(name, ns string) bool {
+	if s, ok := m.ServiceByHost(name, ns); ok {
+		return s.ExternalName == "" || m.ExternalNameTarget(s) != ""
+	}
+	for _, w := range m.Workloads {
+		if slices.Contains(w.Hostnames, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Endpoints are the workloads a service selects (same namespace, labels match).
-// A Service without a selector selects nothing (Kubernetes leaves its
-// Endpoints to be managed by hand). External workloads are not in the
+// A Service without a selector has the pods its Endpoints or
+// EndpointSlices name (kube_endpoints.go; addresses outside the cluster
+// are in Service.ManualEndpoints only). External workloads are not in the
 // registry, so no Service selects them.
 func (m *Mesh) Endpoints(s *Service) []*Workload {
 	if eps, ok := m.idx().eps[s]; ok {
@@ -83,6 +99,9 @@ func (m *Mesh) Endpoints(s *Service) []*Workload {
 }
 
 func (m *Mesh) scanEndpoints(s *Service) []*Workload {
+	if s.Manual {
+		return manualPods(s)
+	}
 	if len(s.Selector) == 0 {
 		return nil
 	}

@@ -3,6 +3,7 @@ package mesh
 import (
 	"encoding/pem"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -70,6 +71,20 @@ func (l *loader) validate() {
 			if port == 0 {
 				rep("spec.portLevelMtls", "port cannot be 0")
 			}
+		}
+	}
+	owner := map[netip.Addr]*Workload{}
+	for _, w := range m.Workloads {
+		for i, a := range w.Addresses {
+			if o, dup := owner[a]; dup {
+				at("Workload", w.Namespace, w.Name)(fmt.Sprintf("spec.addresses[%d]", i), fmt.Sprintf("%s is already an address of workload %s: one server answers each address", a, o.ID()))
+			}
+			owner[a] = w
+		}
+	}
+	for _, s := range m.Services {
+		if s.ExternalName != "" && !s.Implied {
+			l.validateExternalName(s, at("Service", s.Namespace, s.Name))
 		}
 	}
 	for _, dr := range m.DestinationRules {
@@ -383,6 +398,15 @@ func (l *loader) validateCheck(c *Check, rep report) {
 			rep("spec.via", fmt.Sprintf("workload %q not found in the bundle", c.Via))
 		} else if !w.Gateway {
 			rep("spec.via", fmt.Sprintf("workload %q is not a gateway (spec.gateway: true)", c.Via))
+		}
+	}
+	if c.Resolve != "" {
+		w, _ := m.Workload(c.From)
+		switch {
+		case c.Via != "":
+			rep("spec.resolve", "set either via or resolve: both say where to dial")
+		case w != nil && !m.Resolves(c.Resolve, w.Namespace):
+			rep("spec.resolve", fmt.Sprintf("%q resolves to nothing in the bundle (a Service name, in any form Kubernetes DNS answers from the caller's namespace, or a Workload's hostname)", c.Resolve))
 		}
 	}
 	scheme := ""

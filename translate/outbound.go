@@ -133,7 +133,7 @@ func (b *builder) outboundPortListener(port uint32, ts []*target, vs map[string]
 			needTLSInspector = true
 			chains = append(chains, &listener.FilterChain{
 				Name:             OutboundClusterName(port, "", t.host),
-				FilterChainMatch: &listener.FilterChainMatch{ServerNames: []string{t.host}, TransportProtocol: transportTLS},
+				FilterChainMatch: &listener.FilterChainMatch{ServerNames: append([]string{t.host}, b.aliasHosts(t)...), TransportProtocol: transportTLS},
 				Filters:          []*listener.Filter{b.outboundTCPProxy(t, port, vs[t.host], logs)},
 			})
 		case t.resolve == resolveNone && len(t.prefixes) == 0:
@@ -471,6 +471,7 @@ func (b *builder) vhostDomains(t *target, port uint32) []string {
 		}
 		hosts = append(hosts, t.name+"."+t.ns, t.name+"."+t.ns+".svc")
 	}
+	hosts = append(hosts, b.aliasHosts(t)...)
 	// The cluster IP too, so a client that dials it by address is routed.
 	if t.vip.IsValid() {
 		hosts = append(hosts, t.vip.String())

@@ -384,6 +384,11 @@ func (b *builder) destinationHostPort(vs *networking.VirtualService, d *networki
 	p := d.GetPort().GetNumber()
 	if s, ok := b.m.ServiceByHost(host, vs.Namespace); ok {
 		host = s.Hostname()
+		if s.ExternalName != "" {
+			// An alias routes to the cluster of the host it names, one
+			// hop (route.go GetDestinationCluster).
+			host = s.ExternalName
+		}
 		if p == 0 && len(s.Ports) == 1 && s.VisibleFrom(b.proxy.Namespace) {
 			p = s.Ports[0].Port
 		}

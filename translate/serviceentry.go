@@ -145,7 +145,7 @@ func (b *builder) workloadAt(addr string) *mesh.Workload {
 	ip, ipErr := netip.ParseAddr(addr)
 	for _, w := range b.m.Workloads {
 		if ipErr == nil {
-			if a, ok := b.env.Addrs[w.ID()]; ok && a == ip {
+			if a, ok := b.env.Addrs[w.ID()]; (ok && a == ip) || slices.Contains(w.Addresses, ip) {
 				return w
 			}
 			continue

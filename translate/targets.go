@@ -110,7 +110,11 @@ func (b *builder) addrOf(w *mesh.Workload) (netip.Addr, bool) {
 func (b *builder) serviceTargets() []*target {
 	var out []*target
 	for _, s := range b.m.Services {
-		if !s.VisibleFrom(b.proxy.Namespace) {
+		// An ExternalName Service is an alias: no listener, cluster or
+		// route of its own (cluster.go buildOutboundClusters, listener.go
+		// buildSidecarOutboundListener, route.go: Resolution Alias is
+		// skipped); its names join the aliased host's (aliasHosts).
+		if !s.VisibleFrom(b.proxy.Namespace) || s.ExternalName != "" {
 			continue
 		}
 		var eps []*mesh.Workload
@@ -145,6 +149,11 @@ func (b *builder) serviceTargets() []*target {
 			if tp == 0 {
 				tp = sp.Port
 			}
+			if s.Manual {
+				t.eps = b.manualEndpoints(s, sp)
+				out = append(out, t)
+				continue
+			}
 			for _, w := range eps {
 				a, ok := b.addrOf(w)
 				if !ok {
@@ -154,6 +163,47 @@ func (b *builder) serviceTargets() []*target {
 			}
 			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// manualEndpoints are the endpoints of a selector-less Service's port, from
+// its EndpointSlices or Endpoints: the endpoint port of the same name as
+// the Service port (endpointslice.go, ServicePortName). A pod of the
+// bundle is dialled at its run address, with its labels (tlsMode) and
+// identity; an address outside the cluster as written, with no labels, so
+// no tlsMode and no identity (getPod finds no pod: NewEndpointBuilder(nil)).
+func (b *builder) manualEndpoints(s *mesh.Service, sp mesh.ServicePort) []endpointRef {
+	var out []endpointRef
+	for _, e := range s.ManualEndpoints {
+		port, ok := e.Ports[sp.Name]
+		if !ok {
+			continue
+		}
+		if e.Pod != nil {
+			if a, ok := b.addrOf(e.Pod); ok {
+				out = append(out, endpointRef{w: e.Pod, addr: a.String(), port: port, labels: e.Pod.Labels})
+			}
+			continue
+		}
+		out = append(out, endpointRef{w: e.Answer, addr: e.Addr.String(), port: port, byLabels: true})
+	}
+	return out
+}
+
+// aliasHosts are the names of the ExternalName Services the proxy sees
+// that alias t's host, each with the short forms a client in the proxy's
+// namespace may use: Istio adds them to t's virtual host domains and SNI
+// matches (httproute.go generateVirtualHostDomains, tls.go
+// buildSidecarOutboundTLSFilterChainOpts, both over Attributes.Aliases).
+func (b *builder) aliasHosts(t *target) []string {
+	var out []string
+	for _, a := range b.m.Aliases(t.host, b.proxy.Namespace) {
+		out = append(out, a.Hostname())
+		if a.Namespace == b.proxy.Namespace {
+			out = append(out, a.Name)
+		}
+		out = append(out, a.Name+"."+a.Namespace, a.Name+"."+a.Namespace+".svc")
 	}
 	return out
 }
