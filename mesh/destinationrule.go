@@ -210,24 +210,6 @@ func (ix *drIndex) exportedFrom(ns, host, clientNS string) []*mergedDR {
 	return out
 }
 
-// hostNamespace is the namespace of the Service or ServiceEntry behind host.
-func (m *Mesh) hostNamespace(host, clientNS string) string {
-	if s, ok := m.ServiceByHost(host, clientNS); ok && s.VisibleFrom(clientNS) {
-		return s.Namespace
-	}
-	for _, se := range m.ServiceEntries {
-		if !exportedTo(se.Namespace, se.Spec.GetExportTo(), clientNS) {
-			continue
-		}
-		for _, h := range se.Spec.GetHosts() {
-			if h == host {
-				return se.Namespace
-			}
-		}
-	}
-	return ""
-}
-
 // canonicalHost turns a service short name into its FQDN; other hosts stay.
 func (m *Mesh) canonicalHost(host, clientNS string) string {
 	if s, ok := m.ServiceByHost(host, clientNS); ok {
@@ -256,7 +238,7 @@ func (m *Mesh) DestinationRuleFor(host string, client *Workload) *networking.Des
 		found = ix.rootLocal.mostSpecific(host)
 	}
 	if len(found) == 0 {
-		if svcNS := m.hostNamespace(host, ns); svcNS != "" {
+		if svcNS := m.HostNamespace(host, client); svcNS != "" {
 			found = ix.exportedFrom(svcNS, host, ns)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The registry: workloads, services and the hosts that name them, and which
@@ -207,4 +208,70 @@ func exportedTo(ns string, exportTo []string, clientNS string) bool {
 // scopes hold servicesExportedToNamespace, pilot/pkg/model/sidecar.go).
 func (s *Service) VisibleFrom(ns string) bool {
 	return exportedTo(s.Namespace, s.ExportTo, ns)
+}
+
+// HostNamespace is the namespace whose Service or ServiceEntries declare
+// host for proxy w, when several namespaces declare it ("" when none
+// visible from w's namespace does). Candidates come in istiod's order:
+// those exported to w's namespace by name or "." before those exported
+// to all, each oldest first (creationTimestamp, then namespace). A
+// sidecar (the default scope, egress hosts "*/*") keeps its own namespace
+// when that declares the host, else the first, a Kubernetes Service
+// before a ServiceEntry; a gateway keeps the first, a Kubernetes Service
+// before a ServiceEntry. Sources: pilot/pkg/model/sidecar.go
+// (IstioEgressListenerWrapper.selectServices, UnifiedSidecarScoping on by
+// default; DefaultSidecarScopeForGateway and appendSidecarServices for
+// gateways); pilot/pkg/model/push_context.go (servicesExportedToNamespace,
+// SortServicesByCreationTime).
+func (m *Mesh) HostNamespace(host string, w *Workload) string {
+	type decl struct {
+		ns       string
+		k8s      bool
+		explicit bool
+		created  time.Time
+	}
+	var ds []decl
+	if s, ok := m.serviceByFQDN(host); ok && s.VisibleFrom(w.Namespace) {
+		ds = append(ds, decl{ns: s.Namespace, k8s: true, explicit: !exportedToAll(s.ExportTo), created: s.Created})
+	}
+	for _, se := range m.ServiceEntriesFor(w.Namespace) {
+		if slices.Contains(se.Spec.GetHosts(), host) {
+			ds = append(ds, decl{ns: se.Namespace, explicit: !exportedToAll(se.Spec.GetExportTo()), created: se.CreationTimestamp.Time})
+		}
+	}
+	if len(ds) == 0 {
+		return ""
+	}
+	slices.SortStableFunc(ds, func(a, b decl) int {
+		return cmp.Or(-cmpBool(a.explicit, b.explicit), a.created.Compare(b.created), strings.Compare(a.ns, b.ns))
+	})
+	pick := ds[0]
+	for _, d := range ds[1:] {
+		switch {
+		case w.Gateway:
+			if d.k8s && !pick.k8s {
+				pick = d
+			}
+		case d.ns == w.Namespace && pick.ns != w.Namespace:
+			pick = d
+		case !pick.k8s && d.k8s && (d.ns == w.Namespace || pick.ns != w.Namespace):
+			pick = d
+		}
+	}
+	return pick.ns
+}
+
+// exportedToAll: no exportTo (the mesh default, all) or "*".
+func exportedToAll(exportTo []string) bool {
+	return len(exportTo) == 0 || slices.Contains(exportTo, "*")
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -185,3 +185,43 @@ spec:
 		t.Errorf("notices = %v, want one naming Bad_Name", m.Notices)
 	}
 }
+
+// A host several namespaces declare: a sidecar keeps its own namespace's
+// declaration, else the first (exported by name before exported to all,
+// then the oldest), a Service before a ServiceEntry; a gateway the first,
+// a Service before a ServiceEntry (sidecar.go selectServices,
+// appendSidecarServices).
+func TestHostNamespace(t *testing.T) {
+	se := func(ns, created, exportTo string) string {
+		return fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api, namespace: %s, creationTimestamp: %q}\nspec: {hosts: [api.example.com], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS%s}\n", ns, created, exportTo)
+	}
+	wl := func(ns string, gateway bool) string {
+		name := "c"
+		if gateway {
+			name = "g"
+		}
+		return fmt.Sprintf("apiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: %s, namespace: %s, labels: {app: %s}}\nspec: {gateway: %v}\n", name, ns, name, gateway)
+	}
+	m := mustParse(t, strings.Join([]string{
+		wl("a", false), wl("b", false), wl("d", false), wl("e", false), wl("b", true),
+		se("a", "2025-01-01T00:00:00Z", ""),
+		se("b", "2026-01-01T00:00:00Z", ""),
+		se("c", "2027-01-01T00:00:00Z", ", exportTo: [e, c]"),
+	}, "---\n"))
+	for _, tc := range []struct{ proxy, want string }{
+		{"a/c", "a"}, // its own
+		{"b/c", "b"}, // its own, though a's is older
+		{"d/c", "a"}, // none of its own: the oldest public one
+		{"e/c", "c"}, // exported to e by name: before the public ones
+		{"b/g", "a"}, // a gateway in b: the first, no own-namespace preference
+	} {
+		w, _ := m.Workload(tc.proxy)
+		if got := m.HostNamespace("api.example.com", w); got != tc.want {
+			t.Errorf("HostNamespace(api.example.com, %s) = %q, want %q", tc.proxy, got, tc.want)
+		}
+	}
+	w, _ := m.Workload("a/c")
+	if got := m.HostNamespace("nowhere.example.com", w); got != "" {
+		t.Errorf("an undeclared host: %q", got)
+	}
+}

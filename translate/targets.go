@@ -3,6 +3,7 @@ package translate
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -214,11 +215,105 @@ func (b *builder) aliasHosts(t *target) []string {
 func (b *builder) sidecarTargets() []*target {
 	ts := b.serviceTargets()
 	ts = append(ts, b.serviceEntryTargets(b.proxy.Namespace)...)
+	if b.scope == nil {
+		// Istio's default scope (egress hosts "*/*") for a sidecar without
+		// a Sidecar resource, and a gateway's: one namespace per host.
+		ts = b.hostOwners(ts)
+	}
 	ts = b.scoped(ts)
 	slices.SortStableFunc(ts, func(x, y *target) int {
 		return cmp.Or(cmp.Compare(x.port, y.port), cmp.Compare(x.host, y.host))
 	})
 	return ts
+}
+
+// hostOwners keeps, for a host that several Services or ServiceEntries
+// declare (a ServiceEntry host in two namespaces, or beside a Service of
+// that name), the declarations of the namespace the proxy's scope picks
+// (mesh.HostNamespace); within it a Kubernetes Service over any
+// ServiceEntry, else the oldest entry, to which a later entry Istio can
+// merge (same resolution, labels, workloadSelector and exportTo) adds the
+// ports it lacks. Sources: pilot/pkg/model/sidecar.go (selectServices,
+// appendSidecarServices, canMergeServices).
+func (b *builder) hostOwners(ts []*target) []*target {
+	type source struct {
+		ts  []*target
+		key any
+	}
+	byHost := map[string][]*source{}
+	var hosts []string
+	for _, t := range ts {
+		var key any = t.se
+		if t.svc != nil {
+			key = t.svc
+		}
+		ss := byHost[t.host]
+		if len(ss) == 0 {
+			hosts = append(hosts, t.host)
+		}
+		i := slices.IndexFunc(ss, func(s *source) bool { return s.key == key })
+		if i < 0 {
+			ss = append(ss, &source{key: key})
+			i = len(ss) - 1
+		}
+		ss[i].ts = append(ss[i].ts, t)
+		byHost[t.host] = ss
+	}
+	var out []*target
+	for _, h := range hosts {
+		ss := byHost[h]
+		if len(ss) == 1 {
+			out = append(out, ss[0].ts...)
+			continue
+		}
+		ns := b.m.HostNamespace(h, b.proxy)
+		ss = slices.DeleteFunc(ss, func(s *source) bool { return s.ts[0].ns != ns })
+		// A Service first, then ServiceEntries oldest first.
+		slices.SortStableFunc(ss, func(x, y *source) int {
+			if c := cmp.Compare(boolInt(x.ts[0].svc == nil), boolInt(y.ts[0].svc == nil)); c != 0 || x.ts[0].se == nil {
+				return c
+			}
+			a, b := x.ts[0].se, y.ts[0].se
+			return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
+		})
+		if len(ss) == 0 {
+			continue
+		}
+		win := ss[0].ts[0]
+		ports := map[uint32]bool{}
+		for _, s := range ss {
+			if s != ss[0] && !mergeable(win, s.ts[0]) {
+				continue
+			}
+			for _, t := range s.ts {
+				if !ports[t.port] {
+					ports[t.port] = true
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// mergeable: two ServiceEntries Istio merges into one service for a
+// proxy (sidecar.go canMergeServices): same namespace, resolution, labels,
+// workloadSelector and exportTo.
+func mergeable(a, b *target) bool {
+	if a.se == nil || b.se == nil || a.se.Namespace != b.se.Namespace || a.se.Spec.GetResolution() != b.se.Spec.GetResolution() {
+		return false
+	}
+	sa, sb := a.se.Spec.GetExportTo(), b.se.Spec.GetExportTo()
+	return maps.Equal(a.se.Labels, b.se.Labels) &&
+		maps.Equal(a.se.Spec.GetWorkloadSelector().GetLabels(), b.se.Spec.GetWorkloadSelector().GetLabels()) &&
+		slices.Equal(slices.Sorted(slices.Values(sa)), slices.Sorted(slices.Values(sb)))
 }
 
 // matchPrefixes are the destinations a filter chain matches for this
