@@ -33,6 +33,10 @@ var serviceRecorded = []string{"clusterIP", "clusterIPs", "ipFamilies", "healthC
 // the service's ExportTo; an empty value leaves it unset).
 const ExportToAnnotation = "networking.istio.io/exportTo"
 
+// serviceAccountAnnotations add identities to a Service
+// (annotation.AlphaKubernetesServiceAccounts, AlphaCanonicalServiceAccounts).
+var serviceAccountAnnotations = []string{"alpha.istio.io/kubernetes-serviceaccounts", "alpha.istio.io/canonical-serviceaccounts"}
+
 func serviceExportTo(v string) []string {
 	if v == "" {
 		return nil
@@ -58,6 +62,17 @@ func loadService(l *loader, d *doc) {
 	for _, e := range svc.ExportTo {
 		if e != "." && e != "*" && e != "~" && len(validation.IsDNS1123Label(e)) > 0 {
 			l.notice(d.src, d.kind, d.name, fmt.Sprintf("metadata.annotations[%s]: %q is neither ., *, ~ nor a namespace name: it exports the Service to no namespace (Istio accepts it the same way)", ExportToAnnotation, e))
+		}
+	}
+	for _, k := range sortedKeys(meta.Annotations) {
+		switch {
+		case k == ExportToAnnotation || !strings.Contains(k, "istio.io/"):
+		case slices.Contains(serviceAccountAnnotations, k):
+			// They add identities a client verifies (ServiceAccounts, the
+			// SANs of ISTIO_MUTUAL): TLS changes, and meshtls does not model them.
+			rep("metadata.annotations["+k+"]", "not supported by meshtls: it adds service accounts a client verifies as SANs (kube/conversion.go ConvertService); remove it")
+		default:
+			l.notice(d.src, d.kind, d.name, fmt.Sprintf("metadata.annotations[%s]: accepted, not modelled (meshtls reads only %s on a Service)", k, ExportToAnnotation))
 		}
 	}
 	if svc.ClusterIP == "" && len(s.Spec.ClusterIPs) > 0 {

@@ -118,6 +118,8 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"(document 2) Service default/ext", "spec.type", "allowed: ClusterIP, NodePort, LoadBalancer, ExternalName"}},
 		{"Service field meshtls does not know", a + "---\napiVersion: v1\nkind: Service\nmetadata: {name: vip}\nspec: {clusterIP: 10.0.0.1, bogus: 1, selector: {app: a}, ports: [{name: http, port: 80}]}\n",
 			[]string{"(document 2) Service default/vip", "spec.bogus", "unknown field"}},
+		{"Service service-account annotation", a + "---\napiVersion: v1\nkind: Service\nmetadata: {name: sa, annotations: {alpha.istio.io/kubernetes-serviceaccounts: x}}\nspec: {selector: {app: a}, ports: [{name: http, port: 80}]}\n",
+			[]string{"(document 2) Service default/sa", "metadata.annotations[alpha.istio.io/kubernetes-serviceaccounts]", "not supported"}},
 		{"Service externalName", a + "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {externalName: example.com}\n",
 			[]string{"(document 2) Service default/ext", "spec.externalName", "only with type: ExternalName"}},
 		{"PA port level without selector", a + "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {portLevelMtls: {8080: {mode: DISABLE}}}\n",
