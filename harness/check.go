@@ -242,7 +242,10 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 		if !ok || e.UpstreamLocalAddress == "" {
 			continue
 		}
-		if up := r.podAt(e.UpstreamHost); up != nil && up != s.p && up.Logs != nil {
+		// A proxy's upstream to a cluster IP (PassthroughCluster, a DNS
+		// cluster that resolved to it) left its pod through the DNAT there:
+		// the pod's capture has the endpoint.
+		if up := r.podAt(r.afterDNAT(ctx, s.p, e.UpstreamLocalAddress, e.UpstreamHost)); up != nil && up != s.p && up.Logs != nil {
 			next = append(next, step{up, e.UpstreamLocalAddress})
 		}
 	}
@@ -264,19 +267,26 @@ func (r *Runtime) collect(ctx context.Context, scenario string, c *mesh.Check, f
 // the pod's capture of the connection has the endpoint. The dialled address
 // when the capture does not have it.
 func (r *Runtime) translatedDst(ctx context.Context, from *Pod, call *pod.CallResult) string {
-	if r.podAt(call.RemoteAddr) != nil {
-		return call.RemoteAddr
+	return r.afterDNAT(ctx, from, call.LocalAddr, call.RemoteAddr)
+}
+
+// afterDNAT is where a connection from src that pod p opened to dst really
+// went: dst itself when it is a pod, else the destination p's capture
+// recorded for src (after the DNAT in p), else dst.
+func (r *Runtime) afterDNAT(ctx context.Context, p *Pod, src, dst string) string {
+	if r.podAt(dst) != nil || src == "" {
+		return dst
 	}
-	fl, err := from.Agent.Flows(ctx, 0)
+	fl, err := p.Agent.Flows(ctx, 0)
 	if err != nil {
-		return call.RemoteAddr
+		return dst
 	}
 	for i := len(fl) - 1; i >= 0; i-- {
-		if fl[i].Src == call.LocalAddr {
+		if fl[i].Src == src {
 			return fl[i].Dst
 		}
 	}
-	return call.RemoteAddr
+	return dst
 }
 
 // podAt finds the pod at an ip:port (or ip).
