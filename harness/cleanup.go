@@ -14,16 +14,24 @@ import (
 
 // removeRun force-removes every container, then every network, of a run.
 //
-// Containers that own an endpoint on the run's network (pod agents, plain
-// workloads) are removed one at a time. Docker 20.10's libnetwork keeps a
-// per-network endpoint count next to the endpoints; removing many attached
-// containers of one network at once can leave that count above zero with
-// no endpoint left (reproduced on this engine: 40 containers removed
-// concurrently leaked the count in 3 of 24 rounds; the same starts with
-// removals one by one, 0 of 16). From then on `docker network rm` says
-// "has active endpoints" although nothing is attached, and only an engine
-// restart recounts. Containers that share a pod's network namespace
-// (Envoy) own no endpoint and go concurrently.
+// Docker 20.10's libnetwork keeps a per-network endpoint count next to the
+// endpoints and refuses to remove a network whose count is not zero. The
+// count is updated by read-modify-write on an object that concurrent
+// endpoint creations and deletions of one network share, so two at once
+// can lose a decrement (or apply an increment twice): the count stays
+// above zero with no endpoint left, `docker network rm` says "has active
+// endpoints" for ever, and only an engine restart recounts
+// (docs/scaling.md, "The Docker engine's endpoint count"). So no endpoint
+// of the run's network is deleted while another is created or deleted:
+//   - every attached container (pod agents, plain workloads) is inspected
+//     first: the engine holds a container's lock for the whole of its
+//     start, network setup included, and an inspect waits for that lock,
+//     so a start still in flight (a killed run's, or one whose call Start
+//     gave up on) has created its endpoint before any removal begins;
+//   - then they are removed one at a time.
+//
+// Containers that share a pod's network namespace (Envoy) own no endpoint
+// and go concurrently.
 //
 // Each engine call is bounded by removeCallBound, the whole removal only by
 // ctx: it takes as long as the engine takes to remove the run's
@@ -73,6 +81,7 @@ func removeRun(ctx context.Context, cli *client.Client, runID string) error {
 		}
 	}
 	g.Go(func() error {
+		settled(ctx, cli, attached, bounded)
 		for _, id := range attached {
 			remove(id)
 		}
@@ -94,6 +103,26 @@ func removeRun(ctx context.Context, cli *client.Client, runID string) error {
 		errs = append(errs, bounded(func(ctx context.Context) error { return removeNetwork(ctx, cli, n.ID, n.Name, runID) }))
 	}
 	return errors.Join(errs...)
+}
+
+// settled returns once the engine has finished any start of the given
+// containers that it had begun: an inspect waits for the container's lock,
+// which a start holds until its endpoint exists (daemon/start.go
+// containerStart, daemon/inspect.go ContainerInspectCurrent in Docker
+// 20.10). An error (a container already gone) settles that container too.
+func settled(ctx context.Context, cli *client.Client, ids []string, bounded func(func(context.Context) error) error) {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, id := range ids {
+		g.Go(func() error {
+			_ = bounded(func(ctx context.Context) error {
+				_, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+				return err
+			})
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // removeCallBound bounds one engine call of a run's removal. Removing a

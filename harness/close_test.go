@@ -20,6 +20,13 @@ import (
 // container removal.
 func fakeEngine(t *testing.T, n int, remove func(r *http.Request, i int)) *client.Client {
 	t.Helper()
+	return fakeEngineInspected(t, n, remove, func() {})
+}
+
+// fakeEngineInspected is fakeEngine whose containers can be inspected:
+// inspect is called for each inspect.
+func fakeEngineInspected(t *testing.T, n int, remove func(r *http.Request, i int), inspect func()) *client.Client {
+	t.Helper()
 	var mu sync.Mutex
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -30,6 +37,10 @@ func fakeEngine(t *testing.T, n int, remove func(r *http.Request, i int)) *clien
 				cs = append(cs, map[string]any{"Id": fmt.Sprintf("%064d", i), "HostConfig": map[string]string{"NetworkMode": "meshtls-net"}})
 			}
 			_ = json.NewEncoder(w).Encode(cs)
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/containers/") && strings.HasSuffix(r.URL.Path, "/json"):
+			inspect()
+			id := strings.TrimSuffix(r.URL.Path[strings.LastIndex(r.URL.Path, "/containers/")+len("/containers/"):], "/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"Id": id, "State": map[string]any{"Status": "running"}})
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/networks"):
 			_, _ = w.Write([]byte("[]"))
 		case r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/containers/"):
