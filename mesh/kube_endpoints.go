@@ -55,6 +55,7 @@ type endpointPort struct {
 }
 
 func loadEndpoints(l *loader, d *doc) {
+	//lint:ignore SA1019 clusters still serve and dump v1 Endpoints, which a bundle from kubectl carries; EndpointSlices are read too
 	e, ok := decodeKube[corev1.Endpoints](d)
 	if !ok {
 		return

@@ -229,20 +229,6 @@ func (m *Mesh) peerMatches(np *networkingv1.NetworkPolicy, peer networkingv1.Net
 	return peer.PodSelector == nil || selectorMatches(peer.PodSelector, p.labels)
 }
 
-// ipBlockHas reports whether a is inside b's cidr and outside its excepts.
-func ipBlockHas(b *networkingv1.IPBlock, a netip.Addr) bool {
-	cidr, err := netip.ParsePrefix(b.CIDR)
-	if err != nil || !cidr.Contains(a) {
-		return false
-	}
-	for _, e := range b.Except {
-		if x, err := netip.ParsePrefix(e); err == nil && x.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
 // NetPolicy is what the bundle's NetworkPolicies allow w's pod, with
 // every pod's address from addrs (the run's address plan, by workload
 // id): for each direction some policy selecting w isolates, the union of
