@@ -47,6 +47,12 @@ func testServer(t testing.TB) (*Server, string, chan string) {
 			send("nack " + node + " " + shortType(typeURL) + " " + version)
 		},
 	}))
+	return s, serve(t, s), events
+}
+
+// serve runs s on a temp Unix socket until the test ends and returns its path.
+func serve(t testing.TB, s *Server) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "xds.sock")
 	lis, err := ListenUnix(sock)
 	if err != nil {
@@ -54,7 +60,7 @@ func testServer(t testing.TB) (*Server, string, chan string) {
 	}
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
-	return s, sock, events
+	return sock
 }
 
 // waitEvent reads events until want arrives.
@@ -587,14 +593,7 @@ func TestServerRestartVersionsDiffer(t *testing.T) {
 	waitEvent(t, events, "disconnected "+node)
 
 	s := NewServer(AfterVersionsOf(old))
-	sock2 := filepath.Join(t.TempDir(), "xds.sock")
-	lis, err := ListenUnix(sock2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	f2 := dialFake(t, sock2, node)
+	f2 := dialFake(t, serve(t, s), node)
 	f2.subscribe(v1) // before the new server has a snapshot
 	waitWatches(t, s, node, 2)
 	v, err := s.Set(node, simpleResources("l1"))
