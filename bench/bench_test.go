@@ -75,3 +75,27 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 }
+
+// The scoped scale bundle gives w0 its namespace's Sidecar and every other
+// pod the namespace default, which imports nothing of the mesh.
+func TestScaleBundleScoped(t *testing.T) {
+	m, err := parse("scoped", ScaleBundleScoped(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Workloads) != 5 || len(m.Checks) != 4 {
+		t.Fatalf("%d workloads and %d checks, want 5 and 4", len(m.Workloads), len(m.Checks))
+	}
+	for _, w := range m.Workloads {
+		want := "default"
+		if w.Name == "w0" {
+			want = "w0"
+		}
+		if sc := m.SidecarFor(w); sc == nil || sc.Name != want {
+			t.Errorf("%s: Sidecar %v, want %s", w.Name, sc, want)
+		}
+	}
+	if _, err := parse("unscoped", ScaleBundle(5)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 // other), with where the start time went.
 type ScaleFigures struct {
 	Pods    int           `json:"pods"`
+	Scoped  bool          `json:"scoped,omitempty"` // ScaleBundleScoped
 	Checks  int           `json:"checks"`
 	Failed  []string      `json:"failed,omitempty"`
 	Total   time.Duration `json:"totalNs"` // load + start + checks (Close excluded)
@@ -76,8 +77,38 @@ func (f *ScaleFigures) PerPodMemory() float64 {
 
 // ScaleBundle is the generated bundle: n sidecar workloads w0..w(n-1)
 // (labels app: wN), mesh-wide STRICT, and a check from w0 to every other pod.
-func ScaleBundle(n int) string {
+func ScaleBundle(n int) string { return scaleBundle(n, false) }
+
+// ScaleBundleScoped is ScaleBundle with each proxy's config scoped to what
+// it calls, as Istio advises for large meshes (its Sidecar resource): the
+// namespace's Sidecar imports only istio-system (nothing here), w0's own
+// imports its namespace. Without it every proxy holds every Service, so
+// Envoy's memory and push cost grow with the square of the mesh.
+func ScaleBundleScoped(n int) string { return scaleBundle(n, true) }
+
+const scaleSidecars = `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress:
+  - hosts: ["istio-system/*"]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: w0, namespace: default}
+spec:
+  workloadSelector:
+    labels: {app: w0}
+  egress:
+  - hosts: ["./*"]
+`
+
+func scaleBundle(n int, scoped bool) string {
 	var b strings.Builder
+	if scoped {
+		b.WriteString(scaleSidecars)
+	}
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, "---\napiVersion: meshtls.dev/v1alpha1\nkind: Workload\nmetadata: {name: w%d, labels: {app: w%d}}\nspec:\n  ports: [{name: http, port: 8080}, {name: tcp, port: 9000}]\n", i, i)
 	}
@@ -93,18 +124,20 @@ func ScaleBundle(n int) string {
 // sampling system memory every 100 ms; then pushRounds mesh-wide
 // PeerAuthentication changes and one change that concerns one proxy
 // (scalePushes); then closes it.
-func Scale(ctx context.Context, n, pushRounds int, logf func(string, ...any)) (*ScaleFigures, error) {
+//
+// scoped uses ScaleBundleScoped instead.
+func Scale(ctx context.Context, n, pushRounds int, scoped bool, logf func(string, ...any)) (*ScaleFigures, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	f := &ScaleFigures{Pods: n, Load1: load1()}
+	f := &ScaleFigures{Pods: n, Scoped: scoped, Load1: load1()}
 	dir, err := os.MkdirTemp("", "meshtls-scale-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, fmt.Sprintf("scale-%d.yaml", n))
-	if err := os.WriteFile(file, []byte(ScaleBundle(n)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(scaleBundle(n, scoped)), 0o644); err != nil {
 		return nil, err
 	}
 	f.MemIdle = memInUse()
@@ -316,7 +349,7 @@ func containerMemory(ids map[string]string) map[string]uint64 {
 // pushed.
 func scalePushes(ctx context.Context, rt *harness.Runtime, n, rounds int, f *ScaleFigures, logf func(string, ...any)) error {
 	bundle := func(extra string) (*mesh.Mesh, error) {
-		b := strings.Replace(ScaleBundle(n), meshPA("STRICT"), extra, 1)
+		b := strings.Replace(scaleBundle(n, f.Scoped), meshPA("STRICT"), extra, 1)
 		return parse(fmt.Sprintf("scale-%d.yaml", n), b)
 	}
 	var ds []time.Duration

@@ -42,6 +42,7 @@ func main() {
 	soakPushes := flag.Int("soak-pushes", 50, "pushes during the soak")
 	scale := flag.String("scale", "", "instead: generated meshes of these sizes, e.g. 10,50,100 (N sidecar pods, mesh STRICT, N-1 checks), with where the start time went")
 	scalePushes := flag.Int("scale-pushes", 10, "with -scale: mesh-wide pushes timed on each mesh (then one one-proxy push); 0: none")
+	scaleScoped := flag.Bool("scale-scoped", false, "with -scale: each proxy's config scoped by Istio Sidecars to what it calls (bench.ScaleBundleScoped)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -49,7 +50,7 @@ func main() {
 		os.Exit(soak(ctx, *soakChecks, *soakPushes, *verbose))
 	}
 	if *scale != "" {
-		os.Exit(scaleRuns(ctx, *scale, *scalePushes, *verbose))
+		os.Exit(scaleRuns(ctx, *scale, *scalePushes, *scaleScoped, *verbose))
 	}
 
 	var all []*bench.Figures

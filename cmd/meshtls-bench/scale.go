@@ -15,7 +15,7 @@ import (
 // scaleRuns runs bench.Scale for each size in sizes ("10,50,100") and
 // prints each run's figures and profile; exit 1 when a check failed, 2 when
 // a run could not finish.
-func scaleRuns(ctx context.Context, sizes string, pushes int, verbose bool) int {
+func scaleRuns(ctx context.Context, sizes string, pushes int, scoped, verbose bool) int {
 	var logf func(string, ...any)
 	if verbose {
 		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+f+"\n", a...) }
@@ -28,7 +28,7 @@ func scaleRuns(ctx context.Context, sizes string, pushes int, verbose bool) int 
 			fmt.Fprintf(os.Stderr, "-scale %q: want sizes of 2 or more, e.g. 10,50,100\n", sizes)
 			return 2
 		}
-		f, err := bench.Scale(ctx, n, pushes, logf)
+		f, err := bench.Scale(ctx, n, pushes, scoped, logf)
 		if f != nil {
 			printScale(f, first)
 			if first == nil {
@@ -49,7 +49,11 @@ func scaleRuns(ctx context.Context, sizes string, pushes int, verbose bool) int 
 func printScale(f *bench.ScaleFigures, first *bench.ScaleFigures) {
 	sec := func(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 	mib := func(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-	fmt.Printf("\n%d sidecar pods, %d checks (%d failed), load average %.2f at start\n", f.Pods, f.Checks, len(f.Failed), f.Load1)
+	scoped := ""
+	if f.Scoped {
+		scoped = ", each proxy scoped by Sidecars (w0: its namespace; the others: istio-system)"
+	}
+	fmt.Printf("\n%d sidecar pods%s, %d checks (%d failed), load average %.2f at start\n", f.Pods, scoped, f.Checks, len(f.Failed), f.Load1)
 	if f.PodsWhenStopped != 0 {
 		fmt.Printf("  STOPPED by the memory guard (available memory below %d MiB) with %d pods running; system memory peak - idle %.1f MiB\n",
 			bench.MemGuard>>20, f.PodsWhenStopped, float64(f.MemPeak-min(f.MemPeak, f.MemIdle))/(1<<20))
