@@ -254,7 +254,9 @@ func TestEngineEndpointCountLeak(t *testing.T) {
 // per process, not by every later sweep: one run's leftover does not fail
 // or clutter the runs and tests after it. Other errors are always kept.
 func TestStaleNetworkReportedOnce(t *testing.T) {
-	stale := fmt.Errorf("network meshtls-%s of run %s: %w", t.Name(), "0badc0de", errStaleNetwork)
+	// quietStale remembers networks for the process's life: a name of its
+	// own per call keeps -count=N meaningful.
+	stale := fmt.Errorf("network meshtls-%s-%d of run %s: %w", t.Name(), time.Now().UnixNano(), "0badc0de", errStaleNetwork)
 	other := errors.New("removing container 0123456789ab: permission denied")
 	first := quietStale(errors.Join(stale, other))
 	if first == nil || !errors.Is(first, errStaleNetwork) || !strings.Contains(first.Error(), "permission denied") {
