@@ -74,13 +74,17 @@ build:
 # goroutines, fds and heap before and after, and nothing left behind);
 # then generated meshes of SCALE (default 10,50,100) sidecar pods: start,
 # checks, where the start time and CPU went, memory per pod, and push-to-ACK
-# of mesh-wide and one-workload changes.
+# of mesh-wide and one-workload changes; then the same generated mesh of
+# SCALE_SCOPED (default 100) pods with each proxy scoped by Istio Sidecars.
+# (SCALE is a variable: $(or) would split its commas into arguments.)
+SCALE ?= 10,50,100
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkTranslate1000Services -benchmem -count $(or $(RUNS),3) ./translate/
 	$(GO) build -o bin/meshtls-bench ./cmd/meshtls-bench
 	./bin/meshtls-bench -runs $(or $(RUNS),3)
 	./bin/meshtls-bench -soak $(or $(SOAK),1000) -soak-pushes 50
-	./bin/meshtls-bench -scale $(or $(SCALE),10,50,100)
+	./bin/meshtls-bench -scale $(SCALE)
+	./bin/meshtls-bench -scale $(or $(SCALE_SCOPED),100) -scale-scoped
 
 # Every bundle of scenarios/testdata/ on each pinned Envoy release
 # (docs/envoy-versions.md); prints the checks whose outcome differs.
