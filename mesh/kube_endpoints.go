@@ -270,8 +270,11 @@ func (m *Mesh) serviceByFQDN(h string) (*Service, bool) {
 // Sources: pilot/pkg/model/push_context.go (resolveServiceAliases),
 // pilot/pkg/networking/core/httproute.go (generateVirtualHostDomains),
 // tls.go (buildSidecarOutboundTLSFilterChainOpts), cluster.go and
-// listener.go (Alias services get neither), sidecar.go (matchingAliasService:
-// only aliases the proxy's scope imports).
+// listener.go (Alias services get neither). Deviation: istiod also drops
+// an alias whose name the Sidecar egress hosts that imported the aliased
+// service do not match (sidecar.go matchingAliasService); every visible
+// alias is kept here, which differs only under a Sidecar importing exact
+// hostnames (docs/istio-behaviour.md).
 func (m *Mesh) Aliases(host, ns string) []*Service {
 	var out []*Service
 	for _, s := range m.Services {
