@@ -43,14 +43,21 @@ type Agent struct {
 // LoadConfig reads a pod.Config from path.
 func LoadConfig(path string) (Config, error) {
 	var cfg Config
+	err := readJSON(path, &cfg, "pod config")
+	return cfg, err
+}
+
+// readJSON reads into v a JSON file the harness wrote into the pod's run
+// dir; what names it in errors.
+func readJSON(path string, v any, what string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("read pod config: %w (the harness writes it before starting the pod)", err)
+		return fmt.Errorf("read %s: %w (the harness writes it into the pod's run dir)", what, err)
 	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("pod config %s: %w", path, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return cfg, nil
+	return nil
 }
 
 // NewAgent prepares an agent; Start makes it listen.

@@ -1,11 +1,9 @@
 package pod
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -49,14 +47,8 @@ func (p NetPolicy) Isolated() bool { return p.Ingress != nil || p.Egress != nil 
 // LoadNetPolicy reads a NetPolicy file the harness wrote.
 func LoadNetPolicy(path string) (NetPolicy, error) {
 	var p NetPolicy
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return p, fmt.Errorf("read network policy: %w", err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("network policy %s: %w", path, err)
-	}
-	return p, nil
+	err := readJSON(path, &p, "network policy")
+	return p, err
 }
 
 // protocols are NetworkPolicy's protocols (spec.ingress[].ports[].protocol).
